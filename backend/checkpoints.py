@@ -1,0 +1,163 @@
+"""Model folders on disk: `config.json` + `model.safetensors`, written atomically, checked on load.
+
+The JSON records the architecture, the SHA-256 of the weights file and free-form metadata; a weights
+file that is truncated, corrupt or from another config is refused with a message naming the file.
+Nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import CheckpointError, ConfigError
+from .model import AtlasVAE, ModelConfig
+from .prior import GaussianMixturePrior
+
+FORMAT = "atlasvae-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference plus what its folder says about it."""
+
+    model: AtlasVAE
+    config: ModelConfig
+    prior: GaussianMixturePrior | None
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.name)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically write `obj` as pretty JSON."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """Serialise tensors in safetensors format (contiguous CPU copies)."""
+    return st_save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
+
+
+def bytes_to_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
+    """Parse safetensors bytes, turning any parse failure into a CheckpointError naming `source`."""
+    try:
+        return st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{source}: not a valid safetensors file ({exc})") from None
+
+
+def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior | None = None,
+               meta: dict[str, Any] | None = None) -> Path:
+    """Write a model folder: weights first, then the config that vouches for them by hash."""
+    folder = Path(folder)
+    tensors = dict(model.state_dict())
+    if prior is not None:
+        tensors.update(prior.to_tensors())
+    data = tensors_to_bytes(tensors)
+    atomic_write_bytes(folder / WEIGHTS_FILE, data)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
+              "weights_sha256": hashlib.sha256(data).hexdigest(), "has_prior": prior is not None,
+              "meta": meta or {}}
+    atomic_write_json(folder / CONFIG_FILE, config)
+    return folder
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """Read and check a model folder's config.json."""
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: model folder does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: not a model folder (no {CONFIG_FILE})")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable model config ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an AtlasVAE model config (format field missing or wrong)")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer AtlasVAE (format version "
+                              f"{config['format_version']} > {FORMAT_VERSION}); update the backend")
+    return config
+
+
+def load_model(folder: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+    """Load a model folder for inference (eval mode) on `device`."""
+    folder = Path(folder)
+    config = read_config(folder)
+    try:
+        cfg = ModelConfig.from_dict(config.get("model", {}))
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: invalid model config ({exc})") from None
+    weights = folder / WEIGHTS_FILE
+    try:
+        data = weights.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{weights}: cannot read weights ({exc.strerror or exc})") from None
+    if hashlib.sha256(data).hexdigest() != config.get("weights_sha256"):
+        raise CheckpointError(f"{weights}: weights file is truncated, corrupt or from another model "
+                              f"(its checksum does not match {CONFIG_FILE})")
+    tensors = bytes_to_tensors(data, weights)
+    prior = GaussianMixturePrior.from_tensors(tensors, str(weights)) if config.get("has_prior") else None
+    model = AtlasVAE(cfg)
+    load_state(model, {k: v for k, v in tensors.items() if not k.startswith("prior.")}, weights)
+    model.to(device).eval()
+    return LoadedModel(model=model, config=cfg, prior=prior, path=folder, meta=config.get("meta", {}))
+
+
+def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """Copy tensors into `model`, naming missing, unexpected and mis-shaped keys on mismatch."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    shapes = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+              if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+        if shapes:
+            parts.append(f"shape mismatch {'; '.join(shapes[:5])}")
+        raise CheckpointError(f"{source}: weights do not fit the model config ({'; '.join(parts)})")
+    model.load_state_dict(tensors, strict=True)
+
+
+def is_model_folder(path: str | Path) -> bool:
+    """True when `path` looks like a model folder (has both files); cheap, does not validate."""
+    p = Path(path)
+    return (p / CONFIG_FILE).is_file() and (p / WEIGHTS_FILE).is_file()
