@@ -1,0 +1,250 @@
+"""Command line: `python -m backend <command>`; run `python -m backend <command> --help` for details."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import AtlasError, ConfigError
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "base"
+
+EPILOG = """examples:
+  python -m backend sample --n 8 --out out/samples          8 new shapes from the bundled model
+  python -m backend reconstruct monkey.obj --out out/monkey_vae.obj
+  python -m backend finetune --data ~/assets/swords --out ~/models/swords --epochs 20
+  python -m backend train --procedural all:200 --out runs/base --epochs 40
+  python -m backend evaluate --model models/base --procedural sword,plane:50 --seed 7
+  python -m backend serve                                  JSON-RPC on stdin/stdout (for Blender)
+"""
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where the model runs: auto picks CUDA, then Apple MPS, then CPU (default: auto)")
+
+
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                   help=f"model folder (config.json + model.safetensors); default: the bundled {DEFAULT_MODEL.name}")
+
+
+def _resolution_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resolution", type=int, default=2562,
+                   help="vertices per output mesh; the sphere template snaps to 642, 2562, 10242, ... (default 2562)")
+
+
+def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig(out="")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="folder of mesh files (OBJ, STL, PLY, OFF, GLB/GLTF; any tree, ShapeNet "
+                                    "or ModelNet layout); never modified")
+    src.add_argument("--procedural", help="built-in procedural families, e.g. 'sword,plane:200' or 'all:100'")
+    p.add_argument("--out", required=True, help="output model folder; an existing one needs --resume or --force")
+    if finetune:
+        p.add_argument("--init", type=Path, default=DEFAULT_MODEL,
+                       help="model to start from (default: the bundled base model)")
+    else:
+        p.add_argument("--init", type=Path, default=None, help="optional model to start from (fine-tuning)")
+    p.add_argument("--epochs", type=int, default=20 if finetune else d.epochs, help="passes over the data")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=5e-4 if finetune else d.lr, help="Adam learning rate")
+    p.add_argument("--points", type=int, default=d.points, help="surface points per shape per step")
+    p.add_argument("--beta", type=float, default=d.beta,
+                   help="KL weight relative to the mean squared Chamfer (default %(default)s; see docs)")
+    p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help="linear KL warm-up length")
+    p.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dim that cost nothing")
+    p.add_argument("--mode", choices=("vae", "ae"), default=d.mode, help="vae (default) or plain autoencoder")
+    p.add_argument("--template", choices=("sphere", "squares"), default=d.template)
+    p.add_argument("--patches", type=int, default=d.patches, help="number of template primitives")
+    p.add_argument("--latent-dim", type=int, default=d.latent_dim)
+    p.add_argument("--decoder-width", type=int, default=d.decoder_width)
+    p.add_argument("--decoder-layers", type=int, default=d.decoder_layers)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--sheet-every", type=int, default=d.sheet_every, help="write a sample sheet PNG every N epochs")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--name", help="model name shown in Blender (default: the output folder's name)")
+    p.add_argument("--cache-dir", help="where sampled surface points are cached (default ~/.cache/atlasvae)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="overwrite the model in --out")
+    _device_arg(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (kept separate so tests and docs can inspect it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m backend", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="AtlasVAE: generate, reconstruct and train 3-D shape models (an AtlasNet VAE).")
+    parser.add_argument("--version", action="version", version=f"atlasvae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from scratch on a folder of meshes or procedural shapes")
+    _train_args(p, finetune=False)
+    p = sub.add_parser("finetune", help="adapt a pretrained model to a folder of your own meshes")
+    _train_args(p, finetune=True)
+
+    p = sub.add_parser("sample", help="write N new shapes as mesh files")
+    _model_arg(p)
+    p.add_argument("--n", type=int, default=8, help="number of shapes (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same shapes")
+    p.add_argument("--temperature", type=float, default=1.0, help="latent spread: lower is safer, higher wilder")
+    p.add_argument("--prior", choices=("auto", "normal", "gmm"), default="auto",
+                   help="latent prior: the fitted mixture (gmm), N(0, I) (normal) or the model's default (auto)")
+    p.add_argument("--out", type=Path, default=Path("out/samples"), help="folder for sample_000.obj, ...")
+    p.add_argument("--format", default="obj", choices=("obj", "ply", "stl", "glb", "off"))
+    p.add_argument("--sheet", type=Path, help="also write a PNG sheet of the samples here")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    _resolution_arg(p)
+    _device_arg(p)
+
+    p = sub.add_parser("reconstruct", help="encode a mesh file and decode the model's version of it")
+    _model_arg(p)
+    p.add_argument("input", type=Path, help="mesh file to reconstruct")
+    p.add_argument("--out", type=Path, required=True, help="output mesh file (format from its suffix)")
+    p.add_argument("--force", action="store_true", help="overwrite the output file")
+    _resolution_arg(p)
+    _device_arg(p)
+
+    p = sub.add_parser("interpolate", help="morph between two mesh files through the latent space")
+    _model_arg(p)
+    p.add_argument("a", type=Path)
+    p.add_argument("b", type=Path)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--out", type=Path, default=Path("out/interpolation"), help="folder for step_000.obj, ...")
+    p.add_argument("--force", action="store_true")
+    _resolution_arg(p)
+    _device_arg(p)
+
+    p = sub.add_parser("evaluate", help="reconstruction and generation metrics as JSON")
+    _model_arg(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="folder of reference meshes")
+    src.add_argument("--procedural", help="procedural references, e.g. 'sword,plane:50'")
+    p.add_argument("--seed", type=int, default=1, help="seed for procedural references and sampling")
+    p.add_argument("--samples", type=int, default=0, help="generated shapes per group (default: as many as refs)")
+    p.add_argument("--out", type=Path, help="write the JSON here as well as to stdout")
+    _device_arg(p)
+
+    p = sub.add_parser("serve", help="JSON-RPC 2.0 over stdin/stdout for the Blender add-on", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise ConfigError(f"{existing[0]} already exists ({len(existing)} file(s) would be overwritten); "
+                          f"pass --force to overwrite")
+
+
+def _service(args: argparse.Namespace) -> Any:
+    from .service import ModelService
+
+    service = ModelService(args.device)
+    service.load(args.model)
+    return service
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import config_from_args, run
+
+    cfg = config_from_args({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+    cancel = threading.Event()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort now)", file=sys.stderr)
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        summary = run(cfg, cancel=cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["state"] == "finished" else 130
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .data.meshio import save_mesh
+
+    paths = [args.out / f"sample_{i:03d}.{args.format}" for i in range(args.n)]
+    _refuse_existing(paths, args.force)
+    meshes = _service(args).sample(args.n, args.seed, args.temperature, args.resolution, args.prior)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path, mesh in zip(paths, meshes):
+        save_mesh(path, mesh)
+    if args.sheet:
+        from .reports import point_sheet
+
+        point_sheet([m.vertices for m in meshes], args.sheet, [p.stem for p in paths])
+    print(f"wrote {len(paths)} meshes to {args.out}")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .data.meshio import load_mesh, save_mesh
+
+    _refuse_existing([args.out], args.force)
+    mesh = load_mesh(args.input)
+    result, cd = _service(args).reconstruct(mesh, args.resolution)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_mesh(args.out, result)
+    print(f"wrote {args.out} (Chamfer x1e-3: {cd:.3f})")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from .data.meshio import load_mesh, save_mesh
+
+    paths = [args.out / f"step_{i:03d}.obj" for i in range(args.steps)]
+    _refuse_existing(paths, args.force)
+    meshes = _service(args).interpolate(load_mesh(args.a), load_mesh(args.b), args.steps, args.resolution)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path, mesh in zip(paths, meshes):
+        save_mesh(path, mesh)
+    print(f"wrote {len(paths)} meshes to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_model
+
+    report = evaluate_model(args.model, data=args.data, procedural=args.procedural, seed=args.seed,
+                            samples=args.samples, device=args.device)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        from .checkpoints import atomic_write_bytes
+
+        atomic_write_bytes(args.out, (text + "\n").encode())
+    print(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors print one clear line and exit 2, Ctrl-C exits 130."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "serve":
+        from .server import main as serve_main
+
+        return serve_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    handlers = {"train": cmd_train, "finetune": cmd_train, "sample": cmd_sample,
+                "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate, "evaluate": cmd_evaluate}
+    try:
+        return handlers[args.command](args)
+    except AtlasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,214 @@
+"""In-process model operations shared by the CLI and the server: load, sample, reconstruct, interpolate.
+
+Meshes go in and out in the caller's frame; the service normalises inputs to the unit ball for the
+network and maps results back, so a reconstruction lands where the original is.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoints import LoadedModel, is_model_folder, load_model
+from .data.meshio import Mesh, Normalisation, normalisation_of
+from .data.sampling import sample_surface
+from .device import resolve_device
+from .errors import AtlasError, ConfigError
+from .metrics import chamfer
+from .prior import PRIOR_KINDS, standard_normal
+from .templates import random_points, template_mesh
+
+ENCODE_POINTS = 2500
+DECODE_BATCH = 16
+
+
+class NoModelError(AtlasError):
+    """Raised when an operation needs a model and none is loaded."""
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+    return int(value)
+
+
+def _check_float(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
+        raise ConfigError(f"{name} must be a number between {low} and {high}, got {value!r}")
+    return float(value)
+
+
+class ModelService:
+    """Holds at most one loaded model and runs inference with it; thread-safe."""
+
+    def __init__(self, device: str = "auto") -> None:
+        self._device = resolve_device(device)
+        self._loaded: LoadedModel | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    @property
+    def info(self) -> dict[str, Any] | None:
+        with self._lock:
+            lm = self._loaded
+            if lm is None:
+                return None
+            return {"name": lm.name, "path": str(lm.path), "config": lm.config.to_dict(),
+                    "has_prior": lm.prior is not None, "default_prior": self._default_prior(lm),
+                    "metrics": lm.meta.get("metrics", {})}
+
+    def load(self, model_dir: str | Path) -> dict[str, Any]:
+        """Load a model folder, replacing any loaded model only once the new one loaded fine."""
+        loaded = load_model(model_dir, self._device)
+        with self._lock:
+            self._loaded = loaded
+        info = self.info
+        assert info is not None
+        return info
+
+    def unload(self) -> bool:
+        """Drop the loaded model and return its memory to the system; True if one was loaded."""
+        with self._lock:
+            had = self._loaded is not None
+            self._loaded = None
+        gc.collect()
+        if self._device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self._device.type == "mps" and hasattr(torch, "mps"):
+            torch.mps.empty_cache()
+        return had
+
+    def _require(self) -> LoadedModel:
+        if self._loaded is None:
+            raise NoModelError("no model is loaded; load a model first")
+        return self._loaded
+
+    @staticmethod
+    def _default_prior(lm: LoadedModel) -> str:
+        if lm.prior is None:
+            return "normal"
+        return str(lm.meta.get("default_prior", "gmm"))
+
+    def _latents(self, lm: LoadedModel, count: int, seed: int, temperature: float, prior: str) -> np.ndarray:
+        if prior not in PRIOR_KINDS:
+            raise ConfigError(f"prior must be one of {PRIOR_KINDS}, got {prior!r}")
+        kind = self._default_prior(lm) if prior == "auto" else prior
+        if kind == "gmm":
+            if lm.prior is None:
+                raise ConfigError(f"model {lm.name!r} has no fitted prior; use prior 'normal'")
+            return lm.prior.sample(count, seed, temperature)
+        return standard_normal(count, lm.config.latent_dim, seed, temperature)
+
+    def _decode(self, lm: LoadedModel, z: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+        """Latents (n, D) -> unit-ball vertices (n, V, 3) on the template mesh, and its faces."""
+        pts, faces = template_mesh(lm.config.template, lm.config.patches, resolution)
+        template = torch.from_numpy(pts).to(self._device)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(z), DECODE_BATCH):
+                zb = torch.as_tensor(z[start:start + DECODE_BATCH], dtype=torch.float32, device=self._device)
+                out.append(lm.model.decode(zb, template).float().cpu().numpy())
+        return np.concatenate(out).astype(np.float64), faces
+
+    def _encode(self, lm: LoadedModel, meshes: list[Mesh]) -> tuple[np.ndarray, list[Normalisation],
+                                                                    np.ndarray]:
+        """Posterior means for meshes, their normalisations and their unit-ball surface samples."""
+        norms = [normalisation_of(m.vertices) for m in meshes]
+        clouds = np.stack([
+            sample_surface(Mesh(n.apply(m.vertices), m.faces), ENCODE_POINTS, np.random.default_rng(0))
+            for m, n in zip(meshes, norms)])
+        with torch.inference_mode():
+            mu, _ = lm.model.encode(torch.as_tensor(clouds, dtype=torch.float32, device=self._device))
+        return mu.float().cpu().numpy().astype(np.float64), norms, clouds
+
+    def sample(self, count: int, seed: int = 0, temperature: float = 1.0, resolution: int = 2562,
+               prior: str = "auto") -> list[Mesh]:
+        """`count` new shapes in the unit ball; the same seed gives the same shapes."""
+        count = _check_int("count", count, 1, 1024)
+        seed = _check_int("seed", seed, 0, 2**32 - 1)
+        temperature = _check_float("temperature", temperature, 0.0, 10.0)
+        resolution = _check_int("resolution", resolution, 12, 200_000)
+        with self._lock:
+            lm = self._require()
+            verts, faces = self._decode(lm, self._latents(lm, count, seed, temperature, prior), resolution)
+        return [Mesh(v, faces) for v in verts]
+
+    def reconstruct(self, mesh: Mesh, resolution: int = 2562) -> tuple[Mesh, float]:
+        """The model's version of `mesh` in the mesh's own frame, and its Chamfer distance x1e-3."""
+        resolution = _check_int("resolution", resolution, 12, 200_000)
+        with self._lock:
+            lm = self._require()
+            mu, norms, clouds = self._encode(lm, [mesh])
+            verts, faces = self._decode(lm, mu, resolution)
+            dense = self._decode_random(lm, mu, ENCODE_POINTS)
+        score = chamfer(dense[0], clouds[0]) * 1e3
+        return Mesh(norms[0].invert(verts[0]), faces), float(score)
+
+    def _decode_random(self, lm: LoadedModel, z: np.ndarray, count: int) -> np.ndarray:
+        gen = torch.Generator().manual_seed(0)
+        template = random_points(lm.config.template, lm.config.patches, count, gen, self._device)
+        with torch.inference_mode():
+            out = lm.model.decode(torch.as_tensor(z, dtype=torch.float32, device=self._device), template)
+        return out.float().cpu().numpy()
+
+    def interpolate(self, a: Mesh, b: Mesh, steps: int = 5, resolution: int = 2562) -> list[Mesh]:
+        """`steps` shapes morphing from `a` to `b` (both ends included), placed between their frames."""
+        steps = _check_int("steps", steps, 2, 256)
+        resolution = _check_int("resolution", resolution, 12, 200_000)
+        with self._lock:
+            lm = self._require()
+            mu, norms, _ = self._encode(lm, [a, b])
+            t = np.linspace(0.0, 1.0, steps)[:, None]
+            verts, faces = self._decode(lm, (1 - t) * mu[0] + t * mu[1], resolution)
+        out = []
+        for ti, v in zip(t[:, 0], verts):
+            frame = Normalisation(center=(1 - ti) * norms[0].center + ti * norms[1].center,
+                                  scale=float((1 - ti) * norms[0].scale + ti * norms[1].scale))
+            out.append(Mesh(frame.invert(v), faces))
+        return out
+
+    def variations(self, mesh: Mesh, count: int = 4, spread: float = 0.5, seed: int = 0,
+                   resolution: int = 2562) -> list[Mesh]:
+        """`count` shapes near `mesh` in latent space; `spread` scales the step (1 = one prior std)."""
+        count = _check_int("count", count, 1, 256)
+        spread = _check_float("spread", spread, 0.0, 10.0)
+        seed = _check_int("seed", seed, 0, 2**32 - 1)
+        resolution = _check_int("resolution", resolution, 12, 200_000)
+        with self._lock:
+            lm = self._require()
+            mu, norms, _ = self._encode(lm, [mesh])
+            scale = self._prior_std(lm)
+            eps = np.random.default_rng(seed).standard_normal((count, mu.shape[1]))
+            verts, faces = self._decode(lm, mu[0] + spread * scale * eps, resolution)
+        return [Mesh(norms[0].invert(v), faces) for v in verts]
+
+    @staticmethod
+    def _prior_std(lm: LoadedModel) -> np.ndarray:
+        if lm.prior is None:
+            return np.ones(lm.config.latent_dim)
+        cov = np.einsum("kij,klj->kil", lm.prior.chol, lm.prior.chol)
+        means = lm.prior.means
+        mean = lm.prior.weights @ means
+        var = lm.prior.weights @ (np.diagonal(cov, axis1=1, axis2=2) + (means - mean) ** 2)
+        return np.sqrt(var)
+
+    @staticmethod
+    def list_models(roots: list[str | Path]) -> list[dict[str, str]]:
+        """Every model folder directly in, or one level below, each root (roots that are missing are skipped)."""
+        found: dict[str, dict[str, str]] = {}
+        for root in map(Path, roots):
+            if not root.is_dir():
+                continue
+            candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
+            for cand in candidates:
+                if is_model_folder(cand):
+                    found.setdefault(str(cand.resolve()), {"name": cand.name, "path": str(cand.resolve())})
+        return list(found.values())
