@@ -70,7 +70,7 @@ def template_mesh(kind: str, patches: int, resolution: int) -> tuple[np.ndarray,
     Returns points shaped (patches, P, dim) and faces (F, 3) indexing the flattened (patches * P) points.
     """
     if kind == "sphere":
-        pts, faces = _icosphere(icosphere_level(resolution))
+        pts, faces = _icosphere(icosphere_level(max(12, resolution // patches)))
         return pts[None].repeat(patches, axis=0), _offset_faces(faces, len(pts), patches)
     template_dim(kind)
     side = max(2, int(round(math.sqrt(resolution / patches))))
