@@ -70,6 +70,9 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float = 0.0
     With free_bits > 0 each dimension's batch-mean KL below that many nats costs nothing, so the
     optimiser has no reason to collapse dimensions that carry little information.
     """
+    if mu.dim() != 2 or logvar.shape != mu.shape:
+        raise ValueError(f"kl_divergence expects mu and logvar both (B, D), got {tuple(mu.shape)} and "
+                         f"{tuple(logvar.shape)}")
     per_dim = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean(0)
     if free_bits > 0:
         per_dim = per_dim.clamp_min(free_bits)
