@@ -108,6 +108,8 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: unreadable model config ({exc})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an AtlasVAE model config (format field missing or wrong)")
+    if not isinstance(config.get("format_version", 0), int):
+        raise CheckpointError(f"{path}: format_version must be an integer, got {config['format_version']!r}")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer AtlasVAE (format version "
                               f"{config['format_version']} > {FORMAT_VERSION}); update the backend")

@@ -34,7 +34,13 @@ class ModelConfig:
     norm: str = "batch"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
+        widths = self.encoder_widths
+        if not isinstance(widths, (tuple, list)) or not all(_is_int(w) for w in widths):
+            raise ConfigError(f"encoder_widths must be a list of integers, got {widths!r}")
+        object.__setattr__(self, "encoder_widths", tuple(int(w) for w in widths))
+        for name in ("patches", "latent_dim", "decoder_width", "decoder_layers"):
+            if not _is_int(getattr(self, name)):
+                raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}")
         if self.mode not in MODES:
             raise ConfigError(f"model mode must be one of {MODES}, got {self.mode!r}")
         if self.template not in TEMPLATE_KINDS:
@@ -65,6 +71,10 @@ class ModelConfig:
         """AtlasNet's own default: 1 sphere, 1024-wide bottleneck, 512 hidden, 2 extra layers."""
         return cls(mode=mode, latent_dim=1024, encoder_widths=(64, 128, 1024), decoder_width=512,
                    decoder_layers=2)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _norm(kind: str, width: int) -> nn.Module:
