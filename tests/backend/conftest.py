@@ -1,0 +1,79 @@
+"""Shared tiny models for the backend tests: random-weight model folders and one short procedural run.
+
+Everything here is session-scoped and small (16-dim latent, 32-wide decoder) so the whole backend suite
+stays fast on a busy two-core machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+TINY_ARCH = dict(latent_dim=16, encoder_widths=(16, 32), decoder_width=32, decoder_layers=1)
+TINY_TRAIN = dict(procedural="sword,mug:6", epochs=2, batch_size=4, points=128, sheet_every=1,
+                  device="cpu", prior_components=2, **TINY_ARCH)
+
+
+def tiny_model(seed: int = 0, **overrides: object):  # -> AtlasVAE
+    """A random-weight tiny AtlasVAE with non-trivial batch-norm statistics, in eval mode."""
+    from backend.model import AtlasVAE, ModelConfig
+    from backend.templates import random_points
+
+    torch.manual_seed(seed)
+    model = AtlasVAE(ModelConfig(**{**TINY_ARCH, **overrides}))
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(4, 64, 3) * 2 - 1, random_points(model.cfg.template, model.cfg.patches, 64))
+    return model.eval()
+
+
+def tiny_prior(seed: int = 0):  # -> GaussianMixturePrior
+    """A 2-component mixture fitted to two clusters of 16-dim codes."""
+    from backend.prior import fit_gmm
+
+    rng = np.random.default_rng(seed)
+    codes = np.concatenate([rng.normal(-2.0, 0.3, (20, 16)), rng.normal(2.0, 0.3, (20, 16))])
+    return fit_gmm(codes, components=2, seed=seed)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model():
+    """The tiny_model factory, for tests that need fresh models."""
+    return tiny_model
+
+
+@pytest.fixture(scope="session")
+def make_tiny_prior():
+    """The tiny_prior factory, for tests that need a fitted prior."""
+    return tiny_prior
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder with random tiny weights and no fitted prior."""
+    from backend.checkpoints import save_model
+
+    return save_model(tmp_path_factory.mktemp("models") / "tiny", tiny_model(0), meta={"name": "tiny"})
+
+
+@pytest.fixture(scope="session")
+def tiny_prior_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder with random tiny weights and a fitted Gaussian-mixture prior."""
+    from backend.checkpoints import save_model
+
+    return save_model(tmp_path_factory.mktemp("models") / "tiny_prior", tiny_model(1), prior=tiny_prior(),
+                      meta={"name": "tiny_prior", "default_prior": "gmm"})
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One finished two-epoch procedural training run: {"out": Path, "summary": dict, "events": list}."""
+    from backend.train import TrainConfig, run
+
+    out = tmp_path_factory.mktemp("runs") / "tiny_run"
+    events: list[dict] = []
+    summary = run(TrainConfig(out=str(out), **TINY_TRAIN), progress=events.append)
+    return {"out": out, "summary": summary, "events": events}
