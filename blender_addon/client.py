@@ -1,0 +1,453 @@
+"""BackendClient: runs the AtlasVAE backend as a subprocess and talks JSON-RPC to it over stdio.
+
+Standard library only (no bpy, no torch) so plain pytest can drive it and Blender's Python can import
+it. Replies resolve futures on a reader thread; notifications queue up for the UI to drain from a
+timer; a dead backend fails every pending request with its exit code and last log lines, never hangs.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+PROTOCOL_VERSION = 1
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+STDERR_LINES = 200
+TAIL_LINES = 20
+
+
+class BackendError(Exception):
+    """A failed request or a dead backend: `message`, JSON-RPC `code` (if any) and the backend's last log lines."""
+
+    def __init__(self, message: str, code: int | None = None, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.stderr_tail = stderr_tail
+
+    def __str__(self) -> str:
+        if self.stderr_tail:
+            return f"{self.message}\n--- last backend output ---\n{self.stderr_tail}"
+        return self.message
+
+
+class BackendTimeout(BackendError):
+    """No reply within the requested time (the backend may still be working on it)."""
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"backend exited with code {code} (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            return f"backend exited with code {code}"
+    return f"backend exited with code {code}"
+
+
+class _Session:
+    """One backend process with its pipes, reader threads and in-flight requests."""
+
+    def __init__(self, proc: subprocess.Popen, log_path: Path | None, max_message_bytes: int,
+                 notifications: "queue.SimpleQueue[dict[str, Any]]") -> None:
+        self.proc = proc
+        self.log_path = log_path
+        self.max_message_bytes = max_message_bytes
+        self.notifications = notifications
+        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.pending: dict[int, tuple[str, Future]] = {}
+        self.ids = itertools.count(1)
+        self.stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self.closed = False
+        self.close_error: BackendError | None = None
+        self.stopping = False
+        self.ready = False
+        self.handshake: dict[str, Any] | None = None
+        self.stderr_thread = threading.Thread(target=self._read_stderr, name="atlasvae-client-stderr",
+                                              daemon=True)
+        self.stdout_thread = threading.Thread(target=self._read_stdout, name="atlasvae-client-stdout",
+                                              daemon=True)
+        self.stderr_thread.start()
+        self.stdout_thread.start()
+
+    def tail(self, lines: int = TAIL_LINES) -> str:
+        return "\n".join(list(self.stderr_lines)[-lines:])
+
+    # ---- requests -----------------------------------------------------------------------------------
+    def submit(self, method: str, params: Mapping[str, Any] | None, timeout: float | None) -> Future:
+        future: Future = Future()
+        with self.lock:
+            if self.closed:
+                future.set_exception(self.close_error or BackendError("backend is not running"))
+                return future
+            request_id = next(self.ids)
+            self.pending[request_id] = (method, future)
+        try:
+            line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": dict(params or {})},
+                              ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii") + b"\n"
+        except (TypeError, ValueError) as exc:
+            self._resolve(request_id, error=BackendError(f"cannot encode params for '{method}': {exc}"))
+            return future
+        if len(line) > self.max_message_bytes:
+            self._resolve(request_id, error=BackendError(
+                f"request '{method}' is {len(line)} bytes, over the {self.max_message_bytes}-byte message limit; "
+                f"send a smaller mesh"))
+            return future
+        if timeout is not None:
+            timer = threading.Timer(timeout, self._time_out, args=(request_id, method, timeout))
+            timer.daemon = True
+            timer.start()
+            future.add_done_callback(lambda _f: timer.cancel())
+        try:
+            with self.write_lock:
+                stdin = self.proc.stdin
+                assert stdin is not None
+                stdin.write(line)
+                stdin.flush()
+        except (OSError, ValueError) as exc:
+            try:
+                code = self.proc.wait(timeout=2.0)
+                message = _exit_text(code)
+            except subprocess.TimeoutExpired:
+                message = f"cannot send '{method}' to the backend ({exc})"
+            self._resolve(request_id, error=BackendError(message, stderr_tail=self.tail()))
+        return future
+
+    def _time_out(self, request_id: int, method: str, timeout: float) -> None:
+        self._resolve(request_id, error=BackendTimeout(f"backend did not answer '{method}' within {timeout:g} s",
+                                                       stderr_tail=self.tail()))
+
+    def _resolve(self, request_id: Any, result: Any = None, error: BackendError | None = None) -> bool:
+        with self.lock:
+            entry = self.pending.pop(request_id, None) if isinstance(request_id, int) else None
+        if entry is None:
+            return False
+        future = entry[1]
+        if not future.set_running_or_notify_cancel():
+            return True
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+        return True
+
+    def fail_all(self, error: BackendError) -> None:
+        with self.lock:
+            self.closed = True
+            self.close_error = error
+            pending = list(self.pending)
+        for request_id in pending:
+            self._resolve(request_id, error=error)
+
+    # ---- reader threads -----------------------------------------------------------------------------
+    def _read_stdout(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        try:
+            for raw in iter(stdout.readline, b""):
+                self._dispatch(raw)
+        except (OSError, ValueError):
+            pass
+        code = self.proc.wait()
+        self.stderr_thread.join(timeout=5.0)
+        if self.stopping:
+            error = BackendError("backend stopped")
+        else:
+            error = BackendError(_exit_text(code), stderr_tail=self.tail())
+        self.fail_all(error)
+
+    def _dispatch(self, raw: bytes) -> None:
+        try:
+            message = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._note(f"[client] ignored a non-protocol line from the backend: {raw[:200]!r}")
+            return
+        if not isinstance(message, dict):
+            self._note(f"[client] ignored a non-object line from the backend: {raw[:200]!r}")
+            return
+        if "id" in message and ("result" in message or "error" in message):
+            error = message.get("error")
+            if error is not None:
+                if not isinstance(error, dict):
+                    error = {"message": str(error)}
+                exc = BackendError(str(error.get("message", "unknown backend error")), code=error.get("code"))
+                if not self._resolve(message["id"], error=exc):
+                    self._note(f"[client] backend error for no pending request: {exc.message}")
+                    self.notifications.put({"method": "protocol_error", "params": error})
+            elif not self._resolve(message["id"], result=message.get("result")):
+                self._note(f"[client] dropped a late reply for request {message['id']!r}")
+            return
+        if isinstance(message.get("method"), str):
+            self.notifications.put({"method": message["method"], "params": message.get("params") or {}})
+            return
+        self._note(f"[client] ignored an unexpected message from the backend: {raw[:200]!r}")
+
+    def _note(self, text: str) -> None:
+        self.stderr_lines.append(text)
+        self._log(text)
+
+    def _log(self, text: str) -> None:
+        if self.log_path is None:
+            return
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        except OSError:
+            self.log_path = None
+
+    def _read_stderr(self) -> None:
+        stderr = self.proc.stderr
+        assert stderr is not None
+        handle = None
+        if self.log_path is not None:
+            try:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(self.log_path, "a", encoding="utf-8")
+            except OSError:
+                handle = None
+        try:
+            for raw in iter(stderr.readline, b""):
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                self.stderr_lines.append(text)
+                if handle is not None:
+                    handle.write(text + "\n")
+                    handle.flush()
+        except (OSError, ValueError):
+            pass
+        finally:
+            if handle is not None:
+                handle.close()
+
+
+class BackendClient:
+    """Owns the backend subprocess: start, requests as futures, notifications, restart and stop.
+
+    `backend_root` is the folder that contains the `backend` package (the repository root in
+    development, the add-on folder when installed); it becomes the working directory and PYTHONPATH.
+    """
+
+    def __init__(self, python: str, backend_root: str | Path, args: Sequence[str] = (),
+                 env: Mapping[str, str | None] | None = None, log_path: str | Path | None = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.python = str(python)
+        self.backend_root = Path(backend_root)
+        self.args = [str(a) for a in args]
+        self.env = dict(env or {})
+        self.log_path = Path(log_path) if log_path else None
+        self.max_message_bytes = max_message_bytes
+        self._session: _Session | None = None
+        self._lifecycle = threading.RLock()
+        self._notifications: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._last_error = ""
+        self._starting = False
+
+    # ---- status -------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """"stopped", "starting", "ready", "busy" (requests in flight) or "error" (see last_error)."""
+        session = self._session
+        if self._starting:
+            return "starting"
+        if session is None:
+            return "error" if self._last_error else "stopped"
+        if session.closed or session.proc.poll() is not None:
+            if not session.stopping and not self._last_error and session.close_error is not None:
+                self._last_error = str(session.close_error)
+            return "error" if self._last_error or not session.stopping else "stopped"
+        return "busy" if session.pending else "ready"
+
+    @property
+    def last_error(self) -> str:
+        """Text of the last start failure or unexpected exit ("" if none)."""
+        self.state  # refreshes _last_error from a session that died
+        return self._last_error
+
+    @property
+    def handshake(self) -> dict[str, Any] | None:
+        """The running backend's handshake result (device, model, models, versions)."""
+        session = self._session
+        return session.handshake if session is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        session = self._session
+        return session.proc.pid if session is not None else None
+
+    def stderr_tail(self, lines: int = TAIL_LINES) -> str:
+        """The backend's last `lines` lines of stderr (kept across an unexpected exit)."""
+        session = self._session
+        return session.tail(lines) if session is not None else ""
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+    def _command(self) -> list[str]:
+        return [self.python, "-m", "backend", "serve", *self.args, "--parent-pid", str(os.getpid())]
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP")}
+        env.update({"PYTHONPATH": str(self.backend_root), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
+        for key, value in self.env.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = str(value)
+        return env
+
+    def start(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Spawn the backend and wait for its handshake; returns the handshake result."""
+        with self._lifecycle:
+            if self._session is not None and not self._session.closed and self._session.proc.poll() is None:
+                raise BackendError("backend is already running; call stop() first or use ensure_started()")
+            self._discard_session()
+            self._starting = True
+            self._last_error = ""
+            try:
+                return self._start(timeout)
+            except BackendError as exc:
+                self._last_error = str(exc)
+                raise
+            finally:
+                self._starting = False
+
+    def _start(self, timeout: float) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if os.name == "nt":
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | 0x08000000  # CREATE_NO_WINDOW
+        else:
+            kwargs["start_new_session"] = True  # a Ctrl+C meant for Blender must not kill a checkpoint write
+        if not self.backend_root.is_dir():
+            raise BackendError(f"backend folder {str(self.backend_root)!r} does not exist")
+        try:
+            proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, cwd=str(self.backend_root), env=self._environment(),
+                                    **kwargs)
+        except OSError as exc:
+            raise BackendError(f"cannot start the backend with Python {self.python!r}: "
+                               f"{exc.strerror or exc}") from None
+        session = _Session(proc, self.log_path, self.max_message_bytes, self._notifications)
+        self._session = session
+        session._log(f"--- backend started: pid {proc.pid}: {' '.join(self._command())}")
+        future = session.submit("handshake", {}, None)
+        try:
+            info = future.result(timeout)
+        except FutureTimeout:
+            self._kill(session)
+            raise BackendTimeout(f"backend did not finish starting within {timeout:g} s",
+                                 stderr_tail=session.tail()) from None
+        except BackendError:
+            self._kill(session)
+            raise
+        version = info.get("protocol_version") if isinstance(info, dict) else None
+        if version != PROTOCOL_VERSION:
+            self._stop_session(session, 5.0)
+            raise BackendError(f"backend speaks protocol version {version!r} but this add-on needs "
+                               f"{PROTOCOL_VERSION}; install matching versions of the add-on and backend")
+        session.handshake = info
+        session.ready = True
+        return info
+
+    def ensure_started(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Return the running backend's handshake, starting (or restarting a dead) backend if needed."""
+        with self._lifecycle:
+            session = self._session
+            if session is not None and session.ready and not session.closed and session.proc.poll() is None:
+                assert session.handshake is not None
+                return session.handshake
+            return self.start(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the backend to shut down, then terminate and finally kill it if it does not exit."""
+        with self._lifecycle:
+            session = self._session
+            if session is None:
+                return
+            self._stop_session(session, timeout)
+            self._last_error = ""
+
+    def _stop_session(self, session: _Session, timeout: float) -> None:
+        session.stopping = True
+        if session.proc.poll() is None and not session.closed:
+            try:
+                session.submit("shutdown", {}, None).result(timeout)
+            except (BackendError, FutureTimeout):
+                pass
+        self._close_stdin(session)
+        try:
+            session.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._kill(session)
+        session.stdout_thread.join(timeout=5.0)
+        session.fail_all(BackendError("backend stopped"))
+
+    @staticmethod
+    def _close_stdin(session: _Session) -> None:
+        stdin = session.proc.stdin
+        if stdin is None:
+            return
+        try:
+            with session.write_lock:
+                stdin.close()
+        except OSError:
+            pass
+
+    def _kill(self, session: _Session) -> None:
+        session.stopping = True
+        if session.proc.poll() is None:
+            session.proc.terminate()
+            try:
+                session.proc.wait(3.0)
+            except subprocess.TimeoutExpired:
+                session.proc.kill()
+                session.proc.wait()
+        self._close_stdin(session)
+
+    def _discard_session(self) -> None:
+        session = self._session
+        if session is not None:
+            self._close_stdin(session)
+            session.stdout_thread.join(timeout=5.0)
+            for pipe in (session.proc.stdout, session.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    def __enter__(self) -> "BackendClient":
+        self.ensure_started()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- requests -----------------------------------------------------------------------------------
+    def submit(self, method: str, params: Mapping[str, Any] | None = None, timeout: float | None = None) -> Future:
+        """Send a request; the Future resolves to its result or fails with BackendError / BackendTimeout."""
+        session = self._session
+        if session is None:
+            future: Future = Future()
+            future.set_exception(BackendError(self._last_error or "backend is not running; call start() first"))
+            return future
+        return session.submit(method, params, timeout)
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None, timeout: float | None = None) -> Any:
+        """Send a request and wait for its result; raises BackendError (BackendTimeout past `timeout`)."""
+        return self.submit(method, params, timeout).result()
+
+    def drain_notifications(self) -> list[dict[str, Any]]:
+        """All notifications received since the last drain, oldest first ({"method", "params"} dicts)."""
+        out = []
+        while True:
+            try:
+                out.append(self._notifications.get_nowait())
+            except queue.Empty:
+                return out
+
+
+__all__ = ["BackendClient", "BackendError", "BackendTimeout", "PROTOCOL_VERSION"]
