@@ -287,7 +287,9 @@ class Server:
             return RpcError(OUT_OF_MEMORY, f"out of memory on {self.service.device} during '{method}': lower "
                                            f"the resolution or count, release memory, or use the CPU device "
                                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
-        if type(exc).__name__ == "NoModelError":
+        from backend.service import NoModelError
+
+        if isinstance(exc, NoModelError):
             return RpcError(NO_MODEL, str(exc))
         if isinstance(exc, BusyError):
             return RpcError(BUSY, str(exc))
@@ -590,10 +592,10 @@ def main(argv: list[str] | None = None) -> int:
                   "backend requirements into %s", type(exc).__name__, exc, sys.executable)
         return 2
     server = Server(service, proto_out, models_dirs=args.models_dir)
+    _install_signals(server, args.parent_pid)
     log.info("device %s", service.device)
     if args.model:
         server.load_at_start(args.model)
-    _install_signals(server, args.parent_pid)
     if args.parent_pid is not None:
         threading.Thread(target=_watch_parent, args=(server, args.parent_pid), name="atlasvae-parent-watch",
                          daemon=True).start()
