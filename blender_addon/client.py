@@ -14,6 +14,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -320,7 +321,7 @@ class BackendClient:
 
     def _start(self, timeout: float) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
-        if os.name == "nt":
+        if sys.platform == "win32":
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | 0x08000000  # CREATE_NO_WINDOW
         else:
             kwargs["start_new_session"] = True  # a Ctrl+C meant for Blender must not kill a checkpoint write
