@@ -1,0 +1,225 @@
+"""Find what the add-on needs on disk: the backend package, model folders and a Python with torch.
+
+bpy-free and torch-free, so it runs in Blender, in plain pytest and in build_addon.py alike. The
+backend runs in its own interpreter; every candidate interpreter is checked once by importing torch
+in a subprocess, and the answer is cached for the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+ADDON_DIR = Path(__file__).resolve().parent
+PYTHON_ENV = "ATLASVAE_PYTHON"
+MODELS_ENV = "ATLASVAE_MODELS_DIR"
+MODEL_FORMAT = "atlasvae-model"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CHECK_TIMEOUT_S = 180.0
+DEV_ONLY_PACKAGES = frozenset({"bpy", "fake-bpy-module", "pytest", "hypothesis", "mypy"})
+
+
+class LocateError(RuntimeError):
+    """Something the add-on needs could not be found; the message lists what was tried."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model folder the add-on can offer: display name, folder and where it was found."""
+
+    name: str
+    path: Path
+    source: str  # "bundled", "user" (fine-tuned outputs live there too) or "env"
+
+
+def backend_root(addon_dir: Path | None = None) -> Path:
+    """The folder that contains the `backend` package: the add-on itself when bundled, else its parent."""
+    addon = Path(addon_dir) if addon_dir is not None else ADDON_DIR
+    candidates = (addon, addon.parent)
+    for folder in candidates:
+        if (folder / "backend" / "__init__.py").is_file():
+            return folder
+    tried = ", ".join(str(c / "backend") for c in candidates)
+    raise LocateError(f"AtlasVAE backend package not found (looked for {tried}); reinstall the add-on")
+
+
+def bundled_models_dir(addon_dir: Path | None = None) -> Path | None:
+    """Models shipped with the add-on ($ATLASVAE_MODELS_DIR overrides), or None when there are none."""
+    override = os.environ.get(MODELS_ENV)
+    if override:
+        return Path(override).expanduser()
+    addon = Path(addon_dir) if addon_dir is not None else ADDON_DIR
+    for folder in (addon / "models", addon.parent / "models"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def user_models_dir(user_dir: Path) -> Path:
+    """Where fine-tuned models are written inside the user folder."""
+    return Path(user_dir) / "models"
+
+
+def venv_python(venv: Path, windows: bool | None = None) -> Path:
+    """The interpreter inside a virtual environment folder."""
+    is_windows = os.name == "nt" if windows is None else windows
+    return Path(venv) / "Scripts" / "python.exe" if is_windows else Path(venv) / "bin" / "python"
+
+
+def user_venv_dir(user_dir: Path) -> Path:
+    """The backend environment that "Install backend dependencies" creates in the user folder."""
+    return Path(user_dir) / "venv"
+
+
+def fallback_user_dir() -> Path:
+    """A per-user config folder for AtlasVAE when Blender offers no extension folder."""
+    if os.name == "nt":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "atlasvae"
+
+
+def model_name(folder: Path) -> str | None:
+    """The display name of a model folder (meta name or folder name), or None if it is not one."""
+    config_path = folder / CONFIG_FILE
+    if not (config_path.is_file() and (folder / WEIGHTS_FILE).is_file()):
+        return None
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
+        return None
+    meta = config.get("meta")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return str(name) if name else folder.name
+
+
+def find_models(roots: Sequence[tuple[Path | None, str]]) -> list[ModelEntry]:
+    """Model folders at or one level below each (root, source); first occurrence of a path wins."""
+    found: list[ModelEntry] = []
+    seen: set[Path] = set()
+    for root, source in roots:
+        if root is None or not Path(root).is_dir():
+            continue
+        root = Path(root)
+        children = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name.lower())
+        for folder in (root, *children):
+            resolved = folder.resolve()
+            name = model_name(folder)
+            if name is None or resolved in seen:
+                continue
+            seen.add(resolved)
+            found.append(ModelEntry(name=name, path=resolved, source=source))
+    return found
+
+
+_checked: dict[str, tuple[bool, str]] = {}
+_checked_lock = threading.Lock()
+
+
+def check_python(python: str | Path, timeout: float = CHECK_TIMEOUT_S) -> tuple[bool, str]:
+    """Whether `python` runs and can import torch: (ok, reason); cached per path for the session."""
+    key = str(python)
+    with _checked_lock:
+        if key in _checked:
+            return _checked[key]
+    path = Path(python)
+    if not path.is_file():
+        verdict = (False, "no such file")
+    else:
+        try:
+            proc = subprocess.run([key, "-c", "import torch"], capture_output=True, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as exc:
+            verdict = (False, f"cannot run it ({exc})")
+        else:
+            if proc.returncode == 0:
+                verdict = (True, "torch imports")
+            else:
+                lines = (proc.stderr or "").strip().splitlines()
+                verdict = (False, lines[-1] if lines else f"exit status {proc.returncode}")
+    with _checked_lock:
+        _checked[key] = verdict
+    return verdict
+
+
+def forget_checks() -> None:
+    """Drop cached interpreter checks, e.g. after installing the backend environment."""
+    with _checked_lock:
+        _checked.clear()
+
+
+def python_candidates(preference: str, user_dir: Path | None,
+                      addon_dir: Path | None = None) -> list[tuple[str, Path]]:
+    """Interpreters to try, in order, each with a label saying where it came from."""
+    addon = Path(addon_dir) if addon_dir is not None else ADDON_DIR
+    out: list[tuple[str, Path]] = []
+    if preference.strip():
+        out.append(("preferences", Path(preference.strip()).expanduser()))
+    env = os.environ.get(PYTHON_ENV, "").strip()
+    if env:
+        out.append((f"${PYTHON_ENV}", Path(env).expanduser()))
+    if user_dir is not None:
+        out.append(("user environment", venv_python(user_venv_dir(user_dir))))
+    out.append(("project .venv", venv_python(addon.parent / ".venv")))
+    out.append(("this Python", Path(sys.executable)))
+    return out
+
+
+def find_python(preference: str = "", user_dir: Path | None = None, addon_dir: Path | None = None) -> str:
+    """The first candidate interpreter that can import torch; LocateError lists every one tried."""
+    tried: list[str] = []
+    for label, path in python_candidates(preference, user_dir, addon_dir):
+        ok, reason = check_python(path)
+        if ok:
+            return str(path)
+        tried.append(f"{label} {path}: {reason}")
+    raise LocateError("No Python with torch found for the AtlasVAE backend. Tried: " + "; ".join(tried)
+                      + ". Set the interpreter in the add-on preferences or use 'Install backend dependencies'.")
+
+
+def runtime_requirements(requirements: Path) -> list[str]:
+    """Pinned lines of a requirements file minus development-only packages (bpy, pytest, ...)."""
+    lines: list[str] = []
+    for raw in Path(requirements).read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name = line
+        for sep in ("==", ">=", "<=", "~=", "!=", ">", "<", "[", ";", " "):
+            name = name.split(sep, 1)[0]
+        if name.strip().lower().replace("_", "-") not in DEV_ONLY_PACKAGES:
+            lines.append(line)
+    return lines
+
+
+def requirements_file(addon_dir: Path | None = None) -> Path:
+    """The backend requirements shipped with the add-on, or the repo's list in development."""
+    addon = Path(addon_dir) if addon_dir is not None else ADDON_DIR
+    candidates = (addon / "requirements.txt", addon.parent / "backend" / "requirements.txt",
+                  addon.parent / "requirements.txt")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise LocateError("No backend requirements list found (looked for "
+                      + ", ".join(str(p) for p in candidates) + ")")
+
+
+def install_commands(base_python: str | Path, user_dir: Path, requirements: Path) -> list[list[str]]:
+    """Commands that build the backend environment: a venv in the user folder, then pip installs."""
+    venv = user_venv_dir(user_dir)
+    python = str(venv_python(venv))
+    return [[str(base_python), "-m", "venv", str(venv)],
+            [python, "-m", "pip", "install", "--upgrade", "pip"],
+            [python, "-m", "pip", "install", "-r", str(requirements)]]

@@ -1,0 +1,137 @@
+"""Fixtures for add-on tests in real bpy (headless): a tiny model folder, the add-on enabled through
+addon_utils (so its preferences exist), a clean scene per test, and the backend it starts.
+
+Blender's user folders point into a temporary directory before bpy is first imported, so the tests
+never read or write the real user configuration. bpy is imported lazily: the bpy-free tests
+(locate, build) do not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ADDON_MODULE = "blender_addon"
+_USER_ROOT = Path(tempfile.mkdtemp(prefix="atlasvae-blender-user-"))
+for _var, _sub in (("BLENDER_USER_CONFIG", "config"), ("BLENDER_USER_SCRIPTS", "scripts"),
+                   ("BLENDER_USER_EXTENSIONS", "extensions"), ("BLENDER_USER_DATAFILES", "datafiles")):
+    os.environ[_var] = str(_USER_ROOT / _sub)
+
+
+def backend_python() -> str:
+    """The interpreter with torch that runs the backend in tests ($ATLASVAE_PYTHON, else the repo venv)."""
+    explicit = os.environ.get("ATLASVAE_PYTHON")
+    if explicit:
+        return explicit
+    venv = REPO / ".venv" / "bin" / "python"
+    return str(venv) if venv.is_file() else sys.executable
+
+
+def make_tiny_model(folder: Path, name: str) -> Path:
+    """Write the identity-sphere test model (see make_tiny_model.py) with the backend's Python."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([backend_python(), str(HERE / "make_tiny_model.py"), str(folder), name],
+                          capture_output=True, text=True, env=env, cwd=str(REPO))
+    assert proc.returncode == 0, f"could not build the tiny model:\n{proc.stderr}"
+    return folder
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder with one tiny model, exported as ATLASVAE_MODELS_DIR for the add-on."""
+    root = tmp_path_factory.mktemp("models")
+    make_tiny_model(root / "tiny", "tiny")
+    os.environ["ATLASVAE_MODELS_DIR"] = str(root)
+    os.environ["ATLASVAE_PYTHON"] = backend_python()
+    return root
+
+
+@pytest.fixture(scope="session")
+def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The add-on's user folder (fine-tuned models, logs) for this test session."""
+    return tmp_path_factory.mktemp("atlasvae-user")
+
+
+@pytest.fixture(scope="session")
+def bpy_module() -> Any:
+    """Real Blender as a Python module (imported once per process)."""
+    return pytest.importorskip("bpy")
+
+
+@pytest.fixture(scope="session")
+def addon(bpy_module: Any, models_dir: Path, user_dir: Path) -> Iterator[Any]:
+    """The add-on enabled like Blender does (addon_utils), preferences set for the tests."""
+    import addon_utils
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    module = addon_utils.enable(ADDON_MODULE, default_set=True)
+    assert module is not None, "addon_utils.enable returned None (see the traceback above)"
+    prefs = bpy_module.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.user_dir = str(user_dir)
+    prefs.device = "cpu"
+    from blender_addon import properties
+
+    properties.refresh_models()
+    yield module
+    addon_utils.disable(ADDON_MODULE, default_set=True)
+    shutil.rmtree(_USER_ROOT, ignore_errors=True)
+
+
+@pytest.fixture()
+def scene(addon: Any, bpy_module: Any) -> Iterator[Any]:
+    """A scene emptied of objects and collections, with the tiny model chosen and fast settings."""
+    bpy = bpy_module
+    clear_scene(bpy)
+    scene = bpy.context.scene
+    settings = scene.atlasvae
+    settings.model = str((Path(os.environ["ATLASVAE_MODELS_DIR"]) / "tiny").resolve())
+    settings.resolution_preset = "642"
+    settings.random_seed = False
+    scene.cursor.location = (0.0, 0.0, 0.0)
+    yield scene
+    clear_scene(bpy)
+
+
+def clear_scene(bpy: Any) -> None:
+    """Remove every object, collection and mesh so each test starts from nothing."""
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    for collection in list(bpy.data.collections):
+        bpy.data.collections.remove(collection)
+    for mesh in list(bpy.data.meshes):
+        bpy.data.meshes.remove(mesh)
+    bpy.context.view_layer.update()
+
+
+def add_mesh_object(bpy: Any, name: str, kind: str = "uv_sphere", location: tuple[float, float, float] = (0, 0, 0),
+                    rotation: tuple[float, float, float] = (0, 0, 0),
+                    scale: tuple[float, float, float] = (1, 1, 1)) -> Any:
+    """Add a primitive mesh object with a transform, select it alone and make it active."""
+    ops = {"uv_sphere": bpy.ops.mesh.primitive_uv_sphere_add, "cube": bpy.ops.mesh.primitive_cube_add,
+           "monkey": bpy.ops.mesh.primitive_monkey_add, "cone": bpy.ops.mesh.primitive_cone_add}
+    ops[kind](location=location, rotation=rotation)
+    obj = bpy.context.active_object
+    obj.name = name
+    obj.scale = scale  # on the object: the operator's own scale argument is baked into the mesh
+    bpy.context.view_layer.update()
+    return obj
+
+
+def select_only(bpy: Any, objects: list[Any], active: Any | None = None) -> None:
+    """Select exactly `objects` and make `active` (default: the last one) the active object."""
+    for obj in bpy.context.view_layer.objects:
+        obj.select_set(False)
+    for obj in objects:
+        obj.select_set(True)
+    view_layer = bpy.context.view_layer
+    view_layer.objects.active = active if active is not None else (objects[-1] if objects else None)
