@@ -1,0 +1,332 @@
+"""The add-on's one backend and its work queue: start on demand, run requests off the main thread,
+and hand the replies back to Blender's main thread from a bpy.app.timers function.
+
+In interactive Blender a request runs on a worker thread (starting the backend if needed) and its
+result is applied by the timer, which exists only while work is pending. In background mode
+(bpy.app.background, where timers never fire) a request runs to completion inside the operator.
+No bpy data is touched off the main thread: worker functions only talk to the backend.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import bpy
+
+from . import locate
+from .client import BackendClient, BackendError, BackendTimeout
+
+TICK_S = 0.1
+STOP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Everything needed to start the backend, read from preferences on the main thread."""
+
+    python_preference: str
+    user_dir: Path
+    device: str
+    model_path: str | None
+    models_dirs: tuple[Path, ...]
+
+    def args(self) -> list[str]:
+        """Command-line arguments for `python -m backend serve` (the client adds `serve` itself)."""
+        args = ["--device", self.device]
+        if self.model_path:
+            args += ["--model", self.model_path]
+        for folder in self.models_dirs:
+            args += ["--models-dir", str(folder)]
+        return args
+
+
+@dataclass
+class Task:
+    """One request: `work` runs against the started backend off the main thread (interactive) and
+    returns plain data; `apply` turns that data into Blender objects on the main thread and returns
+    the message to report. `kind` lets operators grey out while the same kind is pending;
+    `on_error` (main thread) undoes any state the operator set before submitting."""
+
+    kind: str
+    label: str
+    work: Callable[["Backend"], Any]
+    apply: Callable[[Any], str]
+    on_error: Callable[[BaseException], None] | None = None
+    future: Future[Any] | None = field(default=None, repr=False)
+
+
+def error_text(exc: BaseException) -> str:
+    """The message to show for a failure: the backend's own words plus its last log lines if it died."""
+    if isinstance(exc, BackendTimeout):
+        return f"Backend did not answer in time: {exc.message}"
+    if isinstance(exc, BackendError):
+        text = exc.message or str(exc)
+        tail = (exc.stderr_tail or "").strip().splitlines()
+        if tail and exc.code is None:
+            text += " | backend log: " + " / ".join(tail[-3:])
+        return text
+    return str(exc) or type(exc).__name__
+
+
+class Backend:
+    """The backend process (through BackendClient) plus which model it has loaded; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._client: BackendClient | None = None
+        self._handshake: dict[str, Any] | None = None
+        self._loaded: dict[str, Any] | None = None
+        self._atexit = False
+
+    @property
+    def client(self) -> BackendClient | None:
+        return self._client
+
+    @property
+    def handshake(self) -> dict[str, Any] | None:
+        return self._handshake
+
+    @property
+    def loaded_model(self) -> dict[str, Any] | None:
+        """Info of the model the backend holds (name, path, ...) or None."""
+        return self._loaded
+
+    def _make_client(self, config: LaunchConfig) -> BackendClient:
+        python = locate.find_python(config.python_preference, config.user_dir)
+        log_dir = Path(config.user_dir) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        client = BackendClient(python, locate.backend_root(), args=config.args(),
+                               log_path=log_dir / "backend.log")
+        if not self._atexit:
+            atexit.register(self.stop)
+            self._atexit = True
+        return client
+
+    def ensure(self, config: LaunchConfig) -> BackendClient:
+        """The running client, starting (or restarting after a crash) the backend if needed."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client(config)
+            client = self._client
+            handshake = client.ensure_started()
+            if handshake is not self._handshake:  # a new process: learn what it loaded at start
+                self._handshake = handshake
+                model = handshake.get("model")
+                self._loaded = model if isinstance(model, dict) else None
+            return client
+
+    def ensure_model(self, config: LaunchConfig) -> tuple[BackendClient, dict[str, Any]]:
+        """The running client with the configured model loaded; returns (client, model info)."""
+        with self._lock:
+            client = self.ensure(config)
+            wanted = config.model_path
+            if wanted is None:
+                raise locate.LocateError("No AtlasVAE model found: add one to the models folder or fine-tune one")
+            if self._loaded is None or not _same_path(self._loaded.get("path"), wanted):
+                self._loaded = None
+                reply = client.call("load_model", {"path": wanted})
+                self._loaded = reply["model"]
+            assert self._loaded is not None
+            return client, self._loaded
+
+    def call(self, config: LaunchConfig, method: str, params: dict[str, Any],
+             timeout: float | None = None) -> Any:
+        """Start if needed, then one request."""
+        client = self.ensure(config)
+        return client.call(method, params, timeout=timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the backend process is up (ready or busy)."""
+        client = self._client
+        return client is not None and client.state in ("ready", "busy")
+
+    def set_loaded(self, info: dict[str, Any] | None) -> None:
+        """Record the model the backend reports it loaded by itself (after a fine-tune)."""
+        with self._lock:
+            self._loaded = info
+
+    def forget_model(self) -> None:
+        """The backend dropped its model (release); the next model call loads it again."""
+        with self._lock:
+            self._loaded = None
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Notifications received since the last drain (progress, job_done)."""
+        client = self._client
+        return client.drain_notifications() if client is not None else []
+
+    def stop(self) -> None:
+        """Stop the process and forget the client, so the next start reads preferences afresh."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._handshake = None
+            self._loaded = None
+        if client is not None:
+            try:
+                client.stop(STOP_TIMEOUT_S)
+            except Exception as exc:  # stopping must never raise into Blender's shutdown
+                print(f"AtlasVAE: stopping the backend failed: {exc}")
+
+    def status(self) -> tuple[str, str]:
+        """(state, human text) for the panel: stopped / starting / ready / busy / error."""
+        client = self._client
+        if client is None:
+            return "stopped", "Not started (starts on first use)"
+        state = client.state
+        if state == "error":
+            return state, str(client.last_error or "Backend failed")
+        if state == "starting":
+            return state, "Starting: loading torch and the model"
+        if state == "stopped":
+            return state, "Stopped (starts on next use)"
+        device = (self._handshake or {}).get("device", "?")
+        model = (self._loaded or {}).get("name", "no model")
+        return state, f"{'Busy' if state == 'busy' else 'Ready'} on {device}, model {model}"
+
+
+def _same_path(a: Any, b: Any) -> bool:
+    if not a or not b:
+        return False
+    try:
+        return Path(str(a)).resolve() == Path(str(b)).resolve()
+    except OSError:
+        return str(a) == str(b)
+
+
+backend = Backend()
+_pending: list[Task] = []
+_executor: ThreadPoolExecutor | None = None
+_notification_handler: Callable[[dict[str, Any]], None] | None = None
+_idle_check: Callable[[], bool] | None = None
+
+
+def set_handlers(on_notification: Callable[[dict[str, Any]], None] | None,
+                 keep_ticking: Callable[[], bool] | None) -> None:
+    """Install the main-thread notification handler and the "is a job still running" check."""
+    global _notification_handler, _idle_check
+    _notification_handler = on_notification
+    _idle_check = keep_ticking
+
+
+def pending_kinds() -> set[str]:
+    """Kinds of requests submitted and not yet applied (interactive mode only)."""
+    return {task.kind for task in _pending}
+
+
+def run(task: Task, blocking: bool | None = None) -> str | None:
+    """Blocking (default in background mode): do the task now and return its message; exceptions
+    propagate to the operator. Otherwise queue it and return None; the timer applies and reports it."""
+    global _executor
+    if bpy.app.background if blocking is None else blocking:
+        return task.apply(task.work(backend))
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="atlasvae")
+    task.future = _executor.submit(task.work, backend)
+    _pending.append(task)
+    ensure_timer()
+    return None
+
+
+def ensure_timer() -> None:
+    """Register the dispatch timer unless it is already registered (it never fires in background mode)."""
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=TICK_S)
+
+
+def pump_notifications() -> None:
+    """Hand every queued backend notification to the handler (main thread only)."""
+    for message in backend.drain():
+        if _notification_handler is not None:
+            _notification_handler(message)
+
+
+def tick() -> float | None:
+    """Timer body: apply finished tasks, pump notifications, redraw; unregister when idle."""
+    for task in [t for t in _pending if t.future is not None and t.future.done()]:
+        _pending.remove(task)
+        assert task.future is not None
+        try:
+            message = task.apply(task.future.result())
+        except Exception as exc:
+            if task.on_error is not None:
+                task.on_error(exc)
+            report("ERROR", f"{task.label} failed: {error_text(exc)}")
+        else:
+            report("INFO", message)
+    try:
+        pump_notifications()
+    except Exception as exc:
+        report("ERROR", f"Reading backend progress failed: {error_text(exc)}")
+    tag_redraw()
+    busy = bool(_pending) or (_idle_check is not None and _idle_check())
+    return TICK_S if busy else None
+
+
+def report(level: str, message: str) -> None:
+    """Report from outside an operator (timer): Info log + status bar via the report operator."""
+    from .properties import runtime
+
+    state = runtime()
+    if state is not None:
+        state.last_report = f"{level}: {message}"
+    print(f"AtlasVAE {level}: {message}")
+    window = _any_window()
+    if window is None or bpy.app.background:  # background: an ERROR report would raise in the caller
+        return
+    try:
+        with bpy.context.temp_override(window=window):
+            bpy.ops.atlasvae.report_message(level=level, message=message)  # type: ignore[attr-defined]
+    except (RuntimeError, AttributeError) as exc:
+        print(f"AtlasVAE: could not show report ({exc})")
+
+
+def undo_push(message: str) -> None:
+    """Record an undo step for objects added outside an operator's own undo handling."""
+    window = _any_window()
+    try:
+        if window is not None:
+            with bpy.context.temp_override(window=window):
+                bpy.ops.ed.undo_push(message=message)
+        else:
+            bpy.ops.ed.undo_push(message=message)
+    except RuntimeError as exc:
+        print(f"AtlasVAE: could not record undo step '{message}' ({exc})")
+
+
+def _any_window() -> bpy.types.Window | None:
+    wm = bpy.context.window_manager
+    if wm is None or not wm.windows:
+        return None
+    return wm.windows[0]
+
+
+def tag_redraw() -> None:
+    """Redraw 3D viewport sidebars so status and progress stay current."""
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    for window in wm.windows:
+        screen = window.screen
+        if screen is None:
+            continue
+        for area in screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def shutdown() -> None:
+    """Stop the timer, drop queued work and stop the backend (unregister and Blender exit)."""
+    global _executor
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    _pending.clear()
+    if _executor is not None:
+        _executor.shutdown(wait=False, cancel_futures=True)
+        _executor = None
+    backend.stop()
