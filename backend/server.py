@@ -173,7 +173,7 @@ class Job:
     result: dict[str, Any] | None = None
     error: str | None = None
     thread: threading.Thread | None = None
-    last_step_sent: float = 0.0
+    last_step_sent: float = float("-inf")
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job_id": self.id, "state": self.state, "last_event": self.last_event}
