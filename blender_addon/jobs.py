@@ -219,11 +219,16 @@ def pending_kinds() -> set[str]:
     return {task.kind for task in _pending}
 
 
+def blocking_default() -> bool:
+    """Whether requests run inline: in background mode, where timers never fire."""
+    return bool(bpy.app.background)
+
+
 def run(task: Task, blocking: bool | None = None) -> str | None:
     """Blocking (default in background mode): do the task now and return its message; exceptions
     propagate to the operator. Otherwise queue it and return None; the timer applies and reports it."""
     global _executor
-    if bpy.app.background if blocking is None else blocking:
+    if blocking_default() if blocking is None else blocking:
         return task.apply(task.work(backend))
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="atlasvae")
@@ -236,7 +241,7 @@ def run(task: Task, blocking: bool | None = None) -> str | None:
 def ensure_timer() -> None:
     """Register the dispatch timer unless it is already registered (it never fires in background mode)."""
     if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=TICK_S)
+        bpy.app.timers.register(tick, first_interval=TICK_S, persistent=True)  # survive loading a file
 
 
 def pump_notifications() -> None:

@@ -440,7 +440,7 @@ def on_notification(message: dict[str, Any]) -> None:
     elif method == "job_done":
         level, text = _finish_job(str(params.get("state", "failed")), params)
         state.job_message = text
-        if not bpy.app.background:
+        if not jobs.blocking_default():  # a blocking fine-tune operator reports the outcome itself
             jobs.report(level, text)
 
 
@@ -543,7 +543,7 @@ class ATLASVAE_OT_finetune_start(bpy.types.Operator):
             state.job_state = "failed"
 
         task = jobs.Task("finetune", "Fine-tune", work, apply, on_error=reset)
-        if not bpy.app.background:
+        if not jobs.blocking_default():
             return dispatch(self, task, "Starting fine-tune...")
         try:
             apply(work(jobs.backend))

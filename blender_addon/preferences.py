@@ -214,7 +214,7 @@ class ATLASVAE_OT_install_backend(bpy.types.Operator):
         if state is not None:
             state.install_running = True
             state.install_line = "Starting install..."
-        bpy.app.timers.register(_install_tick, first_interval=INSTALL_TICK_S)
+        bpy.app.timers.register(_install_tick, first_interval=INSTALL_TICK_S, persistent=True)
         self.report({"INFO"}, f"Installing the backend environment into {locate.user_venv_dir(settings.user_dir)}")
         return {"FINISHED"}
 

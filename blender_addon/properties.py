@@ -107,9 +107,12 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
         return int(self.resolution_preset)
 
     def model_path(self) -> str | None:
-        """Folder of the chosen model, or None when no model exists."""
+        """Folder of the chosen model; the first listed one if the saved choice is gone; None if none."""
         value = str(self.model)
-        return None if not value or value == NO_MODEL else value
+        if value and value != NO_MODEL:
+            return value
+        entries = model_entries()
+        return str(entries[0].path) if entries else None
 
 
 class AtlasVAERuntime(bpy.types.PropertyGroup):

@@ -331,3 +331,23 @@ def test_async_path_applies_results_on_tick(scene: Any, bpy_module: Any) -> None
     assert runtime(bpy).last_report == "ERROR: Probe failed: division by zero"
     assert jobs.tick() is None, "the timer asks to be unregistered once idle"
     bpy.app.timers.unregister(jobs.tick)
+
+
+def test_start_on_load_preference_starts_the_backend_at_register(scene: Any, bpy_module: Any) -> None:
+    import addon_utils
+
+    from blender_addon import jobs
+
+    bpy = bpy_module
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.start_on_load = True
+    try:
+        addon_utils.disable(ADDON_MODULE, default_set=False)
+        assert jobs.backend.client is None
+        addon_utils.enable(ADDON_MODULE, default_set=False)
+        prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+        assert prefs.start_on_load and prefs.device == "cpu", "preferences survive disable/enable"
+        assert jobs.backend.running, jobs.backend.status()
+        assert jobs.backend.loaded_model is not None and jobs.backend.loaded_model["name"] == "tiny"
+    finally:
+        bpy.context.preferences.addons[ADDON_MODULE].preferences.start_on_load = False
