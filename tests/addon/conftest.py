@@ -8,6 +8,7 @@ never read or write the real user configuration. bpy is imported lazily: the bpy
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 ADDON_MODULE = "blender_addon"
 _USER_ROOT = Path(tempfile.mkdtemp(prefix="atlasvae-blender-user-"))
+atexit.register(shutil.rmtree, _USER_ROOT, True)
 for _var, _sub in (("BLENDER_USER_CONFIG", "config"), ("BLENDER_USER_SCRIPTS", "scripts"),
                    ("BLENDER_USER_EXTENSIONS", "extensions"), ("BLENDER_USER_DATAFILES", "datafiles")):
     os.environ[_var] = str(_USER_ROOT / _sub)
@@ -46,13 +48,16 @@ def make_tiny_model(folder: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder with one tiny model, exported as ATLASVAE_MODELS_DIR for the add-on."""
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A models folder with one tiny model, exported as ATLASVAE_MODELS_DIR for the add-on; the
+    backends it starts inherit ATLASVAE_PYTHON and a private ATLASVAE_CACHE (no ~/.cache writes)."""
     root = tmp_path_factory.mktemp("models")
     make_tiny_model(root / "tiny", "tiny")
-    os.environ["ATLASVAE_MODELS_DIR"] = str(root)
-    os.environ["ATLASVAE_PYTHON"] = backend_python()
-    return root
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ATLASVAE_MODELS_DIR", str(root))
+        patch.setenv("ATLASVAE_PYTHON", backend_python())
+        patch.setenv("ATLASVAE_CACHE", str(tmp_path_factory.mktemp("point-cache")))
+        yield root
 
 
 @pytest.fixture(scope="session")
@@ -84,17 +89,16 @@ def addon(bpy_module: Any, models_dir: Path, user_dir: Path) -> Iterator[Any]:
     properties.refresh_models()
     yield module
     addon_utils.disable(ADDON_MODULE, default_set=True)
-    shutil.rmtree(_USER_ROOT, ignore_errors=True)
 
 
 @pytest.fixture()
-def scene(addon: Any, bpy_module: Any) -> Iterator[Any]:
+def scene(addon: Any, bpy_module: Any, models_dir: Path) -> Iterator[Any]:
     """A scene emptied of objects and collections, with the tiny model chosen and fast settings."""
     bpy = bpy_module
     clear_scene(bpy)
     scene = bpy.context.scene
     settings = scene.atlasvae
-    settings.model = str((Path(os.environ["ATLASVAE_MODELS_DIR"]) / "tiny").resolve())
+    settings.model = str((models_dir / "tiny").resolve())
     settings.resolution_preset = "642"
     settings.random_seed = False
     scene.cursor.location = (0.0, 0.0, 0.0)
