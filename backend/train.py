@@ -197,10 +197,12 @@ def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:
     if cfg.force:
         return None
     if state is not None:
-        same = state.get("run") == cfg.run_identity()
-        if cfg.resume or (same and not state.get("finished")):
-            if not same and not cfg.resume:
-                raise ConfigError(f"--out {out}: holds a run with other settings; use --force to start over")
+        identity, saved = cfg.run_identity(), state.get("run") or {}
+        differ = [k for k in identity if saved.get(k) != identity[k]]
+        if differ:
+            raise ConfigError(f"--out {out}: holds a run with other settings ({', '.join(differ)}); "
+                              f"use the same settings or --force to start over")
+        if cfg.resume or not state.get("finished"):
             return state
         raise ConfigError(f"--out {out}: already holds a finished model; pass --resume to train it further "
                           f"or --force to overwrite it")
