@@ -89,6 +89,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "points"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be at least 2 (batch norm needs two shapes per step), "
+                              f"got {self.batch_size}")
         if self.lr <= 0 or self.beta < 0 or self.free_bits < 0:
             raise ConfigError("lr must be > 0, beta and free_bits >= 0")
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
