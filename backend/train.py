@@ -389,6 +389,9 @@ def _train(cfg: TrainConfig, out: Path, device: torch.device, data: dict[str, Po
             x = torch.as_tensor(pick_points(train_pts[idx], cfg.points, rng), device=device)
             template = random_points(model.cfg.template, model.cfg.patches, cfg.points, device=device)
             pred, mu, logvar = model(x, template)
+            if not torch.isfinite(pred).all():
+                raise DataError(f"training diverged at epoch {epoch + 1} step {step + 1} (non-finite output); "
+                                f"try a lower --lr")
             cd = chamfer_per_shape(pred, x).mean()
             kl = kl_divergence(mu, logvar, cfg.free_bits) if logvar is not None else torch.zeros((), device=device)
             loss = cd + kl_weight(cfg, epoch + step / steps_per_epoch) * kl
