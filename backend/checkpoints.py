@@ -134,6 +134,9 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
                               f"(its checksum does not match {CONFIG_FILE})")
     tensors = bytes_to_tensors(data, weights)
     prior = GaussianMixturePrior.from_tensors(tensors, str(weights)) if config.get("has_prior") else None
+    if prior is not None and prior.means.shape[1] != cfg.latent_dim:
+        raise CheckpointError(f"{weights}: the prior has {prior.means.shape[1]} latent dimensions but the model "
+                              f"config has {cfg.latent_dim}")
     model = AtlasVAE(cfg)
     load_state(model, {k: v for k, v in tensors.items() if not k.startswith("prior.")}, weights)
     model.to(device).eval()
