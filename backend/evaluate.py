@@ -60,9 +60,10 @@ def evaluate_model(model_dir: str | Path, data: str | None = None, procedural: s
         idx = np.flatnonzero(labels == label)
         if len(idx) >= 2:
             groups[label] = evaluate_points(lm, sets.points[idx], dev, samples, seed, priors)
+    default_prior = lm.meta.get("default_prior", "gmm" if lm.prior is not None else "normal")
     report: dict[str, Any] = {"model": str(model_dir), "name": lm.name, "device": str(dev),
                               "references": data or f"procedural {procedural} seed {seed}",
-                              "default_prior": lm.meta.get("default_prior", "normal"), "groups": groups}
+                              "default_prior": default_prior, "groups": groups}
     if len(groups) > 1:
         report["all"] = evaluate_points(lm, sets.points, dev, samples, seed, priors)
     return report
