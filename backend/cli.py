@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_out_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: exists and is not a folder")
+
+
 def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
     existing = [p for p in paths if p.exists()]
     if existing and not force:
@@ -178,6 +183,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .data.meshio import save_mesh
 
     paths = [args.out / f"sample_{i:03d}.{args.format}" for i in range(args.n)]
+    _check_out_folder(args.out)
     _refuse_existing(paths, args.force)
     meshes = _service(args).sample(args.n, args.seed, args.temperature, args.resolution, args.prior)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +213,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from .data.meshio import load_mesh, save_mesh
 
     paths = [args.out / f"step_{i:03d}.obj" for i in range(args.steps)]
+    _check_out_folder(args.out)
     _refuse_existing(paths, args.force)
     meshes = _service(args).interpolate(load_mesh(args.a), load_mesh(args.b), args.steps, args.resolution)
     args.out.mkdir(parents=True, exist_ok=True)
