@@ -82,6 +82,7 @@ class Backend:
         self._handshake: dict[str, Any] | None = None
         self._loaded: dict[str, Any] | None = None
         self._atexit = False
+        self._launching = False
 
     @property
     def client(self) -> BackendClient | None:
@@ -110,10 +111,14 @@ class Backend:
     def ensure(self, config: LaunchConfig) -> BackendClient:
         """The running client, starting (or restarting after a crash) the backend if needed."""
         with self._lock:
-            if self._client is None:
-                self._client = self._make_client(config)
-            client = self._client
-            handshake = client.ensure_started()
+            self._launching = True
+            try:
+                if self._client is None:
+                    self._client = self._make_client(config)
+                client = self._client
+                handshake = client.ensure_started()
+            finally:
+                self._launching = False
             if handshake is not self._handshake:  # a new process: learn what it loaded at start
                 self._handshake = handshake
                 model = handshake.get("model")
@@ -176,6 +181,8 @@ class Backend:
     def status(self) -> tuple[str, str]:
         """(state, human text) for the panel: stopped / starting / ready / busy / error."""
         client = self._client
+        if self._launching and (client is None or client.state in ("stopped", "error")):
+            return "starting", "Checking the Python interpreter and starting the backend"
         if client is None:
             return "stopped", "Not started (starts on first use)"
         state = client.state

@@ -59,9 +59,3 @@ def bounds(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pts = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     return pts.min(axis=0), pts.max(axis=0)
 
-
-def world_bounds(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
-    """World-space axis-aligned bounds of an object's evaluated bounding box corners."""
-    matrix = np.array(obj.matrix_world, dtype=np.float64)
-    corners = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)
-    return bounds(corners @ matrix[:3, :3].T + matrix[:3, 3])
