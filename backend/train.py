@@ -190,6 +190,8 @@ def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
+    if cfg.force:
+        return None
     state_path = out / STATE_JSON
     state = None
     if state_path.is_file():
@@ -197,8 +199,6 @@ def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:
             state = json.loads(state_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{state_path}: unreadable training state ({exc}); use --force to start over") from None
-    if cfg.force:
-        return None
     if state is not None:
         identity, saved = cfg.run_identity(), state.get("run") or {}
         differ = [k for k in identity if saved.get(k) != identity[k]]
@@ -347,6 +347,8 @@ def run(cfg: TrainConfig, progress: ProgressFn | None = None,
     """
     cfg.check()
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
     device = resolve_device(cfg.device)
     with OutputLock(out):
         state = prepare_output(cfg)
