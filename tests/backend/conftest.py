@@ -7,17 +7,18 @@ stays fast on a busy two-core machine.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-TINY_ARCH = dict(latent_dim=16, encoder_widths=(16, 32), decoder_width=32, decoder_layers=1)
-TINY_TRAIN = dict(procedural="sword,mug:6", epochs=2, batch_size=4, points=128, sheet_every=1,
-                  device="cpu", prior_components=2, **TINY_ARCH)
+TINY_ARCH: dict[str, Any] = dict(latent_dim=16, encoder_widths=(16, 32), decoder_width=32, decoder_layers=1)
+TINY_TRAIN: dict[str, Any] = dict(procedural="sword,mug:6", epochs=2, batch_size=4, points=128, sheet_every=0,
+                                  device="cpu", prior_components=2, **TINY_ARCH)
 
 
-def tiny_model(seed: int = 0, **overrides: object):  # -> AtlasVAE
+def tiny_model(seed: int = 0, **overrides: Any):  # -> AtlasVAE
     """A random-weight tiny AtlasVAE with non-trivial batch-norm statistics, in eval mode."""
     from backend.model import AtlasVAE, ModelConfig
     from backend.templates import random_points
@@ -37,6 +38,19 @@ def tiny_prior(seed: int = 0):  # -> GaussianMixturePrior
     rng = np.random.default_rng(seed)
     codes = np.concatenate([rng.normal(-2.0, 0.3, (20, 16)), rng.normal(2.0, 0.3, (20, 16))])
     return fit_gmm(codes, components=2, seed=seed)
+
+
+def tiny_train_config(out: Path, **overrides: Any):  # -> TrainConfig
+    """A two-epoch procedural TrainConfig for the tiny architecture, writing to `out`."""
+    from backend.train import TrainConfig
+
+    return TrainConfig(out=str(out), **{**TINY_TRAIN, **overrides})
+
+
+@pytest.fixture(scope="session")
+def make_train_config():
+    """The tiny_train_config factory."""
+    return tiny_train_config
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +85,9 @@ def tiny_prior_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One finished two-epoch procedural training run: {"out": Path, "summary": dict, "events": list}."""
-    from backend.train import TrainConfig, run
+    from backend.train import run
 
     out = tmp_path_factory.mktemp("runs") / "tiny_run"
     events: list[dict] = []
-    summary = run(TrainConfig(out=str(out), **TINY_TRAIN), progress=events.append)
+    summary = run(tiny_train_config(out, sheet_every=1), progress=events.append)
     return {"out": out, "summary": summary, "events": events}

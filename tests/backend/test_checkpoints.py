@@ -186,6 +186,16 @@ def test_prior_flag_without_prior_tensors(tmp_path: Path, make_tiny_model) -> No
     assert str(folder / WEIGHTS_FILE) in str(err.value)
 
 
-def test_loaded_model_reconfigured_config_is_model_config(tiny_model_dir: Path) -> None:
+def test_prior_of_another_latent_size_is_refused(tmp_path: Path, make_tiny_model) -> None:
+    from backend.prior import fit_gmm
+
+    prior = fit_gmm(np.random.default_rng(0).standard_normal((12, 5)), components=1)
+    folder = save_model(tmp_path / "m", make_tiny_model(0), prior=prior)
+    with pytest.raises(CheckpointError, match="prior has 5 latent dimensions") as err:
+        load_model(folder)
+    assert str(folder / WEIGHTS_FILE) in str(err.value)
+
+
+def test_loaded_config_is_a_model_config(tiny_model_dir: Path) -> None:
     lm = load_model(tiny_model_dir)
     assert isinstance(lm.config, ModelConfig) and lm.config.latent_dim == 16

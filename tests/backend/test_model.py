@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from backend.model import AtlasVAE, ModelConfig, parameter_count
 from backend.templates import (ICOSPHERE_VERTICES, icosphere_level, random_points, template_dim,
                                template_mesh)
 
-TINY = dict(latent_dim=16, encoder_widths=(16, 32), decoder_width=32, decoder_layers=1)
+TINY: dict[str, Any] = dict(latent_dim=16, encoder_widths=(16, 32), decoder_width=32, decoder_layers=1)
 
 
 def _cloud(batch: int, n: int = 64, seed: int = 0) -> torch.Tensor:
