@@ -43,15 +43,15 @@ def _save(fig: Any, path: Path, plt: Any) -> None:
 
 def point_sheet(clouds: Sequence[np.ndarray], path: Path, titles: Sequence[str] | None = None,
                 columns: int = 4) -> None:
-    """A grid of 3-D scatter plots, one per point cloud (y up, as in Blender's default OBJ import)."""
+    """A grid of 3-D scatter plots, one per point cloud (z up, as in Blender)."""
     plt = _pyplot()
     rows = max(1, -(-len(clouds) // columns))
     fig = plt.figure(figsize=(2.6 * columns, 2.6 * rows))
     for i, cloud in enumerate(clouds):
         ax = fig.add_subplot(rows, columns, i + 1, projection="3d")
-        ax.scatter(cloud[:, 0], cloud[:, 2], cloud[:, 1], s=0.6, c=cloud[:, 1], cmap="viridis")
+        ax.scatter(cloud[:, 0], cloud[:, 1], cloud[:, 2], s=0.6, c=cloud[:, 2], cmap="viridis")
         ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1))
-        ax.view_init(elev=20, azim=-60)
+        ax.view_init(elev=25, azim=-50)
         ax.set_axis_off()
         if titles:
             ax.set_title(titles[i], fontsize=8)

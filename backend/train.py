@@ -404,18 +404,18 @@ def _train(cfg: TrainConfig, out: Path, device: torch.device, data: dict[str, Po
             loss.backward()
             opt.step()
             for k, v in (("loss", loss), ("chamfer", cd), ("kl", kl)):
-                sums[k] += float(v)
+                sums[k] += float(v.detach())
             n += 1
             done_steps += 1
             elapsed = time.perf_counter() - t0
             eta = elapsed / done_steps * ((total_epochs - start_epoch) * steps_per_epoch - done_steps)
             event = {"event": "step", "epoch": epoch + 1, "epochs": total_epochs, "step": step + 1,
-                     "steps": steps_per_epoch, "loss": float(loss), "chamfer": float(cd) * 1e3,
-                     "kl": float(kl), "eta_s": eta}
+                     "steps": steps_per_epoch, "loss": float(loss.detach()),
+                     "chamfer": float(cd.detach()) * 1e3, "kl": float(kl.detach()), "eta_s": eta}
             _emit(progress, event)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, cd=f"{float(cd) * 1e3:.3f}", kl=f"{float(kl):.1f}")
+                bar.set_postfix(epoch=epoch + 1, cd=f"{event['chamfer']:.3f}", kl=f"{event['kl']:.1f}")
             if cancel.is_set():
                 cancelled = True
                 break
