@@ -1,0 +1,37 @@
+# Two entry points: `make demo` (the main job) and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv typecheck bench addon base-model clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed; on Debian run: apt-get install python3-venv" >&2; exit 1; }
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VPY) scripts/demo.py --out out
+
+test: $(STAMP)
+	$(VPY) -m mypy blender_addon
+	$(VPY) -m pytest -q
+
+typecheck: $(STAMP)
+	$(VPY) -m mypy blender_addon
+
+bench: $(STAMP)
+	$(VPY) -m bench.run_all
+
+addon: $(STAMP)
+	$(VPY) build_addon.py --out dist
+
+base-model: $(STAMP)
+	$(VPY) -m backend train --procedural all:150 --out models/base --name base --epochs 60 --seed 0 --force
+
+clean:
+	rm -rf out dist .pytest_cache .mypy_cache
