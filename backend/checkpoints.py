@@ -22,7 +22,7 @@ from safetensors.torch import save as st_save
 
 from .errors import CheckpointError, ConfigError
 from .model import AtlasVAE, ModelConfig
-from .prior import GaussianMixturePrior
+from .prior import LABEL_PREFIX, GaussianMixturePrior
 
 FORMAT = "atlasvae-model"
 FORMAT_VERSION = 1
@@ -39,6 +39,7 @@ class LoadedModel:
     prior: GaussianMixturePrior | None
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)
+    label_priors: dict[str, GaussianMixturePrior] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -79,16 +80,20 @@ def bytes_to_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
 
 
 def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior | None = None,
-               meta: dict[str, Any] | None = None) -> Path:
+               meta: dict[str, Any] | None = None,
+               label_priors: dict[str, GaussianMixturePrior] | None = None) -> Path:
     """Write a model folder: weights first, then the config that vouches for them by hash."""
     folder = Path(folder)
     tensors = dict(model.state_dict())
     if prior is not None:
         tensors.update(prior.to_tensors())
+    for label, label_prior in (label_priors or {}).items():
+        tensors.update(label_prior.to_tensors(f"{LABEL_PREFIX}{label}."))
     data = tensors_to_bytes(tensors)
     atomic_write_bytes(folder / WEIGHTS_FILE, data)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
               "weights_sha256": hashlib.sha256(data).hexdigest(), "has_prior": prior is not None,
+              "labels": sorted(label_priors or {}),
               "meta": meta or {}}
     atomic_write_json(folder / CONFIG_FILE, config)
     return folder
@@ -134,13 +139,21 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
                               f"(its checksum does not match {CONFIG_FILE})")
     tensors = bytes_to_tensors(data, weights)
     prior = GaussianMixturePrior.from_tensors(tensors, str(weights)) if config.get("has_prior") else None
-    if prior is not None and prior.means.shape[1] != cfg.latent_dim:
-        raise CheckpointError(f"{weights}: the prior has {prior.means.shape[1]} latent dimensions but the model "
-                              f"config has {cfg.latent_dim}")
+    labels = config.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise CheckpointError(f"{folder / CONFIG_FILE}: 'labels' must be a list of strings")
+    label_priors = {label: GaussianMixturePrior.from_tensors(tensors, str(weights), f"{LABEL_PREFIX}{label}.")
+                    for label in labels}
+    for p in [prior, *label_priors.values()]:
+        if p is not None and p.means.shape[1] != cfg.latent_dim:
+            raise CheckpointError(f"{weights}: a prior has {p.means.shape[1]} latent dimensions but the model "
+                                  f"config has {cfg.latent_dim}")
     model = AtlasVAE(cfg)
-    load_state(model, {k: v for k, v in tensors.items() if not k.startswith("prior.")}, weights)
+    load_state(model, {k: v for k, v in tensors.items()
+                       if not k.startswith(("prior.", LABEL_PREFIX))}, weights)
     model.to(device).eval()
-    return LoadedModel(model=model, config=cfg, prior=prior, path=folder, meta=config.get("meta", {}))
+    return LoadedModel(model=model, config=cfg, prior=prior, path=folder, meta=config.get("meta", {}),
+                       label_priors=label_priors)
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:

@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, help="latent spread: lower is safer, higher wilder")
     p.add_argument("--prior", choices=("auto", "normal", "gmm"), default="auto",
                    help="latent prior: the fitted mixture (gmm), N(0, I) (normal) or the model's default (auto)")
+    p.add_argument("--label", help="sample one family/class the model was trained on, e.g. 'sword' "
+                                   "(see the labels in the model's config.json)")
     p.add_argument("--out", type=Path, default=Path("out/samples"), help="folder for sample_000.obj, ...")
     p.add_argument("--format", default="obj", choices=("obj", "ply", "stl", "glb", "off"))
     p.add_argument("--sheet", type=Path, help="also write a PNG sheet of the samples here")
@@ -185,7 +187,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     paths = [args.out / f"sample_{i:03d}.{args.format}" for i in range(args.n)]
     _check_out_folder(args.out)
     _refuse_existing(paths, args.force)
-    meshes = _service(args).sample(args.n, args.seed, args.temperature, args.resolution, args.prior)
+    meshes = _service(args).sample(args.n, args.seed, args.temperature, args.resolution, args.prior,
+                                   args.label)
     args.out.mkdir(parents=True, exist_ok=True)
     for path, mesh in zip(paths, meshes):
         save_mesh(path, mesh)

@@ -27,21 +27,26 @@ def reference_sets(data: str | None, procedural: str | None, seed: int) -> Point
     return load_folder(data, progress=False)
 
 
-def latents(lm: LoadedModel, prior: str, count: int, seed: int) -> np.ndarray:
-    """`count` latents from the fitted mixture ('gmm') or N(0, I) ('normal')."""
+def latents(lm: LoadedModel, prior: str, count: int, seed: int, label: str | None = None) -> np.ndarray:
+    """`count` latents from the label's mixture, the whole fitted mixture ('gmm') or N(0, I) ('normal')."""
+    if prior == "gmm" and label is not None and label in lm.label_priors:
+        return lm.label_priors[label].sample(count, seed)
     if prior == "gmm" and lm.prior is not None:
         return lm.prior.sample(count, seed)
     return standard_normal(count, lm.config.latent_dim, seed)
 
 
 def evaluate_points(lm: LoadedModel, refs: np.ndarray, device: Any, samples: int, seed: int,
-                    priors: tuple[str, ...]) -> dict[str, Any]:
-    """Reconstruction metrics on `refs`, and generation metrics for each prior in `priors`."""
+                    priors: tuple[str, ...], label: str | None = None) -> dict[str, Any]:
+    """Reconstruction metrics on `refs`, and generation metrics for each prior in `priors`.
+
+    With a `label` the model has a prior for, 'gmm' samples come from that label's mixture.
+    """
     preds, gts = reconstruct_points(lm.model, refs, device, count=2500)
     out: dict[str, Any] = {"shapes": int(len(refs)), **reconstruction_metrics(preds, gts)}
     ref_clouds = pick_points(refs, GEN_POINTS, np.random.default_rng(seed))
     for prior in priors:
-        z = latents(lm, prior, samples or len(refs), seed)
+        z = latents(lm, prior, samples or len(refs), seed, label)
         gen = decode_latents(lm.model, z, device, count=GEN_POINTS)
         out[f"generation_{prior}"] = generation_metrics(gen, ref_clouds)
     return out
@@ -59,7 +64,8 @@ def evaluate_model(model_dir: str | Path, data: str | None = None, procedural: s
     for label in sorted(set(sets.labels)):
         idx = np.flatnonzero(labels == label)
         if len(idx) >= 2:
-            groups[label] = evaluate_points(lm, sets.points[idx], dev, samples, seed, priors)
+            groups[label] = evaluate_points(lm, sets.points[idx], dev, samples, seed, priors, label)
+            groups[label]["label_prior"] = label in lm.label_priors
     default_prior = lm.meta.get("default_prior", "gmm" if lm.prior is not None else "normal")
     report: dict[str, Any] = {"model": str(model_dir), "name": lm.name, "device": str(dev),
                               "references": data or f"procedural {procedural} seed {seed}",

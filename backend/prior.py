@@ -35,15 +35,16 @@ class GaussianMixturePrior:
         eps = rng.standard_normal((count, self.means.shape[1]))
         return self.means[comp] + temperature * np.einsum("nij,nj->ni", self.chol[comp], eps)
 
-    def to_tensors(self) -> dict[str, torch.Tensor]:
-        return {"prior.weights": torch.from_numpy(self.weights.astype(np.float64)),
-                "prior.means": torch.from_numpy(self.means.astype(np.float64)),
-                "prior.chol": torch.from_numpy(self.chol.astype(np.float64))}
+    def to_tensors(self, prefix: str = "prior.") -> dict[str, torch.Tensor]:
+        return {f"{prefix}weights": torch.from_numpy(self.weights.astype(np.float64)),
+                f"{prefix}means": torch.from_numpy(self.means.astype(np.float64)),
+                f"{prefix}chol": torch.from_numpy(self.chol.astype(np.float64))}
 
     @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor], source: str) -> "GaussianMixturePrior":
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], source: str,
+                     prefix: str = "prior.") -> "GaussianMixturePrior":
         try:
-            w, m, c = (tensors[f"prior.{k}"].numpy() for k in ("weights", "means", "chol"))
+            w, m, c = (tensors[f"{prefix}{k}"].numpy() for k in ("weights", "means", "chol"))
         except KeyError as exc:
             raise CheckpointError(f"{source}: prior tensor {exc.args[0]!r} is missing") from None
         if m.ndim != 2 or w.shape != (m.shape[0],) or c.shape != (m.shape[0], m.shape[1], m.shape[1]):
@@ -70,3 +71,19 @@ def fit_gmm(codes: np.ndarray, components: int = 8, seed: int = 0) -> GaussianMi
     gmm.fit(codes)
     chol = np.linalg.cholesky(gmm.covariances_)
     return GaussianMixturePrior(weights=gmm.weights_, means=gmm.means_, chol=chol)
+
+
+LABEL_PREFIX = "label_prior."
+MIN_LABEL_CODES = 8
+
+
+def fit_label_priors(codes: np.ndarray, labels: list[str], components: int = 4,
+                     seed: int = 0) -> dict[str, GaussianMixturePrior]:
+    """One mixture per label with enough codes, so a user can ask for 'a sword' rather than 'a shape'."""
+    labels_arr = np.asarray(labels)
+    out = {}
+    for label in sorted(set(labels)):
+        mask = labels_arr == label
+        if mask.sum() >= MIN_LABEL_CODES:
+            out[label] = fit_gmm(codes[mask], components, seed)
+    return out

@@ -52,7 +52,7 @@ SPECS: dict[str, list[Param]] = {
     "load_model": [Param("path", "str", required=True)],
     "sample": [Param("count", "int", default=1, minimum=1, maximum=256), _SEED,
                Param("temperature", "float", default=1.0, minimum=0.0, maximum=10.0), _RESOLUTION,
-               Param("prior", "str", default="auto", choices=PRIORS)],
+               Param("prior", "str", default="auto", choices=PRIORS), Param("label", "str")],
     "reconstruct": [Param("mesh", "mesh", required=True), _RESOLUTION],
     "interpolate": [Param("mesh_a", "mesh", required=True), Param("mesh_b", "mesh", required=True),
                     Param("steps", "int", default=5, minimum=2, maximum=256), _RESOLUTION],
@@ -377,7 +377,8 @@ class Server:
         self._check_output_size(params["count"], params["resolution"])
         self._require_model()
         meshes = self.service.sample(params["count"], seed=params["seed"], temperature=params["temperature"],
-                                     resolution=params["resolution"], prior=params["prior"])
+                                     resolution=params["resolution"], prior=params["prior"],
+                                     label=params["label"])
         return {"meshes": [encode_mesh(m) for m in meshes]}
 
     def _reconstruct(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class ModelService:
                 return None
             return {"name": lm.name, "path": str(lm.path), "config": lm.config.to_dict(),
                     "has_prior": lm.prior is not None, "default_prior": self._default_prior(lm),
+                    "labels": sorted(lm.label_priors),
                     "metrics": lm.meta.get("metrics", {})}
 
     def load(self, model_dir: str | Path) -> dict[str, Any]:
@@ -97,9 +98,15 @@ class ModelService:
             return "normal"
         return str(lm.meta.get("default_prior", "gmm"))
 
-    def _latents(self, lm: LoadedModel, count: int, seed: int, temperature: float, prior: str) -> np.ndarray:
+    def _latents(self, lm: LoadedModel, count: int, seed: int, temperature: float, prior: str,
+                 label: str | None = None) -> np.ndarray:
         if prior not in PRIOR_KINDS:
             raise ConfigError(f"prior must be one of {PRIOR_KINDS}, got {prior!r}")
+        if label is not None:
+            if label not in lm.label_priors:
+                known = ", ".join(sorted(lm.label_priors)) or "none"
+                raise ConfigError(f"label {label!r} is not one of model {lm.name!r}'s labels ({known})")
+            return lm.label_priors[label].sample(count, seed, temperature)
         kind = self._default_prior(lm) if prior == "auto" else prior
         if kind == "gmm":
             if lm.prior is None:
@@ -130,15 +137,19 @@ class ModelService:
         return mu.float().cpu().numpy().astype(np.float64), norms, clouds
 
     def sample(self, count: int, seed: int = 0, temperature: float = 1.0, resolution: int = 2562,
-               prior: str = "auto") -> list[Mesh]:
-        """`count` new shapes in the unit ball; the same seed gives the same shapes."""
+               prior: str = "auto", label: str | None = None) -> list[Mesh]:
+        """`count` new shapes in the unit ball; the same seed gives the same shapes.
+
+        `label` (e.g. "sword") samples from that label's own fitted prior instead of the whole model's.
+        """
         count = _check_int("count", count, 1, 1024)
         seed = _check_int("seed", seed, 0, 2**32 - 1)
         temperature = _check_float("temperature", temperature, 0.0, 10.0)
         resolution = _check_int("resolution", resolution, 12, 200_000)
         with self._lock:
             lm = self._require()
-            verts, faces = self._decode(lm, self._latents(lm, count, seed, temperature, prior), resolution)
+            verts, faces = self._decode(lm, self._latents(lm, count, seed, temperature, prior, label),
+                                       resolution)
         return [Mesh(v, faces) for v in verts]
 
     def reconstruct(self, mesh: Mesh, resolution: int = 2562) -> tuple[Mesh, float]:

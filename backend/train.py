@@ -27,7 +27,7 @@ from .device import resolve_device
 from .errors import BusyError, ConfigError, DataError
 from .losses import chamfer_per_shape, kl_divergence
 from .model import AtlasVAE, ModelConfig
-from .prior import fit_gmm
+from .prior import fit_gmm, fit_label_priors
 from .templates import random_points
 
 STATE_FILE = "train_state.safetensors"
@@ -454,6 +454,8 @@ def finish(cfg: TrainConfig, out: Path, model: AtlasVAE, device: torch.device, d
     _emit(progress, {"event": "log", "message": "fitting the latent prior"})
     codes = encode_all(model, data["train"].points, device)
     prior = fit_gmm(codes, cfg.prior_components, cfg.seed)
+    label_priors = fit_label_priors(codes, data["train"].labels, max(1, cfg.prior_components // 2), cfg.seed) \
+        if len(set(data["train"].labels)) > 1 else {}
     val = data["val"].points
     choice = {"default_prior": "gmm"}
     if len(val) >= 8:
@@ -466,7 +468,8 @@ def finish(cfg: TrainConfig, out: Path, model: AtlasVAE, device: torch.device, d
                   "val_nna_gmm": g["nna_cd"], "val_nna_normal": s["nna_cd"]}
     meta = {**meta, **choice, "metrics": {"val_chamfer_x1e3": history[-1]["val_chamfer"] if history else None,
                                          **{k: v for k, v in choice.items() if k != "default_prior"}}}
-    save_model(out, model, prior=prior, meta={**meta, "epoch": len(history), "finished": True})
+    save_model(out, model, prior=prior, meta={**meta, "epoch": len(history), "finished": True},
+               label_priors=label_priors)
     _save_state_json_finished(out, cfg, len(history), meta)
     return {"state": "finished", "out": str(out), "epochs": len(history), "default_prior": choice["default_prior"],
             "val_chamfer_x1e3": meta["metrics"]["val_chamfer_x1e3"]}

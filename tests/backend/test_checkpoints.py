@@ -191,7 +191,7 @@ def test_prior_of_another_latent_size_is_refused(tmp_path: Path, make_tiny_model
 
     prior = fit_gmm(np.random.default_rng(0).standard_normal((12, 5)), components=1)
     folder = save_model(tmp_path / "m", make_tiny_model(0), prior=prior)
-    with pytest.raises(CheckpointError, match="prior has 5 latent dimensions") as err:
+    with pytest.raises(CheckpointError, match="a prior has 5 latent dimensions") as err:
         load_model(folder)
     assert str(folder / WEIGHTS_FILE) in str(err.value)
 
