@@ -1,0 +1,27 @@
+"""Sampling latency: 16 shapes at 2562 vertices each from a warm ModelService."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from backend.service import ModelService
+from bench.common import machine, median_time
+
+DEFAULT = Path(__file__).resolve().parent.parent / "models" / "base"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", type=Path, default=DEFAULT)
+    args = parser.parse_args()
+    service = ModelService("cpu")
+    service.load(args.model)
+    t, times = median_time(lambda: service.sample(16, seed=0, resolution=2562), repeats=9, warmup=2)
+    print(f"machine: {machine()}")
+    print(f"sample 16 x 2562 vertices, warm: {t * 1000:.0f} ms (median of 9: "
+          f"{', '.join(f'{x * 1000:.0f}' for x in times)} ms)")
+
+
+if __name__ == "__main__":
+    main()
