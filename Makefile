@@ -31,7 +31,7 @@ addon: $(STAMP)
 	$(VPY) build_addon.py --out dist
 
 base-model: $(STAMP)
-	$(VPY) -m backend train --procedural all:150 --out models/base --name base --epochs 60 --seed 0 --force
+	$(VPY) -m backend train --procedural sword,plane,chair,table,mug:240 --out models/base --name base --epochs 60 --seed 0 --sheet-every 10 --device cpu --force
 
 clean:
 	rm -rf out dist .pytest_cache .mypy_cache

@@ -51,7 +51,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     points: int = 1024
-    beta: float = 1e-4
+    beta: float = 1e-5
     warmup_epochs: int = 5
     free_bits: float = 0.0
     mode: str = "vae"
