@@ -1,0 +1,33 @@
+"""Uniform random points on a mesh surface: faces picked by area, positions by barycentric coordinates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backend.data.meshio import Mesh
+from backend.errors import ConfigError, MeshError
+
+
+def sample_surface(mesh: Mesh, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw n points uniformly over the surface area (zero-area faces are never chosen); (n, 3) float32."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"number of points to sample must be a positive integer, got {n!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    corners = mesh.vertices[mesh.faces]
+    origin = corners[:, 0]
+    edge_a = corners[:, 1] - origin
+    edge_b = corners[:, 2] - origin
+    areas = 0.5 * np.linalg.norm(np.cross(edge_a, edge_b), axis=1)
+    cumulative = np.cumsum(areas)
+    total = float(cumulative[-1]) if len(cumulative) else 0.0
+    if not (total > 0.0 and np.isfinite(total)):
+        raise MeshError("cannot sample points: the mesh has no surface area")
+    # Inverse-CDF face choice: a zero-area face spans an empty interval of the cumulative sum.
+    picks = np.searchsorted(cumulative, rng.random(n) * total, side="right")
+    picks = np.minimum(picks, len(areas) - 1)
+    uv = rng.random((n, 2))
+    outside = uv.sum(axis=1) > 1.0
+    uv[outside] = 1.0 - uv[outside]
+    points = origin[picks] + uv[:, :1] * edge_a[picks] + uv[:, 1:] * edge_b[picks]
+    return points.astype(np.float32)
