@@ -197,7 +197,11 @@ class ATLASVAE_OT_sample(_ModelOperator):
         config = launch_config(s)
         scene_name = _scene_name(context)
         cursor = np.array(context.scene.cursor.location, dtype=np.float64)  # type: ignore[union-attr]
-        params = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution}
+        label = s.sample_label()
+        params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution}
+        if label is not None:
+            params["label"] = label
+        what = f"{label} shapes" if label is not None else "shapes"
 
         def work(backend: jobs.Backend) -> tuple[str, list[Arrays]]:
             client, info = backend.ensure_model(config)
@@ -206,19 +210,21 @@ class ATLASVAE_OT_sample(_ModelOperator):
         def apply(result: tuple[str, list[Arrays]]) -> str:
             model, meshes = result
             scene = _target_scene(scene_name)
-            collection = _new_collection(scene, f"AtlasVAE Samples {model} seed {seed}")
+            family = f" {label}" if label is not None else ""
+            collection = _new_collection(scene, f"AtlasVAE Samples {model}{family} seed {seed}")
             columns = max(1, int(np.ceil(np.sqrt(len(meshes)))))
+            props: dict[str, Any] = {"model": model, "seed": seed, "temperature": temperature, "resolution": resolution}
+            if label is not None:
+                props["label"] = label
             for i, (vertices, faces) in enumerate(meshes):
                 row, col = divmod(i, columns)
                 location = cursor + np.array([col * spacing, row * spacing, 0.0])
-                _add_object(collection, f"{model}_s{seed}_{i}", vertices, faces, location,
-                            {"model": model, "seed": seed, "index": i, "temperature": temperature,
-                             "resolution": resolution})
+                _add_object(collection, f"{model}_s{seed}_{i}", vertices, faces, location, {**props, "index": i})
             jobs.undo_push("AtlasVAE: Sample Shapes")
-            return f"Sampled {len(meshes)} shapes from {model} (seed {seed}) into '{collection.name}'"
+            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection.name}'"
 
         task = jobs.Task(self.kind, "Sample Shapes", work, apply)
-        return dispatch(self, task, f"Sampling {count} shapes (seed {seed})...")
+        return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...")
 
 
 class ATLASVAE_OT_reconstruct(_ModelOperator):

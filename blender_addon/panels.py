@@ -95,6 +95,7 @@ class VIEW3D_PT_atlasvae_sample(_AtlasPanel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
         s = settings(context)
+        layout.prop(s, "family")
         layout.prop(s, "count")
         row = layout.row(align=True)
         row.prop(s, "seed")

@@ -8,6 +8,8 @@ outputs) without the backend, so it is available before the backend starts.
 
 from __future__ import annotations
 
+import json
+import os
 import zlib
 from pathlib import Path
 
@@ -22,9 +24,12 @@ RESOLUTION_PRESETS = (("642", "642 (level 3)", "Icosphere level 3: 642 vertices"
                       ("10242", "10242 (level 5)", "Icosphere level 5: 10242 vertices"),
                       ("CUSTOM", "Custom", "Any vertex count (the backend snaps to its template)"))
 NO_MODEL = "NONE"
+ANY_FAMILY = "ANY"
+_ANY_ITEM = (ANY_FAMILY, "Any", "Sample from the model's whole prior, any family", 0)
 
 _model_entries: list[locate.ModelEntry] = []
 _model_items: list[tuple[str, str, str, str, int]] = []
+_family_cache: dict[str, tuple[tuple[int, int], list[str], list[tuple[str, str, str, int]]]] = {}
 
 
 def refresh_models() -> list[locate.ModelEntry]:
@@ -69,10 +74,67 @@ def models_dirs() -> tuple[Path, ...]:
     return tuple(d for d in dirs if d is not None)
 
 
+def _read_labels(config_path: Path) -> list[str]:
+    """The "labels" list of a model's config.json (json only, no torch); [] if absent or unreadable.
+    Entries that are not non-empty strings, repeats, and the reserved "ANY" are dropped."""
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    labels = config.get("labels") if isinstance(config, dict) else None
+    if not isinstance(labels, list):
+        return []
+    out: list[str] = []
+    for label in labels:
+        if isinstance(label, str) and label.strip() and label != ANY_FAMILY and label not in out:
+            out.append(label)
+    return out
+
+
+def _family_entry(model_path: str | None) -> tuple[list[str], list[tuple[str, str, str, int]]]:
+    """(labels, enum items) of a model folder, cached per path and config.json mtime and size, so
+    redrawing the panel costs one stat; the items stay referenced as Blender requires."""
+    if not model_path or model_path == NO_MODEL:
+        return [], [_ANY_ITEM]
+    config_path = Path(model_path) / locate.CONFIG_FILE
+    try:
+        st = os.stat(config_path)
+    except OSError:
+        _family_cache.pop(model_path, None)
+        return [], [_ANY_ITEM]
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _family_cache.get(model_path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1], cached[2]
+    labels = _read_labels(config_path)
+    items = [_ANY_ITEM]
+    used = {0}
+    for label in labels:
+        number = _enum_number(label)
+        while number in used:
+            number = number % 0x3FFFFFFF + 1
+        used.add(number)
+        items.append((label, label, f"Sample a {label} from this family's own prior", number))
+    _family_cache[model_path] = (stamp, labels, items)
+    return labels, items
+
+
+def model_labels(model_path: str | None) -> list[str]:
+    """Family labels a model folder offers (its config.json "labels"); [] for older models."""
+    return list(_family_entry(model_path)[0])
+
+
+def family_items(self: "AtlasVAESettings", _context: bpy.types.Context | None) -> list[tuple[str, str, str, int]]:
+    """EnumProperty items callback: "Any" plus the chosen model's labels."""
+    return _family_entry(self.model_path())[1]
+
+
 class AtlasVAESettings(bpy.types.PropertyGroup):
     """What the sidebar edits: model choice and the parameters of each action."""
 
     model: EnumProperty(name="Model", description="Model used for every action", items=model_items)
+    family: EnumProperty(name="Family", description="Shape family to sample from (the labels the model was "
+                         "trained on); Any samples from the whole model", items=family_items, default=0)
     count: IntProperty(name="Count", description="Number of shapes to sample", default=4, min=1, max=256,
                        soft_max=64)
     seed: IntProperty(name="Seed", description="Random seed: the same seed and model give the same shapes",
@@ -105,6 +167,13 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
         if self.resolution_preset == "CUSTOM":
             return int(self.custom_resolution)
         return int(self.resolution_preset)
+
+    def sample_label(self) -> str | None:
+        """The family to send with a sample request; None for "Any" or a choice the model no longer offers."""
+        value = str(self.family)
+        if not value or value == ANY_FAMILY:
+            return None
+        return value if value in model_labels(self.model_path()) else None
 
     def model_path(self) -> str | None:
         """Folder of the chosen model; the first listed one if the saved choice is gone; None if none."""
@@ -168,3 +237,4 @@ def unregister() -> None:
         bpy.utils.unregister_class(cls)
     _model_items.clear()
     _model_entries.clear()
+    _family_cache.clear()

@@ -1,0 +1,147 @@
+"""Family choice for Sample Shapes: the enum offers "Any" plus the chosen model's labels (read from its
+config.json without the backend), a chosen family travels to the backend and names the results, and
+"Any" sends no label at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from .conftest import HERE, REPO, backend_python
+from .test_ui import draw
+
+LABELS = ("sword", "mug")
+
+
+@pytest.fixture(scope="module")
+def families_model(addon: Any, user_dir: Path) -> Iterator[Path]:
+    """A tiny model with per-label priors in the user models folder; removed again afterwards so
+    the model list other tests see is unchanged."""
+    from blender_addon import properties
+
+    folder = user_dir / "models" / "families"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([backend_python(), str(HERE / "make_tiny_model.py"), str(folder), "families",
+                           ",".join(LABELS)], capture_output=True, text=True, env=env, cwd=str(REPO))
+    assert proc.returncode == 0, f"could not build the labelled tiny model:\n{proc.stderr}"
+    properties.refresh_models()
+    yield folder.resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    properties.refresh_models()
+
+
+@pytest.fixture()
+def families(scene: Any, families_model: Path) -> Any:
+    """The scene's settings with the labelled model chosen."""
+    settings = scene.atlasvae
+    settings.model = str(families_model)
+    settings.family = "ANY"
+    settings.count, settings.seed = 3, 5
+    return settings
+
+
+@pytest.fixture()
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Params of every `sample` request the add-on sends (the request still goes to the backend)."""
+    from blender_addon.client import BackendClient
+
+    calls: list[dict[str, Any]] = []
+    original = BackendClient.call
+
+    def spy(self: Any, method: str, params: Any = None, timeout: float | None = None) -> Any:
+        if method == "sample":
+            calls.append(dict(params or {}))
+        return original(self, method, params, timeout)
+
+    monkeypatch.setattr(BackendClient, "call", spy)
+    return calls
+
+
+def identifiers(bpy: Any, settings: Any) -> list[str]:
+    from blender_addon.properties import family_items
+
+    return [item[0] for item in family_items(settings, bpy.context)]
+
+
+def test_family_enum_offers_any_plus_the_models_labels(families: Any, bpy_module: Any, models_dir: Path) -> None:
+    from blender_addon import panels
+
+    bpy = bpy_module
+    assert identifiers(bpy, families) == ["ANY", "mug", "sword"]
+    families.family = "sword"
+    assert families.family == "sword" and families.sample_label() == "sword"
+    assert "family" in draw(bpy, panels.VIEW3D_PT_atlasvae_sample)["props"]
+    families.model = str((models_dir / "tiny").resolve())
+    assert identifiers(bpy, families) == ["ANY"], "a model without labels offers only Any"
+    assert families.sample_label() is None, "a family the new model lacks is not sent"
+    with pytest.raises(TypeError, match="sword"):
+        families.family = "sword"
+
+
+def test_labels_follow_config_edits_and_unreadable_configs_offer_only_any(addon: Any, tmp_path: Path) -> None:
+    from blender_addon.properties import family_items, model_labels
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"format": "atlasvae-model", "labels": ["chair", "table"]}), encoding="utf-8")
+    assert model_labels(str(tmp_path)) == ["chair", "table"]
+    config.write_text(json.dumps({"format": "atlasvae-model", "labels": ["lamp", 3, "", "lamp", "ANY"]}),
+                      encoding="utf-8")
+    stat = config.stat()
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert model_labels(str(tmp_path)) == ["lamp"], "a newer config is read again; bad entries dropped"
+    config.write_text("{not json", encoding="utf-8")
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
+    assert model_labels(str(tmp_path)) == []
+    config.write_text(json.dumps({"format": "atlasvae-model"}), encoding="utf-8")
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 3 * 10**9))
+    assert model_labels(str(tmp_path)) == [], "older models have no labels"
+    assert model_labels(str(tmp_path / "missing")) == []
+
+    class Settings:
+        def model_path(self) -> str:
+            return str(tmp_path / "missing")
+
+    assert [item[0] for item in family_items(Settings(), None)] == ["ANY"]  # type: ignore[arg-type]
+
+
+def local_vertices(obj: Any) -> np.ndarray:
+    co = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3)
+
+
+def test_sampling_a_family_sends_the_label_and_names_the_collection(families: Any, bpy_module: Any,
+                                                                   sent: list[dict[str, Any]]) -> None:
+    bpy = bpy_module
+    families.family = "sword"
+    assert bpy.ops.atlasvae.sample() == {"FINISHED"}
+    assert sent[-1]["label"] == "sword"
+    collection = bpy.data.collections["AtlasVAE Samples families sword seed 5"]
+    objs = sorted(collection.objects, key=lambda o: o["atlasvae_index"])
+    assert len(objs) == 3
+    assert all(o["atlasvae_label"] == "sword" and o["atlasvae_model"] == "families" for o in objs)
+    state = bpy.context.window_manager.atlasvae_runtime
+    assert "Sampled 3 sword shapes from families (seed 5)" in state.last_report
+    families.family = "mug"
+    assert bpy.ops.atlasvae.sample() == {"FINISHED"}
+    assert sent[-1]["label"] == "mug"
+    mug = sorted(bpy.data.collections["AtlasVAE Samples families mug seed 5"].objects,
+                 key=lambda o: o["atlasvae_index"])
+    assert not np.allclose(local_vertices(objs[0]), local_vertices(mug[0])), "each family has its own prior"
+
+
+def test_any_sends_no_label(families: Any, bpy_module: Any, sent: list[dict[str, Any]]) -> None:
+    bpy = bpy_module
+    assert families.family == "ANY" and families.sample_label() is None
+    assert bpy.ops.atlasvae.sample() == {"FINISHED"}
+    assert "label" not in sent[-1]
+    collection = bpy.data.collections["AtlasVAE Samples families seed 5"]
+    assert len(collection.objects) == 3
+    assert all("atlasvae_label" not in o for o in collection.objects)
