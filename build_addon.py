@@ -21,7 +21,8 @@ ADDON_SRC = REPO / "blender_addon"
 MANIFEST = "blender_manifest.toml"
 REQUIRED_FIELDS = ("schema_version", "id", "version", "name", "tagline", "maintainer", "type",
                    "blender_version_min", "license")
-IGNORED = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store", ".pytest_cache", ".mypy_cache", "*.lock", "*.tmp")
+IGNORED = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store", ".pytest_cache", ".mypy_cache", "*.lock", "*.tmp",
+           "train_state.*", "samples_epoch*.png")
 
 
 class BuildError(RuntimeError):
