@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -35,6 +36,7 @@ STATE_JSON = "train_state.json"
 HISTORY_FILE = "history.json"
 LOCK_FILE = ".atlasvae.lock"
 MIN_SHAPES = 4
+PRIOR_CHOICE_SHAPES = 64  # validation shapes used to choose the default prior (1-NNA is quadratic)
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -151,8 +153,11 @@ def subset(sets: PointSets, idx: list[int]) -> PointSets:
 
 
 def _emit(progress: ProgressFn | None, event: dict[str, Any]) -> None:
+    """Send an event to the caller; with no caller (a terminal run), print its message to stderr."""
     if progress is not None:
         progress(event)
+    elif event.get("message"):
+        print(event["message"], file=sys.stderr, flush=True)
 
 
 class OutputLock:
@@ -451,12 +456,13 @@ def finish(cfg: TrainConfig, out: Path, model: AtlasVAE, device: torch.device, d
     """Fit the latent prior, pick the default prior by validation 1-NNA, write the final model."""
     from .metrics import generation_metrics
 
-    _emit(progress, {"event": "log", "message": "fitting the latent prior"})
+    _emit(progress, {"event": "log", "message": "fitting the latent priors and comparing them on the validation set"})
     codes = encode_all(model, data["train"].points, device)
     prior = fit_gmm(codes, cfg.prior_components, cfg.seed)
     label_priors = fit_label_priors(codes, data["train"].labels, max(1, cfg.prior_components // 2), cfg.seed) \
         if len(set(data["train"].labels)) > 1 else {}
     val = data["val"].points
+    val = val[::max(1, len(val) // PRIOR_CHOICE_SHAPES)][:PRIOR_CHOICE_SHAPES]
     choice = {"default_prior": "gmm"}
     if len(val) >= 8:
         refs = pick_points(val, 2048, np.random.default_rng(3))
