@@ -36,7 +36,7 @@ def run_operator(op, label: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def frame_camera(scene, objects) -> None:  # type: ignore[no-untyped-def]
-    """Point a camera at the bounding box of `objects` from the front-right, with a sun light."""
+    """An orthographic camera on the bounding box of `objects`, from the front-right, and a sun light."""
     import bpy
     from mathutils import Vector
 
@@ -46,7 +46,9 @@ def frame_camera(scene, objects) -> None:  # type: ignore[no-untyped-def]
     center, size = (lo + hi) / 2, max((hi - lo).length, 1.0)
     cam = bpy.data.objects.new("DemoCamera", bpy.data.cameras.new("DemoCamera"))
     scene.collection.objects.link(cam)
-    cam.location = center + Vector((0.35, -0.9, 0.55)).normalized() * size * 1.5
+    cam.location = center + Vector((0.25, -1.0, 0.75)).normalized() * size * 2.0
+    cam.data.type = "ORTHO"
+    cam.data.ortho_scale = size * 1.15
     cam.rotation_euler = (center - cam.location).to_track_quat("-Z", "Y").to_euler()
     scene.camera = cam
     sun = bpy.data.objects.new("DemoSun", bpy.data.lights.new("DemoSun", type="SUN"))
@@ -86,7 +88,7 @@ def main() -> int:
     save_mesh(sword_file, generate("sword", 11))
     bpy.ops.wm.obj_import(filepath=str(sword_file), forward_axis="Y", up_axis="Z")
     sword = bpy.context.selected_objects[0]
-    sword.location, sword.scale = (-2.5, -2.0, 0.0), (1.5, 1.5, 1.5)
+    sword.location, sword.scale = (-3.0, -2.0, 0.0), (2.5, 2.5, 2.5)
     bpy.ops.mesh.primitive_monkey_add(location=(2.0, -2.0, 0.0), rotation=(0.0, 0.0, 0.4))
     monkey = bpy.context.active_object
     bpy.ops.object.select_all(action="DESELECT")
