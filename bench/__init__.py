@@ -1,1 +1,1 @@
-"""Benchmarks: each module prints its results; `python -m bench.run_all` runs them all."""
+"""Benchmarks: each module prints its results; `make bench` runs them all (results: docs/benchmarks.md)."""
