@@ -161,23 +161,34 @@ def _service(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import placement_from_env, should_report
     from .train import config_from_args, run
 
     cfg = config_from_args({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+    placement = placement_from_env()
     cancel = threading.Event()
 
     def on_interrupt(signum: int, frame: Any) -> None:
-        if cancel.is_set():
+        # Under torchrun one Ctrl-C reaches each process twice (from the terminal and forwarded by torchrun),
+        # so there a repeat only re-requests the stop; torchrun kills processes that do not exit in time.
+        if cancel.is_set() and placement.world_size == 1:
             raise KeyboardInterrupt
-        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort now)", file=sys.stderr)
+        if not cancel.is_set() and placement.rank == 0:
+            print("\nstopping after this step and saving a checkpoint" +
+                  (" (Ctrl-C again to abort now)" if placement.world_size == 1 else ""), file=sys.stderr)
         cancel.set()
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         summary = run(cfg, cancel=cancel)
+    except AtlasError as exc:
+        if should_report(exc):
+            raise
+        return 2  # another rank's error, re-raised here so that every rank stops; rank 0 prints it
     finally:
         signal.signal(signal.SIGINT, previous)
-    print(json.dumps(summary, indent=2))
+    if placement.rank == 0:
+        print(json.dumps(summary, indent=2))
     return 0 if summary["state"] == "finished" else 130
 
 

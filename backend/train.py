@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,13 +21,13 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoints import (atomic_write_bytes, atomic_write_json, bytes_to_tensors, is_model_folder,
                           load_model, save_model, tensors_to_bytes)
 from .data.datasets import PointSets, load_folder, procedural_point_sets, split_files
 from .data.meshio import Mesh
 from .data.sampling import sample_surface
 from .data.procedural import FAMILIES
-from .device import resolve_device
 from .errors import BusyError, ConfigError, DataError, MeshError
 from .losses import chamfer_per_shape, kl_divergence
 from .model import AtlasVAE, ModelConfig
@@ -248,12 +249,16 @@ def batches(count: int, batch_size: int, rng: np.random.Generator) -> Iterator[n
         yield order[b * batch_size:(b + 1) * batch_size]
 
 
-def pick_points(cloud: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """A random subset of `count` points from each cached cloud (B, N, 3)."""
+def pick_points(cloud: np.ndarray, count: int, rng: np.random.Generator, rows: slice = slice(None)) -> np.ndarray:
+    """A random subset of `count` points from each cached cloud (B, N, 3), for the clouds at `rows`.
+
+    The random draw covers all B clouds whatever `rows` is, so data-parallel ranks advance `rng` alike
+    and each rank's rows get the very points one process would pick for them.
+    """
     n = cloud.shape[1]
-    idx = rng.random((cloud.shape[0], n)).argsort(axis=1)[:, :count] if count <= n else \
-        rng.integers(0, n, (cloud.shape[0], count))
-    return np.take_along_axis(cloud, idx[..., None], axis=1)
+    idx = rng.random((cloud.shape[0], n))[rows].argsort(axis=1)[:, :count] if count <= n else \
+        rng.integers(0, n, (cloud.shape[0], count))[rows]
+    return np.take_along_axis(cloud[rows], idx[..., None], axis=1)
 
 
 @torch.no_grad()
@@ -368,23 +373,36 @@ def run(cfg: TrainConfig, progress: ProgressFn | None = None,
     """Train (or fine-tune with cfg.init) into cfg.out; returns a summary dict.
 
     Progress events go to `progress`; with none, a tqdm bar goes to stderr. Setting `cancel` stops the
-    run after the current step with a usable checkpoint written.
+    run after the current step with a usable checkpoint written. Under torchrun (WORLD_SIZE > 1) this
+    is one rank of a data-parallel run: only rank 0 locks and writes the output folder and reports
+    progress, and a cancel on any rank stops every rank at the same step (see docs/distributed.md).
     """
     cfg.check()
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
-    device = resolve_device(cfg.device)
-    with OutputLock(out):
-        state = prepare_output(cfg)
-        data = load_data(cfg, progress)
-        return _train(cfg, out, device, data, state, progress, cancel or threading.Event())
+    with distributed.join(cfg.device) as group, ExitStack() as held:
+        if not group.is_main:
+            progress = _quiet
+
+        def claim_output() -> dict[str, Any] | None:
+            held.enter_context(OutputLock(out))
+            return prepare_output(cfg)
+
+        state = group.from_main(claim_output)
+        data = group.in_turn(lambda: load_data(cfg, progress))
+        return _train(cfg, out, group, data, state, progress, cancel or threading.Event())
 
 
-def _train(cfg: TrainConfig, out: Path, device: torch.device, data: dict[str, PointSets],
+def _quiet(event: dict[str, Any]) -> None:
+    """The progress sink of ranks other than 0: they neither print nor draw a progress bar."""
+
+
+def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str, PointSets],
            state: dict[str, Any] | None, progress: ProgressFn | None, cancel: threading.Event) -> dict[str, Any]:
     from .reports import plot_history, sample_sheet
 
+    device = group.device
     torch.manual_seed(cfg.seed)
     model, meta = build_model(cfg, device)
     train_pts = data["train"].points
@@ -395,10 +413,14 @@ def _train(cfg: TrainConfig, out: Path, device: torch.device, data: dict[str, Po
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if state is not None:
-        _restore_state(out, model, opt, state)
+        if group.is_main:
+            _restore_state(out, model, opt, state)
+            history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).is_file() else []
+        group.share_optimizer(opt)
         start_epoch = int(state["epoch"])
-        history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).is_file() else []
         _emit(progress, {"event": "log", "message": f"resuming from epoch {start_epoch}"})
+    group.check_batch(min(cfg.batch_size, len(train_pts)))
+    net = group.wrap(model)
     steps_per_epoch = max(1, len(train_pts) // cfg.batch_size)
     total_epochs = max(cfg.epochs, start_epoch)
     bar = _bar(progress, (total_epochs - start_epoch) * steps_per_epoch)
@@ -413,59 +435,65 @@ def _train(cfg: TrainConfig, out: Path, device: torch.device, data: dict[str, Po
         sums = {"loss": 0.0, "chamfer": 0.0, "kl": 0.0}
         n = 0
         for step, idx in enumerate(batches(len(train_pts), cfg.batch_size, rng)):
-            x = torch.as_tensor(pick_points(train_pts[idx], cfg.points, rng), device=device)
+            x = torch.as_tensor(pick_points(train_pts[idx], cfg.points, rng, group.shard(len(idx))), device=device)
             template = random_points(model.cfg.template, model.cfg.patches, cfg.points, device=device)
-            pred, mu, logvar = model(x, template)
-            if not torch.isfinite(pred).all():
+            with group.private_rng(cfg.seed, epoch, step):
+                pred, mu, logvar = net(x, template)
+            if group.any(not torch.isfinite(pred).all()):
                 raise DataError(f"training diverged at epoch {epoch + 1} step {step + 1} (non-finite output); "
                                 f"try a lower --lr")
             cd = chamfer_per_shape(pred, x).mean()
             kl = kl_divergence(mu, logvar, cfg.free_bits) if logvar is not None else torch.zeros((), device=device)
             loss = cd + kl_weight(cfg, epoch + step / steps_per_epoch) * kl
-            if not torch.isfinite(loss):
-                raise DataError(f"training diverged at epoch {epoch + 1} step {step + 1} (loss {loss.item()}); "
+            values = dict(zip(("loss", "chamfer", "kl"), group.batch_means((loss, cd, kl), len(x), len(idx))))
+            if not math.isfinite(values["loss"]):
+                raise DataError(f"training diverged at epoch {epoch + 1} step {step + 1} (loss {values['loss']}); "
                                 f"try a lower --lr")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            group.scale_loss(loss, len(x), len(idx)).backward()
             opt.step()
-            for k, v in (("loss", loss), ("chamfer", cd), ("kl", kl)):
-                sums[k] += float(v.detach())
+            for k, v in values.items():
+                sums[k] += v
             n += 1
             done_steps += 1
             elapsed = time.perf_counter() - t0
             eta = elapsed / done_steps * ((total_epochs - start_epoch) * steps_per_epoch - done_steps)
             event = {"event": "step", "epoch": epoch + 1, "epochs": total_epochs, "step": step + 1,
-                     "steps": steps_per_epoch, "loss": float(loss.detach()),
-                     "chamfer": float(cd.detach()) * 1e3, "kl": float(kl.detach()), "eta_s": eta}
+                     "steps": steps_per_epoch, "loss": values["loss"],
+                     "chamfer": values["chamfer"] * 1e3, "kl": values["kl"], "eta_s": eta}
             _emit(progress, event)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, cd=f"{event['chamfer']:.3f}", kl=f"{event['kl']:.1f}")
-            if cancel.is_set():
+            if group.any(cancel.is_set()):
                 cancelled = True
                 break
         if cancelled:
-            _save_state(out, model, opt, cfg, epoch, history, meta, finished=False)
+            if group.is_main:
+                _save_state(out, model, opt, cfg, epoch, history, meta, finished=False)
+            group.barrier()
             break
-        record = {"epoch": epoch + 1, **{k: v / max(n, 1) for k, v in sums.items()},
-                  "val_chamfer": val_chamfer(model, data["val"].points, device),
-                  "time_s": time.perf_counter() - t0}
-        record["chamfer"] *= 1e3
-        history.append(record)
-        _save_state(out, model, opt, cfg, epoch + 1, history, meta, finished=False)
-        plot_history(history, out / "loss_curve.png")
-        if cfg.sheet_every > 0 and ((epoch + 1) % cfg.sheet_every == 0 or epoch + 1 == total_epochs):
-            sample_sheet(model, device, out / f"samples_epoch{epoch + 1:03d}.png", seed=cfg.seed)
-        _emit(progress, {"event": "epoch", **record, "epochs": total_epochs,
-                         "eta_s": (time.perf_counter() - t0) / done_steps *
-                         ((total_epochs - start_epoch) * steps_per_epoch - done_steps)})
+        if group.is_main:
+            record = {"epoch": epoch + 1, **{k: v / max(n, 1) for k, v in sums.items()},
+                      "val_chamfer": val_chamfer(model, data["val"].points, device),
+                      "time_s": time.perf_counter() - t0}
+            record["chamfer"] *= 1e3
+            history.append(record)
+            _save_state(out, model, opt, cfg, epoch + 1, history, meta, finished=False)
+            plot_history(history, out / "loss_curve.png")
+            if cfg.sheet_every > 0 and ((epoch + 1) % cfg.sheet_every == 0 or epoch + 1 == total_epochs):
+                sample_sheet(model, device, out / f"samples_epoch{epoch + 1:03d}.png", seed=cfg.seed)
+            _emit(progress, {"event": "epoch", **record, "epochs": total_epochs,
+                             "eta_s": (time.perf_counter() - t0) / done_steps *
+                             ((total_epochs - start_epoch) * steps_per_epoch - done_steps)})
+        group.barrier()
     if bar is not None:
         bar.close()
     if cancelled:
         summary = {"state": "cancelled", "out": str(out), "epoch": epoch, "history": history[-1:] or []}
         _emit(progress, {"event": "done", **summary})
         return summary
-    summary = finish(cfg, out, model, device, data, history, meta, opt, progress)
+    summary = group.from_main(lambda: finish(cfg, out, model, device, data, history, meta, opt, progress))
     _emit(progress, {"event": "done", **summary})
     return summary
 
