@@ -139,6 +139,9 @@ def load_data(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict[str,
                            progress=progress is None)
         for name, reason in sets.skipped:
             _emit(progress, {"event": "skip", "message": f"skipped {name}: {reason}"})
+        if sets.skipped:
+            _emit(progress, {"event": "log", "message": f"using {len(sets.names)} mesh files under {cfg.data}; "
+                                                        f"skipped {len(sets.skipped)} (listed above)"})
     if len(sets.names) < MIN_SHAPES:
         where = cfg.data or cfg.procedural
         raise DataError(f"{where}: only {len(sets.names)} usable meshes (need at least {MIN_SHAPES}); "
@@ -418,6 +421,7 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
             history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).is_file() else []
         group.share_optimizer(opt)
         start_epoch = int(state["epoch"])
+        history = history[:start_epoch]  # a kill between the history and state writes leaves one extra entry
         _emit(progress, {"event": "log", "message": f"resuming from epoch {start_epoch}"})
     group.check_batch(min(cfg.batch_size, len(train_pts)))
     net = group.wrap(model)

@@ -155,8 +155,6 @@ def test_mesh_specific_reasons_are_given(finished: dict[str, Any]) -> None:
     assert "same point" in reasons["extras/collapsed.obj"]
 
 
-@pytest.mark.xfail(strict=True, reason="train.load_data prints one line per skipped file but no summary "
-                                       "of how many files were used and skipped")
 def test_skipped_files_are_summarised(finished: dict[str, Any]) -> None:
     usable, skipped = 12, len(BAD_FILES)
     summaries = [line for line in finished["result"].stderr.splitlines()
