@@ -2,7 +2,9 @@
 and hand the replies back to Blender's main thread from a bpy.app.timers function.
 
 In interactive Blender a request runs on a worker thread (starting the backend if needed) and its
-result is applied by the timer, which exists only while work is pending. In background mode
+result is applied by the timer, which exists only while work is pending. A result that makes many
+objects is applied in steps (Steps) spread over timer calls, each call stopping once APPLY_BUDGET_S
+of main-thread time is spent, so Blender never freezes for long. In background mode
 (bpy.app.background, where timers never fire) a request runs to completion inside the operator.
 No bpy data is touched off the main thread: worker functions only talk to the backend.
 """
@@ -11,10 +13,11 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 import bpy
 
@@ -23,6 +26,14 @@ from .client import BackendClient, BackendError, BackendTimeout
 
 TICK_S = 0.1
 STOP_TIMEOUT_S = 5.0
+APPLY_BUDGET_S = 0.025  # a timer call starts no further apply step once it has run this long
+APPLY_INTERVAL_S = 0.01  # pause between timer calls while a result is being applied in steps
+
+Steps = Generator[None, None, str]
+"""An apply that works in pieces: it yields after each piece of main-thread work (one object, say)
+and returns the message to report. The timer resumes it across calls; background mode runs it through."""
+
+clock: Callable[[], float] = time.perf_counter  # what the apply budget is measured with
 
 
 @dataclass(frozen=True)
@@ -49,15 +60,17 @@ class LaunchConfig:
 class Task:
     """One request: `work` runs against the started backend off the main thread (interactive) and
     returns plain data; `apply` turns that data into Blender objects on the main thread and returns
-    the message to report. `kind` lets operators grey out while the same kind is pending;
-    `on_error` (main thread) undoes any state the operator set before submitting."""
+    the message to report, or Steps that do so piece by piece. `kind` lets operators grey out while
+    the same kind is pending (until its result is fully applied); `on_error` (main thread) undoes any
+    state the operator set before submitting."""
 
     kind: str
     label: str
     work: Callable[["Backend"], Any]
-    apply: Callable[[Any], str]
+    apply: Callable[[Any], str | Steps]
     on_error: Callable[[BaseException], None] | None = None
     future: Future[Any] | None = field(default=None, repr=False)
+    steps: Steps | None = field(default=None, repr=False)  # an apply under way in interactive mode
 
 
 def error_text(exc: BaseException) -> str:
@@ -231,12 +244,23 @@ def blocking_default() -> bool:
     return bool(bpy.app.background)
 
 
+def complete(outcome: str | Steps) -> str:
+    """The message of an apply run to its end now: all of its steps at once (blocking mode)."""
+    if isinstance(outcome, str):
+        return outcome
+    while True:
+        try:
+            next(outcome)
+        except StopIteration as stop:
+            return str(stop.value)
+
+
 def run(task: Task, blocking: bool | None = None) -> str | None:
     """Blocking (default in background mode): do the task now and return its message; exceptions
     propagate to the operator. Otherwise queue it and return None; the timer applies and reports it."""
     global _executor
     if blocking_default() if blocking is None else blocking:
-        return task.apply(task.work(backend))
+        return complete(task.apply(task.work(backend)))
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="atlasvae")
     task.future = _executor.submit(task.work, backend)
@@ -258,26 +282,67 @@ def pump_notifications() -> None:
             _notification_handler(message)
 
 
+def _ready(task: Task) -> bool:
+    return task.future is not None and task.future.done()
+
+
 def tick() -> float | None:
-    """Timer body: apply finished tasks, pump notifications, redraw; unregister when idle."""
-    for task in [t for t in _pending if t.future is not None and t.future.done()]:
-        _pending.remove(task)
-        assert task.future is not None
-        try:
-            message = task.apply(task.future.result())
-        except Exception as exc:
-            if task.on_error is not None:
-                task.on_error(exc)
-            report("ERROR", f"{task.label} failed: {error_text(exc)}")
-        else:
-            report("INFO", message)
+    """Timer body: apply finished tasks within this call's budget, pump notifications, redraw; come
+    back soon while results wait to be applied; unregister when idle.
+
+    Applies run in submission order. The first step of the first ready task always runs (so every
+    call makes progress); after that no step starts once APPLY_BUDGET_S has passed, so a call lasts
+    about the budget plus one step (one object), whatever the size of the result."""
+    started = clock()
+    for i, task in enumerate([t for t in _pending if _ready(t)]):
+        if i and clock() - started >= APPLY_BUDGET_S:
+            break
+        if not _advance(task, started):
+            break
     try:
         pump_notifications()
     except Exception as exc:
         report("ERROR", f"Reading backend progress failed: {error_text(exc)}")
     tag_redraw()
+    if any(_ready(t) for t in _pending):
+        return APPLY_INTERVAL_S
     busy = bool(_pending) or (_idle_check is not None and _idle_check())
     return TICK_S if busy else None
+
+
+def _advance(task: Task, started: float) -> bool:
+    """Apply `task`'s result step by step until it ends (report it, drop the task: True) or this call,
+    begun at `started`, has used its budget (False, the task stays pending for the next call)."""
+    assert task.future is not None
+    try:
+        if task.steps is None:
+            outcome = task.apply(task.future.result())
+            if isinstance(outcome, str):
+                _finish(task)
+                report("INFO", outcome)
+                return True
+            task.steps = outcome
+        while True:
+            try:
+                next(task.steps)
+            except StopIteration as stop:
+                _finish(task)
+                report("INFO", str(stop.value))
+                return True
+            if clock() - started >= APPLY_BUDGET_S:
+                return False
+    except Exception as exc:
+        _finish(task)
+        if task.on_error is not None:
+            task.on_error(exc)
+        report("ERROR", f"{task.label} failed: {error_text(exc)}")
+        return True
+
+
+def _finish(task: Task) -> None:
+    task.steps = None
+    if task in _pending:
+        _pending.remove(task)
 
 
 def report(level: str, message: str) -> None:
@@ -332,12 +397,30 @@ def tag_redraw() -> None:
                 area.tag_redraw()
 
 
+def drop_pending() -> None:
+    """Forget every queued request. A result being applied in steps is closed, not finished: its
+    Steps must then remove what they built (operators.build_objects does), so no half-built result is
+    left behind; its message is printed, not reported (the add-on is going away)."""
+    for task in list(_pending):
+        steps, task.steps = task.steps, None
+        if steps is None:
+            continue
+        try:
+            steps.close()
+        except Exception as exc:  # unregistering must go on whatever a half-applied result does
+            print(f"AtlasVAE: removing the partial result of {task.label} failed: {exc}")
+        else:
+            print(f"AtlasVAE: {task.label} interrupted; the objects it had added so far were removed")
+    _pending.clear()
+
+
 def shutdown() -> None:
-    """Stop the timer, drop queued work and stop the backend (unregister and Blender exit)."""
+    """Stop the timer, drop queued work (removing a half-applied result) and stop the backend
+    (unregister and Blender exit)."""
     global _executor
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
-    _pending.clear()
+    drop_pending()
     if _executor is not None:
         _executor.shutdown(wait=False, cancel_futures=True)
         _executor = None

@@ -3,7 +3,8 @@
 
 Each operator gathers its inputs on the main thread (mesh arrays, parameters, where results go),
 hands a jobs.Task to jobs.run and reports; results become objects in the task's `apply`, on the main
-thread. Failures are reported with the backend's own message, never swallowed.
+thread, one object per step (build_objects) so the timer can spread a big result over several calls.
+Failures are reported with the backend's own message, never swallowed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generator
 
 import bpy
 import numpy as np
@@ -116,6 +117,78 @@ def _add_object(collection: bpy.types.Collection, name: str, vertices: np.ndarra
     return obj
 
 
+@dataclass
+class NewObject:
+    """One result object to add: name, local mesh arrays, world location, custom properties
+    (stored as atlasvae_<key>) and the existing collection it goes into when the build makes none."""
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    location: np.ndarray
+    props: dict[str, Any]
+    into: str | None = None
+
+
+IdRef = tuple[str, int]  # (name, session_uid): finds a datablock again between timer calls
+
+
+def _find(ids: Any, ref: IdRef) -> Any:
+    """The datablock `ref` names if it still exists and is the same one (not a namesake after undo)."""
+    found = ids.get(ref[0])
+    return found if found is not None and found.session_uid == ref[1] else None
+
+
+def _remove_built(objects: list[IdRef], collection: IdRef | None) -> None:
+    """Delete the objects (and their meshes) and the collection an unfinished build made."""
+    for ref in reversed(objects):
+        obj = _find(bpy.data.objects, ref)
+        if obj is None:
+            continue
+        mesh = obj.data
+        bpy.data.objects.remove(obj)
+        if isinstance(mesh, bpy.types.Mesh) and mesh.users == 0:
+            bpy.data.meshes.remove(mesh)
+    found = _find(bpy.data.collections, collection) if collection is not None else None
+    if found is not None:
+        bpy.data.collections.remove(found)
+
+
+def build_objects(scene_name: str, items: list[NewObject], undo_message: str,
+                  new_collection: str | None = None) -> Generator[None, None, str]:
+    """Steps (see jobs.Steps) that add `items` one object per step, in a new collection named
+    `new_collection` (made in the first step, in scene `scene_name`) or each in its `into` collection,
+    then record ONE undo step; returns the new collection's final name ("" without one).
+
+    Between steps only names are held and looked up again, so an undo or a file load between timer
+    calls is noticed instead of touching freed data. A build that cannot finish is rolled back rather
+    than completed: when a step fails (bad mesh, its collection removed meanwhile) or the Steps are
+    closed early (jobs.drop_pending, on unregister), every object, mesh and collection it made is
+    removed again before the error goes on, and no undo step is recorded."""
+    made: list[IdRef] = []
+    collection_ref: IdRef | None = None
+    try:
+        if new_collection is not None:
+            collection = _new_collection(_target_scene(scene_name), new_collection)
+            collection_ref = (collection.name, collection.session_uid)
+        for item in items:
+            if collection_ref is not None:
+                target = _find(bpy.data.collections, collection_ref)
+                if target is None:
+                    raise RuntimeError(f"collection '{collection_ref[0]}' was removed (undo or another file loaded) "
+                                       f"after {len(made)} of {len(items)} objects were added")
+            else:
+                target = _collection_for(_target_scene(scene_name), item.into)
+            obj = _add_object(target, item.name, item.vertices, item.faces, item.location, item.props)
+            made.append((obj.name, obj.session_uid))
+            yield
+    except BaseException:
+        _remove_built(made, collection_ref)
+        raise
+    jobs.undo_push(undo_message)
+    return collection_ref[0] if collection_ref is not None else ""
+
+
 def _width(vertices: np.ndarray) -> float:
     lo, hi = bounds(vertices)
     return max(float(hi[0] - lo[0]), 1e-6)
@@ -207,21 +280,21 @@ class ATLASVAE_OT_sample(_ModelOperator):
             client, info = backend.ensure_model(config)
             return str(info.get("name", "model")), _decode_all(client.call("sample", params))
 
-        def apply(result: tuple[str, list[Arrays]]) -> str:
+        def apply(result: tuple[str, list[Arrays]]) -> jobs.Steps:
             model, meshes = result
-            scene = _target_scene(scene_name)
             family = f" {label}" if label is not None else ""
-            collection = _new_collection(scene, f"AtlasVAE Samples {model}{family} seed {seed}")
             columns = max(1, int(np.ceil(np.sqrt(len(meshes)))))
             props: dict[str, Any] = {"model": model, "seed": seed, "temperature": temperature, "resolution": resolution}
             if label is not None:
                 props["label"] = label
+            items = []
             for i, (vertices, faces) in enumerate(meshes):
                 row, col = divmod(i, columns)
                 location = cursor + np.array([col * spacing, row * spacing, 0.0])
-                _add_object(collection, f"{model}_s{seed}_{i}", vertices, faces, location, {**props, "index": i})
-            jobs.undo_push("AtlasVAE: Sample Shapes")
-            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection.name}'"
+                items.append(NewObject(f"{model}_s{seed}_{i}", vertices, faces, location, {**props, "index": i}))
+            collection = yield from build_objects(scene_name, items, "AtlasVAE: Sample Shapes",
+                                                  new_collection=f"AtlasVAE Samples {model}{family} seed {seed}")
+            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection}'"
 
         task = jobs.Task(self.kind, "Sample Shapes", work, apply)
         return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...")
@@ -265,20 +338,19 @@ class ATLASVAE_OT_reconstruct(_ModelOperator):
                 out.append((src, decode_mesh(reply["mesh"]), reply.get("chamfer")))
             return str(info.get("name", "model")), out
 
-        def apply(result: tuple[str, list[tuple[Source, Arrays, float | None]]]) -> str:
+        def apply(result: tuple[str, list[tuple[Source, Arrays, float | None]]]) -> jobs.Steps:
             model, items = result
-            scene = _target_scene(scene_name)
-            parts = []
+            parts, objects = [], []
             for src, (vertices, faces), chamfer in items:
                 center = _center(src.vertices)
                 location = center + np.array([_gap(_width(src.vertices)), 0.0, 0.0])
                 props: dict[str, Any] = {"model": model, "source": src.name, "resolution": resolution}
                 if chamfer is not None:
                     props["chamfer_x1e3"] = float(chamfer)
-                _add_object(_collection_for(scene, src.collection), f"{src.name}_recon", vertices - center, faces,
-                            location, props)
+                objects.append(NewObject(f"{src.name}_recon", vertices - center, faces, location, props,
+                                         into=src.collection))
                 parts.append(f"{src.name} {chamfer:.3f}" if chamfer is not None else f"{src.name} n/a")
-            jobs.undo_push("AtlasVAE: Reconstruct")
+            yield from build_objects(scene_name, objects, "AtlasVAE: Reconstruct")
             text = f"Reconstructed {len(items)} with {model}; Chamfer x1e-3: " + ", ".join(parts)
             if skipped:
                 text += f" (skipped non-mesh: {', '.join(skipped)})"
@@ -327,15 +399,16 @@ class ATLASVAE_OT_interpolate(_ModelOperator):
                                                 "steps": steps, "resolution": resolution})
             return str(info.get("name", "model")), _decode_all(reply)
 
-        def apply(result: tuple[str, list[Arrays]]) -> str:
+        def apply(result: tuple[str, list[Arrays]]) -> jobs.Steps:
             model, meshes = result
-            collection = _new_collection(_target_scene(scene_name), f"AtlasVAE Interpolation {a.name} to {b.name}")
+            items = []
             for i, (vertices, faces) in enumerate(meshes):
                 location = origin + np.array([i * step, 0.0, 0.0])
                 t = i / max(1, len(meshes) - 1)
-                _add_object(collection, f"{a.name}_to_{b.name}_{i}", vertices - _center(vertices), faces, location,
-                            {"model": model, "source": f"{a.name} -> {b.name}", "index": i, "t": t})
-            jobs.undo_push("AtlasVAE: Interpolate")
+                items.append(NewObject(f"{a.name}_to_{b.name}_{i}", vertices - _center(vertices), faces, location,
+                                       {"model": model, "source": f"{a.name} -> {b.name}", "index": i, "t": t}))
+            yield from build_objects(scene_name, items, "AtlasVAE: Interpolate",
+                                     new_collection=f"AtlasVAE Interpolation {a.name} to {b.name}")
             return f"Interpolated {a.name} -> {b.name} in {len(meshes)} steps with {model}"
 
         task = jobs.Task(self.kind, "Interpolate", work, apply)
@@ -379,15 +452,16 @@ class ATLASVAE_OT_variations(_ModelOperator):
             reply = client.call("variations", {"mesh": encode_mesh(src.vertices, src.faces), **params})
             return str(info.get("name", "model")), _decode_all(reply)
 
-        def apply(result: tuple[str, list[Arrays]]) -> str:
+        def apply(result: tuple[str, list[Arrays]]) -> jobs.Steps:
             model, meshes = result
-            collection = _new_collection(_target_scene(scene_name), f"AtlasVAE Variations {src.name}")
+            items = []
             for i, (vertices, faces) in enumerate(meshes):
                 location = center + np.array([(i + 1) * gap, 0.0, 0.0])
-                _add_object(collection, f"{src.name}_var{i}", vertices - center, faces, location,
-                            {"model": model, "source": src.name, "index": i, "seed": params["seed"],
-                             "spread": params["spread"]})
-            jobs.undo_push("AtlasVAE: Variations")
+                items.append(NewObject(f"{src.name}_var{i}", vertices - center, faces, location,
+                                       {"model": model, "source": src.name, "index": i, "seed": params["seed"],
+                                        "spread": params["spread"]}))
+            yield from build_objects(scene_name, items, "AtlasVAE: Variations",
+                                     new_collection=f"AtlasVAE Variations {src.name}")
             return f"Made {len(meshes)} variations of {src.name} with {model}"
 
         task = jobs.Task(self.kind, "Variations", work, apply)
