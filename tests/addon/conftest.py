@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -139,3 +140,20 @@ def select_only(bpy: Any, objects: list[Any], active: Any | None = None) -> None
         obj.select_set(True)
     view_layer = bpy.context.view_layer
     view_layer.objects.active = active if active is not None else (objects[-1] if objects else None)
+
+
+@pytest.fixture()
+def interactive(scene: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The add-on's non-blocking path (as in a Blender window): yields `jobs`; drains and unregisters
+    the dispatch timer afterwards."""
+    from blender_addon import jobs
+
+    monkeypatch.setattr(jobs, "blocking_default", lambda: False)
+    yield jobs
+    while jobs.pending_kinds():
+        time.sleep(0.01)
+        jobs.tick()
+    import bpy
+
+    if bpy.app.timers.is_registered(jobs.tick):
+        bpy.app.timers.unregister(jobs.tick)

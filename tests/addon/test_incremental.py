@@ -8,7 +8,7 @@ by a fixed amount, so nothing here depends on how fast the machine is."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -38,21 +38,6 @@ class Counter:
 
         monkeypatch.setattr(operators, "arrays_to_mesh", mesh)
         monkeypatch.setattr(jobs, "undo_push", undo)
-
-
-@pytest.fixture()
-def interactive(scene: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from blender_addon import jobs
-
-    monkeypatch.setattr(jobs, "blocking_default", lambda: False)
-    yield jobs
-    while jobs.pending_kinds():
-        time.sleep(0.01)
-        jobs.tick()
-    import bpy
-
-    if bpy.app.timers.is_registered(jobs.tick):
-        bpy.app.timers.unregister(jobs.tick)
 
 
 def wait_for_first_mesh(jobs: Any, counter: Counter) -> None:

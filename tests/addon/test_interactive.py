@@ -6,26 +6,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from .test_finetune import BOX_FACES, box, write_obj
-
-
-@pytest.fixture()
-def interactive(scene: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from blender_addon import jobs
-
-    monkeypatch.setattr(jobs, "blocking_default", lambda: False)
-    yield jobs
-    while jobs.pending_kinds():
-        time.sleep(0.01)
-        jobs.tick()
-    import bpy
-
-    if bpy.app.timers.is_registered(jobs.tick):
-        bpy.app.timers.unregister(jobs.tick)
 
 
 def tick_until(jobs: Any, done: Any) -> None:
