@@ -28,6 +28,7 @@ FORMAT = "atlasvae-model"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+PENDING_CONFIG = ".config.json.pending"  # the next config.json, written before the weights it vouches for
 
 
 @dataclass
@@ -83,7 +84,11 @@ def bytes_to_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
 def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior | None = None,
                meta: dict[str, Any] | None = None,
                label_priors: dict[str, GaussianMixturePrior] | None = None) -> Path:
-    """Write a model folder: weights first, then the config that vouches for them by hash."""
+    """Write a model folder in three atomic steps: pending config, weights, then the config's rename.
+
+    A crash at any point leaves a folder that loads: the old pair, or the new weights with the pending
+    config that vouches for them by hash (see `load_model`).
+    """
     folder = Path(folder)
     tensors = dict(model.state_dict())
     if prior is not None:
@@ -91,12 +96,13 @@ def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior 
     for label, label_prior in (label_priors or {}).items():
         tensors.update(label_prior.to_tensors(f"{LABEL_PREFIX}{label}."))
     data = tensors_to_bytes(tensors)
-    atomic_write_bytes(folder / WEIGHTS_FILE, data)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
               "weights_sha256": hashlib.sha256(data).hexdigest(), "has_prior": prior is not None,
               "labels": sorted(label_priors or {}),
               "meta": meta or {}}
-    atomic_write_json(folder / CONFIG_FILE, config)
+    atomic_write_json(folder / PENDING_CONFIG, config)
+    atomic_write_bytes(folder / WEIGHTS_FILE, data)
+    os.replace(folder / PENDING_CONFIG, folder / CONFIG_FILE)
     return folder
 
 
@@ -126,18 +132,21 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
     """Load a model folder for inference (eval mode) on `device`."""
     folder = Path(folder)
     config = read_config(folder)
-    try:
-        cfg = ModelConfig.from_dict(config.get("model", {}))
-    except (ConfigError, TypeError) as exc:
-        raise CheckpointError(f"{folder / CONFIG_FILE}: invalid model config ({exc})") from None
     weights = folder / WEIGHTS_FILE
     try:
         data = weights.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"{weights}: cannot read weights ({exc.strerror or exc})") from None
-    if hashlib.sha256(data).hexdigest() != config.get("weights_sha256"):
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != config.get("weights_sha256"):
+        config = _pending_config(folder, digest) or config
+    if digest != config.get("weights_sha256"):
         raise CheckpointError(f"{weights}: weights file is truncated, corrupt or from another model "
                               f"(its checksum does not match {CONFIG_FILE})")
+    try:
+        cfg = ModelConfig.from_dict(config.get("model", {}))
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: invalid model config ({exc})") from None
     tensors = bytes_to_tensors(data, weights)
     prior = GaussianMixturePrior.from_tensors(tensors, str(weights)) if config.get("has_prior") else None
     labels = config.get("labels", [])
@@ -155,6 +164,18 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
     model.to(device).eval()
     return LoadedModel(model=model, config=cfg, prior=prior, path=folder, meta=config.get("meta", {}),
                        label_priors=label_priors)
+
+
+def _pending_config(folder: Path, digest: str) -> dict[str, Any] | None:
+    """The pending config of a save cut short after its weights were written, if it vouches for `digest`."""
+    path = folder / PENDING_CONFIG
+    try:
+        pending = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(pending, dict) and pending.get("format") == FORMAT and pending.get("weights_sha256") == digest:
+        return pending
+    return None
 
 
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:

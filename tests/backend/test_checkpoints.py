@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.checkpoints import (CONFIG_FILE, WEIGHTS_FILE, atomic_write_bytes, is_model_folder, load_model,
+from backend.checkpoints import (CONFIG_FILE, PENDING_CONFIG, WEIGHTS_FILE, atomic_write_bytes, is_model_folder, load_model,
                                  read_config, save_model)
 from backend.errors import CheckpointError
 from backend.model import ModelConfig
@@ -199,3 +199,23 @@ def test_prior_of_another_latent_size_is_refused(tmp_path: Path, make_tiny_model
 def test_loaded_config_is_a_model_config(tiny_model_dir: Path) -> None:
     lm = load_model(tiny_model_dir)
     assert isinstance(lm.config, ModelConfig) and lm.config.latent_dim == 16
+
+
+def test_a_save_cut_short_at_any_step_leaves_a_loadable_folder(tmp_path: Path, make_tiny_model) -> None:
+    """Saves go pending config -> weights -> rename; a crash between any two steps still loads."""
+    old, new = make_tiny_model(1), make_tiny_model(2)
+    folder = save_model(tmp_path / "m", old, meta={"name": "old"})
+    save_model(tmp_path / "next", new, meta={"name": "new"})
+    assert not (folder / PENDING_CONFIG).exists()
+
+    shutil.copy(tmp_path / "next" / CONFIG_FILE, folder / PENDING_CONFIG)  # crash after step 1
+    assert load_model(folder).name == "old"
+
+    shutil.copy(tmp_path / "next" / WEIGHTS_FILE, folder / WEIGHTS_FILE)  # crash after step 2
+    lm = load_model(folder)
+    assert lm.name == "new"
+    torch.testing.assert_close(lm.model.state_dict(), new.state_dict(), rtol=0, atol=0)
+
+    (folder / PENDING_CONFIG).write_text("{not json")  # a damaged pending file is no excuse
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_model(folder)
