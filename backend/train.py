@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -167,13 +167,19 @@ def _emit(progress: ProgressFn | None, event: dict[str, Any]) -> None:
 
 
 class OutputLock:
-    """An exclusive advisory lock on the output folder, released on exit (and by the OS on a crash)."""
+    """An exclusive advisory lock on the output folder, released on exit (and by the OS on a crash).
+
+    A folder the lock itself created and that holds nothing else on exit (a run that failed before
+    writing anything, e.g. on bad data) is removed again, so no empty leftover confuses the next run.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOCK_FILE
         self._fh: Any = None
+        self._created = False
 
     def __enter__(self) -> "OutputLock":
+        self._created = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a+")
         try:
@@ -190,6 +196,11 @@ class OutputLock:
 
     def __exit__(self, *exc: object) -> None:
         self._fh.close()
+        folder = self.path.parent
+        if self._created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+            self.path.unlink(missing_ok=True)
+            with suppress(OSError):
+                folder.rmdir()
 
 
 def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:

@@ -223,7 +223,18 @@ def test_too_few_usable_meshes_is_a_data_error(tmp_path: Path, cfg) -> None:
             progress=events.append)
     assert str(data) in str(err.value)
     assert not any(e["event"] in ("step", "epoch") for e in events)
-    assert not (out / "model.safetensors").exists()
+    assert not out.exists()  # the folder this run created is gone again, lock file and all
+
+
+def test_a_failed_run_keeps_a_folder_it_did_not_create(tmp_path: Path, cfg) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broken.obj").write_text("this is not a mesh\n")
+    out = tmp_path / "mine"
+    out.mkdir()
+    with pytest.raises(DataError):
+        run(cfg(out, procedural=None, data=str(data), cache_dir=str(tmp_path / "cache")))
+    assert out.is_dir()
 
 
 def test_finetune_from_a_trained_model(trained_run: dict, tmp_path: Path) -> None:
@@ -284,3 +295,4 @@ def test_kl_warmup_is_linear_to_beta() -> None:
     assert kl_weight(cfg, 9.0) == pytest.approx(1e-3)
     cfg.warmup_epochs = 0
     assert kl_weight(cfg, 0.0) == pytest.approx(1e-3)
+
