@@ -25,14 +25,12 @@ from . import distributed
 from .checkpoints import (atomic_write_bytes, atomic_write_json, bytes_to_tensors, is_model_folder,
                           load_model, save_model, tensors_to_bytes)
 from .data.datasets import PointSets, load_folder, procedural_point_sets, split_files
-from .data.meshio import Mesh
-from .data.sampling import sample_surface
 from .data.procedural import FAMILIES
-from .errors import BusyError, ConfigError, DataError, MeshError
+from .errors import BusyError, ConfigError, DataError
 from .losses import chamfer_per_shape, kl_divergence
 from .model import AtlasVAE, ModelConfig
 from .prior import fit_gmm, fit_label_priors
-from .templates import random_points, template_mesh
+from .templates import random_points
 
 STATE_FILE = "train_state.safetensors"
 STATE_JSON = "train_state.json"
@@ -307,32 +305,32 @@ def reconstruct_points(model: AtlasVAE, points: np.ndarray, device: torch.device
 
 
 @torch.no_grad()
-def decode_latents(model: AtlasVAE, z: np.ndarray, device: torch.device, count: int = 2048, seed: int = 2,
-                   resolution: int = 2562) -> np.ndarray:
-    """Point clouds (n, count, 3) sampled uniformly from the surfaces decoded from latents.
+def decode_latents(model: AtlasVAE, z: np.ndarray, device: torch.device, count: int = 2048,
+                   seed: int = 2) -> np.ndarray:
+    """Point clouds (n, count, 3) decoded from latents, each at its own uniform random template points.
 
-    Each decoded mesh is sampled by area, like the reference shapes. Clouds decoded at one shared set of
-    template points correspond point for point, so they sit closer to each other than to any reference
-    and 1-NNA would flag that artefact instead of judging the shapes.
+    This is the point distribution the Chamfer loss trained, so a cloud is the model's own sample of its
+    surface. Each shape gets fresh template points: clouds decoded at one shared set would correspond
+    point for point, sit closer to each other than to any reference, and 1-NNA would flag that artefact.
+    (Sampling the decoded mesh by area is worse: stretched or folded template triangles, which training
+    never weighs, then draw many points.)
     """
     model.eval()
-    pts, faces = template_mesh(model.cfg.template, model.cfg.patches, resolution)
-    template = torch.from_numpy(pts).to(device)
-    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     clouds = []
-    for start in range(0, len(z), 64):
-        zb = torch.as_tensor(z[start:start + 64], dtype=torch.float32, device=device)
-        for verts in model.decode(zb, template).float().cpu().numpy():
-            clouds.append(_surface_or_vertices(verts, faces, count, rng))
+    for code in np.asarray(z, dtype=np.float32):
+        template = random_points(model.cfg.template, model.cfg.patches, count, gen, device)
+        clouds.append(_exactly(model.decode(torch.as_tensor(code[None], device=device), template)[0], count, gen))
     return np.stack(clouds)
 
 
-def _surface_or_vertices(verts: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Area-weighted surface samples; a decoded surface collapsed to no area yields its vertices instead."""
-    try:
-        return sample_surface(Mesh(verts, faces), count, rng)
-    except MeshError:
-        return verts[rng.integers(0, len(verts), count)].astype(np.float32)
+def _exactly(points: torch.Tensor, count: int, gen: torch.Generator) -> np.ndarray:
+    """`count` rows of a decoded cloud: patches of count // K points can fall a few short, so top up."""
+    arr = points.float().cpu().numpy()
+    if len(arr) < count:
+        extra = torch.randint(0, len(arr), (count - len(arr),), generator=gen).numpy()
+        arr = np.concatenate([arr, arr[extra]])
+    return arr[:count]
 
 
 def val_chamfer(model: AtlasVAE, points: np.ndarray, device: torch.device) -> float:

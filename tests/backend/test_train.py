@@ -296,3 +296,14 @@ def test_kl_warmup_is_linear_to_beta() -> None:
     cfg.warmup_epochs = 0
     assert kl_weight(cfg, 0.0) == pytest.approx(1e-3)
 
+
+def test_decode_latents_draws_fresh_template_points_per_shape(make_tiny_model) -> None:
+    from backend.train import decode_latents
+
+    model = make_tiny_model(0, template="squares", patches=3)
+    z = np.zeros((2, model.cfg.latent_dim), dtype=np.float32)
+    clouds = decode_latents(model, z, "cpu", count=100, seed=4)
+    assert clouds.shape == (2, 100, 3)  # 3 patches of 33 points, topped up to exactly 100
+    assert not np.allclose(clouds[0], clouds[1])  # same latent, independent points: no point-for-point twins
+    np.testing.assert_array_equal(clouds, decode_latents(model, z, "cpu", count=100, seed=4))
+    assert not np.array_equal(clouds, decode_latents(model, z, "cpu", count=100, seed=5))
