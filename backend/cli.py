@@ -69,6 +69,8 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--decoder-width", type=int, default=d.decoder_width)
     p.add_argument("--decoder-layers", type=int, default=d.decoder_layers)
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--prior-components", type=int, default=d.prior_components,
+                   help="Gaussians in the latent mixture fitted after training (half as many per label)")
     p.add_argument("--sheet-every", type=int, default=d.sheet_every, help="write a sample sheet PNG every N epochs")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--name", help="model name shown in Blender (default: the output folder's name)")

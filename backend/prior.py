@@ -58,7 +58,7 @@ def standard_normal(count: int, dim: int, seed: int, temperature: float = 1.0) -
     return temperature * np.random.default_rng(seed).standard_normal((count, dim))
 
 
-def fit_gmm(codes: np.ndarray, components: int = 8, seed: int = 0) -> GaussianMixturePrior:
+def fit_gmm(codes: np.ndarray, components: int = 32, seed: int = 0) -> GaussianMixturePrior:
     """Fit a full-covariance Gaussian mixture to latent codes (N, D) with scikit-learn's EM."""
     from sklearn.mixture import GaussianMixture
 

@@ -66,7 +66,7 @@ class TrainConfig:
     encoder_widths: tuple[int, ...] = (64, 128, 256)
     val_fraction: float = 0.1
     test_fraction: float = 0.0
-    prior_components: int = 8
+    prior_components: int = 32
     sheet_every: int = 5
     device: str = "auto"
     seed: int = 0
@@ -89,7 +89,7 @@ class TrainConfig:
         """Refuse impossible settings before any data is read."""
         if (self.data is None) == (self.procedural is None):
             raise ConfigError("give exactly one of --data DIR or --procedural FAMILIES:COUNT")
-        for name in ("epochs", "batch_size", "points"):
+        for name in ("epochs", "batch_size", "points", "prior_components"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.batch_size < 2:
