@@ -39,7 +39,7 @@ def train_config(family: str, mode: str, args: argparse.Namespace) -> TrainConfi
     return TrainConfig(out=str(args.workdir / f"{family}_{mode}"), procedural=f"{family}:{args.shapes}",
                        mode=mode, epochs=args.epochs, val_fraction=0.1, test_fraction=args.test_fraction,
                        template=args.template, patches=args.patches, sheet_every=0, device="cpu", seed=0,
-                       force=True, beta=args.beta)
+                       force=True, beta=args.beta, batch_size=args.batch_size)
 
 
 def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--shapes", type=int, default=400, help="procedural shapes per family (train+val+test)")
     parser.add_argument("--test-fraction", type=float, default=0.25)
     parser.add_argument("--epochs", type=int, default=120)
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="shapes per step; 16 beat 32 at the same epochs (more steps for the same compute)")
     parser.add_argument("--template", default="squares", choices=("sphere", "squares"))
     parser.add_argument("--patches", type=int, default=8)
     parser.add_argument("--beta", type=float, default=TrainConfig(out="").beta)
