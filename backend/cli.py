@@ -70,7 +70,11 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--decoder-layers", type=int, default=d.decoder_layers)
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--prior-components", type=int, default=d.prior_components,
-                   help="Gaussians in the latent mixture fitted after training (half as many per label)")
+                   help="autoencoder only: Gaussians in the latent mixture fitted after training "
+                        "(half as many per label); a VAE's prior has one Gaussian per training shape")
+    p.add_argument("--prior-spread", type=float, default=d.prior_spread,
+                   help="VAE only: how much the fitted prior widens each training shape's posterior; "
+                        "1 gives near-copies of training shapes, larger gives newer and less exact shapes")
     p.add_argument("--sheet-every", type=int, default=d.sheet_every, help="write a sample sheet PNG every N epochs")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--name", help="model name shown in Blender (default: the output folder's name)")

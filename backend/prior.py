@@ -1,7 +1,9 @@
-"""Latent priors to sample from: the standard normal, and a Gaussian mixture fitted to training codes.
+"""Latent priors to sample from: the standard normal, and Gaussian mixtures fitted to training codes.
 
-A VAE's aggregate posterior rarely fills N(0, I) exactly; fitting a full-covariance mixture to the
-posterior means of the training set after training puts samples where the decoder has learnt shapes.
+A VAE's aggregate posterior rarely fills N(0, I) exactly. For a VAE the fitted prior is that aggregate
+posterior itself: one diagonal Gaussian per training shape, straight from the encoder, widened a little
+so samples are new shapes rather than near-copies. An autoencoder has no posterior widths, so it gets a
+full-covariance mixture fitted by EM to its codes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ PRIOR_KINDS = ("auto", "normal", "gmm")
 
 @dataclass(frozen=True)
 class GaussianMixturePrior:
-    """Mixture weights (K,), means (K, D) and lower Cholesky factors of the covariances (K, D, D)."""
+    """Mixture weights (K,), means (K, D) and covariance factors: lower Cholesky factors (K, D, D) for
+    full covariances, or standard deviations (K, D) for diagonal ones."""
 
     weights: np.ndarray
     means: np.ndarray
@@ -28,12 +31,26 @@ class GaussianMixturePrior:
     def components(self) -> int:
         return len(self.weights)
 
+    @property
+    def diagonal(self) -> bool:
+        return self.chol.ndim == 2
+
+    def component_variances(self) -> np.ndarray:
+        """Per-dimension variance of each component (K, D)."""
+        return self.chol ** 2 if self.diagonal else np.einsum("kij,kij->ki", self.chol, self.chol)
+
+    def variance(self) -> np.ndarray:
+        """Per-dimension variance of the whole mixture (D,): within components plus between their means."""
+        mean = self.weights @ self.means
+        return self.weights @ (self.component_variances() + (self.means - mean) ** 2)
+
     def sample(self, count: int, seed: int, temperature: float = 1.0) -> np.ndarray:
         """`count` latents (count, D); the same seed gives the same latents."""
         rng = np.random.default_rng(seed)
         comp = rng.choice(self.components, size=count, p=self.weights)
         eps = rng.standard_normal((count, self.means.shape[1]))
-        return self.means[comp] + temperature * np.einsum("nij,nj->ni", self.chol[comp], eps)
+        spread = self.chol[comp] * eps if self.diagonal else np.einsum("nij,nj->ni", self.chol[comp], eps)
+        return self.means[comp] + temperature * spread
 
     def to_tensors(self, prefix: str = "prior.") -> dict[str, torch.Tensor]:
         return {f"{prefix}weights": torch.from_numpy(self.weights.astype(np.float64)),
@@ -47,7 +64,7 @@ class GaussianMixturePrior:
             w, m, c = (tensors[f"{prefix}{k}"].numpy() for k in ("weights", "means", "chol"))
         except KeyError as exc:
             raise CheckpointError(f"{source}: prior tensor {exc.args[0]!r} is missing") from None
-        if m.ndim != 2 or w.shape != (m.shape[0],) or c.shape != (m.shape[0], m.shape[1], m.shape[1]):
+        if m.ndim != 2 or w.shape != (m.shape[0],) or c.shape not in (m.shape, (*m.shape, m.shape[1])):
             raise CheckpointError(f"{source}: prior tensors have inconsistent shapes "
                                   f"{w.shape}, {m.shape}, {c.shape}")
         return cls(weights=w / w.sum(), means=m, chol=c)
@@ -73,17 +90,43 @@ def fit_gmm(codes: np.ndarray, components: int = 32, seed: int = 0) -> GaussianM
     return GaussianMixturePrior(weights=gmm.weights_, means=gmm.means_, chol=chol)
 
 
+def posterior_mixture(mu: np.ndarray, logvar: np.ndarray, spread: float = 1.5,
+                      max_components: int = 4096, seed: int = 0) -> GaussianMixturePrior:
+    """A VAE's aggregate posterior: an equal-weight mixture of N(mu_i, (spread * sigma_i)^2), one per code.
+
+    The encoder's own widths say how far each code can move before the decoded shape changes, which a
+    mixture fitted to the means alone cannot know. Measured on procedural chairs (docs/benchmarks.md),
+    spread 1 samples near-copies of training shapes and 1.5 samples shapes as far from the training set
+    as unseen ones. Above `max_components` codes a seeded random subset keeps the stored prior small.
+    """
+    mu, logvar = np.asarray(mu, dtype=np.float64), np.asarray(logvar, dtype=np.float64)
+    if mu.ndim != 2 or len(mu) < 1 or logvar.shape != mu.shape:
+        raise ConfigError(f"need posterior means and log-variances of one shape (N, D), got {mu.shape} "
+                          f"and {logvar.shape}")
+    if not 0 < spread < np.inf:
+        raise ConfigError(f"prior spread must be a finite number > 0, got {spread!r}")
+    if len(mu) > max_components:
+        keep = np.sort(np.random.default_rng(seed).choice(len(mu), max_components, replace=False))
+        mu, logvar = mu[keep], logvar[keep]
+    return GaussianMixturePrior(weights=np.full(len(mu), 1.0 / len(mu)), means=mu,
+                                chol=spread * np.exp(0.5 * logvar))
+
+
 LABEL_PREFIX = "label_prior."
 MIN_LABEL_CODES = 8
 
 
-def fit_label_priors(codes: np.ndarray, labels: list[str], components: int = 4,
-                     seed: int = 0) -> dict[str, GaussianMixturePrior]:
-    """One mixture per label with enough codes, so a user can ask for 'a sword' rather than 'a shape'."""
+def fit_label_priors(codes: np.ndarray, labels: list[str], components: int = 4, seed: int = 0,
+                     logvar: np.ndarray | None = None, spread: float = 1.5) -> dict[str, GaussianMixturePrior]:
+    """One mixture per label with enough codes, so a user can ask for 'a sword' rather than 'a shape'.
+
+    With `logvar` (a VAE) each is that label's part of the aggregate posterior, else an EM fit.
+    """
     labels_arr = np.asarray(labels)
     out = {}
     for label in sorted(set(labels)):
         mask = labels_arr == label
         if mask.sum() >= MIN_LABEL_CODES:
-            out[label] = fit_gmm(codes[mask], components, seed)
+            out[label] = fit_gmm(codes[mask], components, seed) if logvar is None else \
+                posterior_mixture(codes[mask], logvar[mask], spread, seed=seed)
     return out

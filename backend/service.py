@@ -205,11 +205,7 @@ class ModelService:
     def _prior_std(lm: LoadedModel) -> np.ndarray:
         if lm.prior is None:
             return np.ones(lm.config.latent_dim)
-        cov = np.einsum("kij,klj->kil", lm.prior.chol, lm.prior.chol)
-        means = lm.prior.means
-        mean = lm.prior.weights @ means
-        var = lm.prior.weights @ (np.diagonal(cov, axis1=1, axis2=2) + (means - mean) ** 2)
-        return np.sqrt(var)
+        return np.sqrt(lm.prior.variance())
 
     @staticmethod
     def list_models(roots: list[str | Path]) -> list[dict[str, str]]:

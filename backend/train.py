@@ -29,7 +29,7 @@ from .data.procedural import FAMILIES
 from .errors import BusyError, ConfigError, DataError
 from .losses import chamfer_per_shape, kl_divergence
 from .model import AtlasVAE, ModelConfig
-from .prior import fit_gmm, fit_label_priors
+from .prior import GaussianMixturePrior, fit_gmm, fit_label_priors, posterior_mixture
 from .templates import random_points
 
 STATE_FILE = "train_state.safetensors"
@@ -67,6 +67,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.0
     prior_components: int = 32
+    prior_spread: float = 1.5
     sheet_every: int = 5
     device: str = "auto"
     seed: int = 0
@@ -97,6 +98,8 @@ class TrainConfig:
                               f"got {self.batch_size}")
         if self.lr <= 0 or self.beta < 0 or self.free_bits < 0:
             raise ConfigError("lr must be > 0, beta and free_bits >= 0")
+        if not 0 < self.prior_spread < math.inf:
+            raise ConfigError(f"prior_spread must be a finite number > 0, got {self.prior_spread!r}")
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
             raise ConfigError("val_fraction and test_fraction must be in [0, 1)")
         if self.data is not None and not Path(self.data).is_dir():
@@ -274,16 +277,38 @@ def pick_points(cloud: np.ndarray, count: int, rng: np.random.Generator, rows: s
 
 
 @torch.no_grad()
-def encode_all(model: AtlasVAE, points: np.ndarray, device: torch.device, count: int = 2500,
-               batch: int = 64) -> np.ndarray:
-    """Posterior means of every shape (eval mode), for fitting the prior."""
+def encode_posteriors(model: AtlasVAE, points: np.ndarray, device: torch.device, count: int = 2500,
+                      batch: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior means and log-variances (None for an autoencoder) of every shape, in eval mode."""
     model.eval()
     rng = np.random.default_rng(0)
-    out = []
+    mus, logvars = [], []
     for start in range(0, len(points), batch):
         x = torch.as_tensor(pick_points(points[start:start + batch], count, rng), device=device)
-        out.append(model.encode(x)[0].float().cpu().numpy())
-    return np.concatenate(out)
+        mu, logvar = model.encode(x)
+        mus.append(mu.float().cpu().numpy())
+        if logvar is not None:
+            logvars.append(logvar.float().cpu().numpy())
+    return np.concatenate(mus), (np.concatenate(logvars) if logvars else None)
+
+
+def encode_all(model: AtlasVAE, points: np.ndarray, device: torch.device, count: int = 2500,
+               batch: int = 64) -> np.ndarray:
+    """Posterior means of every shape (eval mode)."""
+    return encode_posteriors(model, points, device, count, batch)[0]
+
+
+def fit_priors(model: AtlasVAE, train: PointSets, cfg: TrainConfig, device: torch.device
+               ) -> tuple[GaussianMixturePrior, dict[str, GaussianMixturePrior]]:
+    """The fitted prior and one per label: a VAE's aggregate posterior, an autoencoder's EM mixture."""
+    codes, logvar = encode_posteriors(model, train.points, device)
+    if logvar is None:
+        prior = fit_gmm(codes, cfg.prior_components, cfg.seed)
+    else:
+        prior = posterior_mixture(codes, logvar, cfg.prior_spread, seed=cfg.seed)
+    label_priors = fit_label_priors(codes, train.labels, max(1, cfg.prior_components // 2), cfg.seed,
+                                    logvar, cfg.prior_spread) if len(set(train.labels)) > 1 else {}
+    return prior, label_priors
 
 
 @torch.no_grad()
@@ -518,17 +543,14 @@ def finish(cfg: TrainConfig, out: Path, model: AtlasVAE, device: torch.device, d
     from .metrics import generation_metrics
 
     _emit(progress, {"event": "log", "message": "fitting the latent priors and comparing them on the validation set"})
-    codes = encode_all(model, data["train"].points, device)
-    prior = fit_gmm(codes, cfg.prior_components, cfg.seed)
-    label_priors = fit_label_priors(codes, data["train"].labels, max(1, cfg.prior_components // 2), cfg.seed) \
-        if len(set(data["train"].labels)) > 1 else {}
+    prior, label_priors = fit_priors(model, data["train"], cfg, device)
     val = data["val"].points
     val = val[::max(1, len(val) // PRIOR_CHOICE_SHAPES)][:PRIOR_CHOICE_SHAPES]
     choice = {"default_prior": "gmm"}
     if len(val) >= 8:
         refs = pick_points(val, 2048, np.random.default_rng(3))
         gmm_s = decode_latents(model, prior.sample(len(val), cfg.seed), device)
-        normal_z = np.random.default_rng(cfg.seed).standard_normal((len(val), codes.shape[1]))
+        normal_z = np.random.default_rng(cfg.seed).standard_normal((len(val), prior.means.shape[1]))
         nrm_s = decode_latents(model, normal_z, device)
         g, s = generation_metrics(gmm_s, refs), generation_metrics(nrm_s, refs)
         choice = {"default_prior": "gmm" if abs(g["nna_cd"] - 0.5) <= abs(s["nna_cd"] - 0.5) else "normal",

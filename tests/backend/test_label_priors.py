@@ -29,6 +29,16 @@ def test_fit_label_priors_skips_labels_with_too_few_codes() -> None:
     assert priors["mug"].sample(50, seed=1, temperature=0.0).mean() == pytest.approx(3.0, abs=0.1)
 
 
+def test_vae_label_priors_are_each_labels_share_of_the_posterior() -> None:
+    codes, labels = _codes()
+    logvar = np.full_like(codes, np.log(0.04))
+    priors = fit_label_priors(codes, labels, logvar=logvar, spread=2.0)
+    assert sorted(priors) == ["mug", "sword"]
+    np.testing.assert_array_equal(priors["sword"].means, codes[:20])
+    np.testing.assert_allclose(priors["mug"].chol, 0.4)
+    assert priors["mug"].diagonal and priors["mug"].components == 20
+
+
 @pytest.fixture
 def labelled_model_dir(tmp_path: Path, make_tiny_model) -> Path:
     codes, labels = _codes()

@@ -1,4 +1,5 @@
-"""Latent priors: GMM fitting on clustered codes, seeded sampling, temperature, tensor round trips."""
+"""Latent priors: GMM fitting on clustered codes, the VAE posterior mixture, seeded sampling, temperature,
+mixture variances, tensor round trips."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from backend.errors import CheckpointError, ConfigError
-from backend.prior import GaussianMixturePrior, fit_gmm, standard_normal
+from backend.prior import GaussianMixturePrior, fit_gmm, posterior_mixture, standard_normal
 
 CENTRES = np.array([[-4.0, 0.0, 1.0], [4.0, 1.0, -1.0]])
 
@@ -90,6 +91,7 @@ def test_tensor_round_trip() -> None:
     ("prior.means", torch.zeros(6, dtype=torch.float64)),
     ("prior.chol", torch.zeros(2, 3, 4, dtype=torch.float64)),
     ("prior.chol", torch.zeros(3, 3, 3, dtype=torch.float64)),
+    ("prior.chol", torch.zeros(2, 4, dtype=torch.float64)),
 ])
 def test_from_tensors_rejects_inconsistent_shapes(key: str, value: torch.Tensor) -> None:
     tensors = fit_gmm(_codes(), components=2).to_tensors()
@@ -105,3 +107,64 @@ def test_from_tensors_names_a_missing_tensor() -> None:
     with pytest.raises(CheckpointError, match="prior.chol") as err:
         GaussianMixturePrior.from_tensors(tensors, "/m/model.safetensors")
     assert "/m/model.safetensors" in str(err.value)
+
+
+def _posterior(n: int = 6, dim: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    return 10.0 * rng.standard_normal((n, dim)), np.log(rng.uniform(0.01, 0.2, (n, dim)) ** 2)
+
+
+def test_posterior_mixture_has_one_widened_component_per_code() -> None:
+    mu, logvar = _posterior()
+    prior = posterior_mixture(mu, logvar, spread=1.5)
+    assert prior.diagonal and prior.components == len(mu)
+    np.testing.assert_allclose(prior.weights, 1.0 / len(mu))
+    np.testing.assert_array_equal(prior.means, mu)
+    np.testing.assert_allclose(prior.chol, 1.5 * np.exp(0.5 * logvar), rtol=1e-12)
+
+
+def test_posterior_mixture_samples_stay_within_their_component_width() -> None:
+    mu, logvar = _posterior()
+    prior = posterior_mixture(mu, logvar, spread=2.0)
+    z = prior.sample(3000, seed=1)
+    nearest = np.argmin(np.linalg.norm(z[:, None] - mu[None], axis=-1), axis=1)
+    assert set(nearest) == set(range(len(mu)))
+    # Standardised offsets from the nearest code are N(0, 1): the stored widths are the sampled ones.
+    offsets = (z - mu[nearest]) / prior.chol[nearest]
+    assert abs(offsets.std() - 1.0) < 0.05 and abs(offsets.mean()) < 0.05
+
+
+def test_posterior_mixture_keeps_a_seeded_subset_above_the_cap() -> None:
+    mu, logvar = _posterior(n=50)
+    a, b = posterior_mixture(mu, logvar, max_components=20, seed=3), posterior_mixture(mu, logvar, max_components=20, seed=3)
+    assert a.components == 20
+    np.testing.assert_array_equal(a.means, b.means)
+    assert all(any(np.array_equal(m, row) for row in mu) for m in a.means)
+
+
+@pytest.mark.parametrize("mu,logvar,spread", [
+    (np.zeros((4, 3)), np.zeros((4, 2)), 1.0),
+    (np.zeros(3), np.zeros(3), 1.0),
+    (np.zeros((0, 3)), np.zeros((0, 3)), 1.0),
+    (np.zeros((4, 3)), np.zeros((4, 3)), 0.0),
+    (np.zeros((4, 3)), np.zeros((4, 3)), float("nan")),
+    (np.zeros((4, 3)), np.zeros((4, 3)), float("inf")),
+])
+def test_posterior_mixture_rejects_bad_input(mu: np.ndarray, logvar: np.ndarray, spread: float) -> None:
+    with pytest.raises(ConfigError, match="posterior|spread"):
+        posterior_mixture(mu, logvar, spread)
+
+
+@pytest.mark.parametrize("prior", [fit_gmm(_codes(), components=2), posterior_mixture(*_posterior())],
+                         ids=["full", "diagonal"])
+def test_variance_matches_samples(prior: GaussianMixturePrior) -> None:
+    z = prior.sample(40000, seed=0)
+    np.testing.assert_allclose(prior.variance(), z.var(axis=0), rtol=0.05)
+
+
+def test_diagonal_prior_tensor_round_trip() -> None:
+    prior = posterior_mixture(*_posterior())
+    back = GaussianMixturePrior.from_tensors(prior.to_tensors(), "src")
+    assert back.diagonal
+    np.testing.assert_array_equal(back.chol, prior.chol)
+    np.testing.assert_array_equal(back.sample(5, 0), prior.sample(5, 0))

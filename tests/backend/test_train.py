@@ -15,8 +15,8 @@ import trimesh
 from backend.checkpoints import load_model
 from backend.data.meshio import Mesh, save_mesh
 from backend.errors import BusyError, ConfigError, DataError
-from backend.train import (HISTORY_FILE, STATE_JSON, OutputLock, TrainConfig, kl_weight, parse_procedural,
-                           prepare_output, run)
+from backend.train import (HISTORY_FILE, STATE_JSON, OutputLock, TrainConfig, encode_posteriors, fit_priors,
+                           kl_weight, load_data, parse_procedural, prepare_output, run)
 
 STEP_KEYS = {"event", "epoch", "epochs", "step", "steps", "loss", "chamfer", "kl", "eta_s"}
 EPOCH_KEYS = {"event", "epoch", "epochs", "loss", "chamfer", "kl", "val_chamfer", "eta_s"}
@@ -266,6 +266,8 @@ def test_finetune_from_a_trained_model(trained_run: dict, tmp_path: Path) -> Non
     (dict(procedural="sword:0"), "positive"),
     (dict(init="/no/such/model"), "--init"),
     (dict(latent_dim=0), "latent_dim"),
+    (dict(prior_spread=0.0), "prior_spread"),
+    (dict(prior_spread=float("inf")), "prior_spread"),
 ])
 def test_bad_settings_are_refused_before_any_work(tmp_path: Path, overrides: dict, match: str, cfg) -> None:
     out = tmp_path / "out"
@@ -307,3 +309,23 @@ def test_decode_latents_draws_fresh_template_points_per_shape(make_tiny_model) -
     assert not np.allclose(clouds[0], clouds[1])  # same latent, independent points: no point-for-point twins
     np.testing.assert_array_equal(clouds, decode_latents(model, z, "cpu", count=100, seed=4))
     assert not np.array_equal(clouds, decode_latents(model, z, "cpu", count=100, seed=5))
+
+
+def test_a_vae_run_stores_its_aggregate_posterior_as_the_prior(trained_run: dict, make_train_config) -> None:
+    out = trained_run["out"]
+    lm = load_model(out)
+    cfg = make_train_config(out, sheet_every=1)
+    train = load_data(cfg)["train"]
+    mu, logvar = encode_posteriors(lm.model, train.points, "cpu")
+    assert lm.prior.diagonal and lm.prior.components == len(train.points)
+    np.testing.assert_allclose(lm.prior.means, mu, atol=1e-5)
+    np.testing.assert_allclose(lm.prior.chol, cfg.prior_spread * np.exp(0.5 * logvar), rtol=1e-4)
+
+
+def test_an_autoencoder_gets_an_em_mixture(tmp_path: Path, make_tiny_model, make_train_config) -> None:
+    cfg = make_train_config(tmp_path / "ae", mode="ae", procedural="sword:12")
+    model = make_tiny_model(mode="ae")
+    train = load_data(cfg)["train"]
+    prior, label_priors = fit_priors(model, train, cfg, "cpu")
+    assert not prior.diagonal and prior.chol.shape == (prior.components, 16, 16)
+    assert 1 <= prior.components <= cfg.prior_components and label_priors == {}
