@@ -1,9 +1,12 @@
 """The autoencoder-vs-VAE table: same data, same training budget, several ways of sampling.
 
 Rows per family: autoencoder (reconstruction only); autoencoder decoder fed N(0, I) latents (the naive
-first attempt); autoencoder with a fitted mixture; VAE with N(0, I); VAE with the fitted mixture. Two
-reference rows bound what any prior can reach: fresh true shapes (the ideal, about 50 % 1-NNA) and the
-VAE's reconstructions of its own training shapes (a perfect prior with this decoder).
+first attempt); autoencoder with its fitted mixture; VAE with N(0, I); VAE with a mixture fitted by EM
+to its posterior means (the previous default); VAE with its fitted prior (the aggregate posterior, see
+backend/prior.py). Two reference rows bound what any prior can reach: fresh true shapes (the ideal,
+about 50 % 1-NNA) and the VAE's reconstructions of its own training shapes (a perfect prior with this
+decoder). Fitted priors are refitted here by the training code's own function, so --reuse measures the
+current prior code on decoders trained earlier.
 
 Reconstruction on the held-out test split (Chamfer x1e-3 at 2500 points); generation against the same
 test shapes (2048 points, as many samples as references; fitted-prior rows averaged over the sampling
@@ -27,9 +30,11 @@ import torch
 
 from backend.checkpoints import is_model_folder, load_model, read_config
 from backend.data.datasets import procedural_point_sets
-from backend.evaluate import GEN_POINTS, latents
+from backend.evaluate import GEN_POINTS
 from backend.metrics import generation_metrics, pairwise_chamfer, reconstruction_metrics
-from backend.train import TrainConfig, decode_latents, encode_all, load_data, pick_points, reconstruct_points, run
+from backend.prior import fit_gmm, standard_normal
+from backend.train import (TrainConfig, decode_latents, encode_all, fit_priors, load_data, pick_points,
+                           reconstruct_points, run)
 
 SAMPLE_SEED = 1  # reference points and the reference rows; samples use --seeds
 
@@ -39,7 +44,7 @@ def train_config(family: str, mode: str, args: argparse.Namespace) -> TrainConfi
     return TrainConfig(out=str(args.workdir / f"{family}_{mode}"), procedural=f"{family}:{args.shapes}",
                        mode=mode, epochs=args.epochs, val_fraction=0.1, test_fraction=args.test_fraction,
                        template=args.template, patches=args.patches, sheet_every=0, device="cpu", seed=0,
-                       force=True, beta=args.beta, batch_size=args.batch_size)
+                       force=True, beta=args.beta, batch_size=args.batch_size, prior_spread=args.prior_spread)
 
 
 def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -58,10 +63,16 @@ def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str
     refs = pick_points(test, GEN_POINTS, np.random.default_rng(SAMPLE_SEED))
     train_clouds = pick_points(train, GEN_POINTS, np.random.default_rng(SAMPLE_SEED + 1))
     ref_to_train = pairwise_chamfer(list(refs), list(train_clouds)).min(axis=1)
-    for prior, seeds in (("normal", args.seeds[:1]), ("gmm", args.seeds)):
+    fitted, _ = fit_priors(lm.model, data["train"], cfg, "cpu")
+    samplers = {"normal": (lambda n, s: standard_normal(n, lm.config.latent_dim, s), args.seeds[:1]),
+                "gmm": (fitted.sample, args.seeds)}
+    if mode == "vae":
+        samplers["em_gmm"] = (fit_gmm(encode_all(lm.model, train, "cpu"), cfg.prior_components, cfg.seed).sample,
+                              args.seeds)
+    for prior, (sampler, seeds) in samplers.items():
         per_seed = []
         for seed in seeds:
-            gen = decode_latents(lm.model, latents(lm, prior, len(test), seed), "cpu", count=GEN_POINTS, seed=seed + 1)
+            gen = decode_latents(lm.model, sampler(len(test), seed), "cpu", count=GEN_POINTS, seed=seed + 1)
             per_seed.append(generation_metrics(gen, refs))
             if seed == seeds[0]:
                 per_seed[0]["novelty"] = novelty(gen, train_clouds, ref_to_train)
@@ -99,6 +110,8 @@ def main() -> None:
     parser.add_argument("--template", default="squares", choices=("sphere", "squares"))
     parser.add_argument("--patches", type=int, default=8)
     parser.add_argument("--beta", type=float, default=TrainConfig(out="").beta)
+    parser.add_argument("--prior-spread", type=float, default=TrainConfig(out="").prior_spread,
+                        help="widening of the VAE's posterior mixture (the fitted-prior row)")
     parser.add_argument("--jobs", type=int, default=2, help="rows trained side by side, one process each")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per row")
     parser.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2, 3],
@@ -126,11 +139,14 @@ def print_table(rows: dict[str, Any], families: list[str]) -> None:
     for fam in families:
         ae, vae = rows[f"{fam}/ae"], rows[f"{fam}/vae"]
         lines = [("autoencoder", ae, None), ("AE decoder + N(0,I) (naive)", ae, "normal"),
-                 ("AE + fitted GMM", ae, "gmm"), ("VAE + N(0,I)", vae, "normal"), ("VAE + fitted GMM", vae, "gmm"),
+                 ("AE + fitted GMM", ae, "gmm"), ("VAE + N(0,I)", vae, "normal"),
+                 ("VAE + GMM fitted by EM to the means", vae, "em_gmm"),
+                 ("VAE + fitted prior (posterior mixture)", vae, "gmm"),
                  ("*ref: VAE reconstructions of training shapes*", vae, "train_recon"),
                  ("*ref: fresh true shapes*", vae, "true")]
         for name, r, prior in lines:
-            recon = f"{r['chamfer_x1e3']:.3f} | {r['fscore']:.3f}" if prior in (None, "normal", "gmm") else "– | –"
+            recon = f"{r['chamfer_x1e3']:.3f} | {r['fscore']:.3f}" if prior in (None, "normal", "gmm", "em_gmm") \
+                else "– | –"
             print(f"| {fam} | {name} | {recon} | {generation_cells(r.get(f'generation_{prior}') if prior else None)} |")
 
 
