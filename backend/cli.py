@@ -21,6 +21,7 @@ EPILOG = """examples:
   python -m backend finetune --data ~/assets/swords --out ~/models/swords --epochs 20
   python -m backend train --procedural all:200 --out runs/base --epochs 40
   python -m backend evaluate --model models/base --procedural sword,plane:50 --seed 7
+  python -m backend refit-prior --model ~/models/swords --force   give an older model the current prior
   python -m backend serve                                  JSON-RPC on stdin/stdout (for Blender)
 """
 
@@ -141,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write the JSON here as well as to stdout")
     _device_arg(p)
 
+    p = sub.add_parser("refit-prior", help="refit a trained model's latent prior (e.g. a model from an older "
+                                           "version, or to try another --prior-spread); weights unchanged")
+    _model_arg(p)
+    p.add_argument("--prior-spread", type=float,
+                   help="VAE only: widening of each training shape's posterior (default: the model's, else 1.5)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="the training meshes, if they moved since training (default: as recorded)")
+    src.add_argument("--procedural", help="procedural training shapes instead of the recorded ones")
+    p.add_argument("--out", type=Path, help="write the refitted model here (default: replace the prior in place)")
+    p.add_argument("--force", action="store_true", help="allow replacing an existing prior or model")
+    _device_arg(p)
+
     p = sub.add_parser("serve", help="JSON-RPC 2.0 over stdin/stdout for the Blender add-on", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -257,6 +270,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refit_prior(args: argparse.Namespace) -> int:
+    from .refit import refit_prior
+
+    summary = refit_prior(args.model, args.out, args.prior_spread, args.data, args.procedural, args.device,
+                          args.force)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2, Ctrl-C exits 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -266,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_main(argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "finetune": cmd_train, "sample": cmd_sample,
-                "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate, "evaluate": cmd_evaluate}
+                "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate, "evaluate": cmd_evaluate,
+                "refit-prior": cmd_refit_prior}
     try:
         return handlers[args.command](args)
     except AtlasError as exc:

@@ -1,0 +1,74 @@
+"""Refit a trained model's latent priors with the current prior code, keeping its weights bit for bit.
+
+VAEs trained before the posterior-mixture prior carry an EM mixture fitted to their codes; this gives
+them the better prior without retraining, and lets a user try another prior spread on any model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .checkpoints import is_model_folder, load_model, save_model
+from .device import resolve_device
+from .errors import ConfigError
+from .train import (OutputLock, ProgressFn, _emit, choose_default_prior, config_from_args, fit_priors,
+                    load_data)
+
+
+def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: float | None = None,
+                data: str | None = None, procedural: str | None = None, device: str = "auto",
+                force: bool = False, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Write `model_dir`'s weights with freshly fitted priors to `out` (default: in place, needs `force`).
+
+    The training shapes come from the model's recorded training config, or from `data` / `procedural`
+    when the original folder has moved; the split is the recorded one (same seed and fractions).
+    """
+    model_dir = Path(model_dir)
+    target = Path(out) if out is not None else model_dir
+    dev = resolve_device(device)
+    lm = load_model(model_dir, dev)
+    recorded = lm.meta.get("train_config")
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{model_dir}: its config.json does not record how it was trained, so its training "
+                          f"shapes are unknown; this model cannot be refitted")
+    cfg = replace(config_from_args(recorded), out=str(target), init=None, resume=False, device=device,
+                  force=force, prior_spread=recorded.get("prior_spread", 1.5) if spread is None else spread)
+    if data is not None or procedural is not None:
+        cfg = replace(cfg, data=data, procedural=procedural)
+    if cfg.data is not None and not Path(cfg.data).is_dir():
+        raise ConfigError(f"{model_dir}: was trained on {cfg.data}, which is not a folder here; pass --data DIR "
+                          f"(or --procedural FAMILIES:COUNT) with its training shapes")
+    cfg.check()
+    _refuse_overwrite(model_dir, target, force)
+    with OutputLock(target):
+        _emit(progress, {"event": "log", "message": f"reading the training shapes ({cfg.data or cfg.procedural})"})
+        sets = load_data(cfg, progress)
+        _emit(progress, {"event": "log", "message": f"encoding {len(sets['train'].points)} training shapes and "
+                                                    f"fitting the priors"})
+        prior, label_priors = fit_priors(lm.model, sets["train"], cfg, dev)
+        _emit(progress, {"event": "log", "message": "comparing the priors on the validation shapes"})
+        choice = choose_default_prior(lm.model, prior, sets["val"].points, cfg.seed, dev)
+        metrics = {**lm.meta.get("metrics", {}), **{k: v for k, v in choice.items() if k != "default_prior"}}
+        meta = {**lm.meta, **choice, "metrics": metrics,
+                "train_config": {**recorded, "prior_spread": cfg.prior_spread}, "prior_refitted": True}
+        save_model(target, lm.model, prior=prior, meta=meta, label_priors=label_priors)
+    summary = {"out": str(target), "prior_components": prior.components, "prior_spread": cfg.prior_spread,
+               "labels": sorted(label_priors), **choice}
+    _emit(progress, {"event": "done", **summary})
+    return summary
+
+
+def _refuse_overwrite(model_dir: Path, target: Path, force: bool) -> None:
+    """Replacing a model's prior (in place, or another model at --out) needs --force; so does a foreign folder."""
+    if force:
+        return
+    if target.exists() and model_dir.exists() and os.path.samefile(target, model_dir):
+        raise ConfigError(f"{model_dir}: refitting in place replaces its current prior; pass --force to do so, "
+                          f"or --out NEW_FOLDER to keep it")
+    if is_model_folder(target):
+        raise ConfigError(f"--out {target}: already holds a model; pass --force to overwrite it")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigError(f"--out {target}: exists and is not an empty folder; choose another folder")
