@@ -25,7 +25,7 @@ from .model import AtlasVAE, ModelConfig
 from .prior import LABEL_PREFIX, GaussianMixturePrior
 
 FORMAT = "atlasvae-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # written when a prior is diagonal (std (K, D)) so that older backends refuse it clearly; else 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PENDING_CONFIG = ".config.json.pending"  # the next config.json, written before the weights it vouches for
@@ -96,7 +96,8 @@ def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior 
     for label, label_prior in (label_priors or {}).items():
         tensors.update(label_prior.to_tensors(f"{LABEL_PREFIX}{label}."))
     data = tensors_to_bytes(tensors)
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
+    diagonal = any(p.diagonal for p in [prior, *(label_priors or {}).values()] if p is not None)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION if diagonal else 1, "model": model.cfg.to_dict(),
               "weights_sha256": hashlib.sha256(data).hexdigest(), "has_prior": prior is not None,
               "labels": sorted(label_priors or {}),
               "meta": meta or {}}

@@ -17,6 +17,17 @@ from backend.errors import CheckpointError
 from backend.model import ModelConfig
 
 
+def test_a_diagonal_prior_raises_the_format_version(tmp_path: Path, make_tiny_model, make_tiny_prior) -> None:
+    from backend.prior import posterior_mixture
+
+    model = make_tiny_model(2)
+    diag = posterior_mixture(np.zeros((5, 16)), np.full((5, 16), -2.0))
+    assert read_config(save_model(tmp_path / "full", model, prior=make_tiny_prior(2)))["format_version"] == 1
+    assert read_config(save_model(tmp_path / "diag", model, prior=diag))["format_version"] == 2
+    assert read_config(save_model(tmp_path / "label", model, label_priors={"a": diag}))["format_version"] == 2
+    assert load_model(tmp_path / "diag").prior.diagonal
+
+
 def _copy(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
