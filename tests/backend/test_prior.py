@@ -162,6 +162,16 @@ def test_variance_matches_samples(prior: GaussianMixturePrior) -> None:
     np.testing.assert_allclose(prior.variance(), z.var(axis=0), rtol=0.05)
 
 
+def test_component_variances_are_the_covariance_diagonals() -> None:
+    _, logvar = _posterior()
+    diag = posterior_mixture(np.zeros_like(logvar), logvar, spread=2.0)  # no spread between means
+    np.testing.assert_allclose(diag.component_variances(), 4.0 * np.exp(logvar))
+    np.testing.assert_allclose(diag.variance(), diag.component_variances().mean(axis=0))
+    full = fit_gmm(_codes(), components=2)
+    covs = np.einsum("kij,klj->kil", full.chol, full.chol)
+    np.testing.assert_allclose(full.component_variances(), np.diagonal(covs, axis1=1, axis2=2))
+
+
 def test_diagonal_prior_tensor_round_trip() -> None:
     prior = posterior_mixture(*_posterior())
     back = GaussianMixturePrior.from_tensors(prior.to_tensors(), "src")
