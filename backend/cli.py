@@ -21,7 +21,7 @@ EPILOG = """examples:
   python -m backend finetune --data ~/assets/swords --out ~/models/swords --epochs 20
   python -m backend train --procedural all:200 --out runs/base --epochs 40
   python -m backend evaluate --model models/base --procedural sword,plane:50 --seed 7
-  python -m backend refit-prior --model ~/models/swords --force   give an older model the current prior
+  python -m backend refit-prior --model ~/models/swords --out ~/models/swords2   older model, current prior
   python -m backend serve                                  JSON-RPC on stdin/stdout (for Blender)
 """
 
@@ -72,7 +72,8 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--prior-components", type=int, default=d.prior_components,
                    help="autoencoder only: Gaussians in the latent mixture fitted after training "
-                        "(half as many per label); a VAE's prior has one Gaussian per training shape")
+                        "(half as many per label); a VAE's prior has one Gaussian per training shape "
+                        "(a random 4096 of them above that)")
     p.add_argument("--prior-spread", type=float, default=d.prior_spread,
                    help="VAE only: how much the fitted prior widens each training shape's posterior; "
                         "1 gives near-copies of training shapes, larger gives newer and less exact shapes")
@@ -144,14 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("refit-prior", help="refit a trained model's latent prior (e.g. a model from an older "
                                            "version, or to try another --prior-spread); weights unchanged")
-    _model_arg(p)
+    p.add_argument("--model", type=Path, required=True, help="the trained model folder to refit")
     p.add_argument("--prior-spread", type=float,
                    help="VAE only: widening of each training shape's posterior (default: the model's, else 1.5)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", help="the training meshes, if they moved since training (default: as recorded)")
     src.add_argument("--procedural", help="procedural training shapes instead of the recorded ones")
     p.add_argument("--out", type=Path, help="write the refitted model here (default: replace the prior in place)")
-    p.add_argument("--force", action="store_true", help="allow replacing an existing prior or model")
+    p.add_argument("--force", action="store_true",
+                   help="allow replacing the model's own prior in place, or another model at --out")
     _device_arg(p)
 
     p = sub.add_parser("serve", help="JSON-RPC 2.0 over stdin/stdout for the Blender add-on", add_help=False)

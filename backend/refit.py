@@ -35,15 +35,21 @@ def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: fl
         raise ConfigError(f"{model_dir}: its config.json does not record how it was trained, so its training "
                           f"shapes are unknown; this model cannot be refitted")
     cfg = replace(config_from_args(recorded), out=str(target), init=None, resume=False, device=device,
-                  force=force, prior_spread=recorded.get("prior_spread", 1.5) if spread is None else spread)
+                  force=force)
+    if spread is not None:
+        cfg = replace(cfg, prior_spread=spread)
     if data is not None or procedural is not None:
         cfg = replace(cfg, data=data, procedural=procedural)
     if cfg.data is not None and not Path(cfg.data).is_dir():
         raise ConfigError(f"{model_dir}: was trained on {cfg.data}, which is not a folder here; pass --data DIR "
                           f"(or --procedural FAMILIES:COUNT) with its training shapes")
     cfg.check()
-    _refuse_overwrite(model_dir, target, force)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"--out {target}: exists and is not a folder")
+    vae = lm.config.mode == "vae"
+    _refuse_overwrite(model_dir, target, force)  # before the lock, which would leave its file in a foreign folder
     with OutputLock(target):
+        _refuse_overwrite(model_dir, target, force)  # again under the lock: another refit may have written there
         _emit(progress, {"event": "log", "message": f"reading the training shapes ({cfg.data or cfg.procedural})"})
         sets = load_data(cfg, progress)
         _emit(progress, {"event": "log", "message": f"encoding {len(sets['train'].points)} training shapes and "
@@ -51,24 +57,36 @@ def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: fl
         prior, label_priors = fit_priors(lm.model, sets["train"], cfg, dev)
         _emit(progress, {"event": "log", "message": "comparing the priors on the validation shapes"})
         choice = choose_default_prior(lm.model, prior, sets["val"].points, cfg.seed, dev)
-        metrics = {**lm.meta.get("metrics", {}), **{k: v for k, v in choice.items() if k != "default_prior"}}
-        meta = {**lm.meta, **choice, "metrics": metrics,
-                "train_config": {**recorded, "prior_spread": cfg.prior_spread}, "prior_refitted": True}
+        fit = {"data": cfg.data, "procedural": cfg.procedural, "shapes": len(sets["train"].points),
+               "labels": sorted(label_priors), **({"spread": cfg.prior_spread} if vae else {})}
+        meta = {k: v for k, v in lm.meta.items() if k not in ("default_prior", "prior_fit")}
+        metrics = {k: v for k, v in meta.get("metrics", {}).items() if not k.startswith("val_nna_")}
+        meta.update(choice, prior_fit=fit, metrics={**metrics, **{k: v for k, v in choice.items()
+                                                                  if k != "default_prior"}})
+        if vae:
+            meta["train_config"] = {**recorded, "prior_spread": cfg.prior_spread}
+        if not _same_folder(target, model_dir):
+            meta["name"] = target.name
         save_model(target, lm.model, prior=prior, meta=meta, label_priors=label_priors)
-    summary = {"out": str(target), "prior_components": prior.components, "prior_spread": cfg.prior_spread,
-               "labels": sorted(label_priors), **choice}
+    summary = {"out": str(target), "prior_components": prior.components, **fit, **choice}
     _emit(progress, {"event": "done", **summary})
     return summary
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
 def _refuse_overwrite(model_dir: Path, target: Path, force: bool) -> None:
-    """Replacing a model's prior (in place, or another model at --out) needs --force; so does a foreign folder."""
-    if force:
-        return
-    if target.exists() and model_dir.exists() and os.path.samefile(target, model_dir):
-        raise ConfigError(f"{model_dir}: refitting in place replaces its current prior; pass --force to do so, "
-                          f"or --out NEW_FOLDER to keep it")
-    if is_model_folder(target):
-        raise ConfigError(f"--out {target}: already holds a model; pass --force to overwrite it")
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ConfigError(f"--out {target}: exists and is not an empty folder; choose another folder")
+    """Replacing a prior (in place, or another model at --out) needs --force; a folder of other files is never used."""
+    visible = [p for p in target.iterdir() if not p.name.startswith(".")] if target.is_dir() else []
+    if _same_folder(target, model_dir):
+        if not force:
+            raise ConfigError(f"{model_dir}: refitting in place replaces its current prior; pass --force to do so, "
+                              f"or --out NEW_FOLDER to keep it")
+    elif is_model_folder(target):
+        if not force:
+            raise ConfigError(f"--out {target}: already holds a model; pass --force to overwrite it")
+    elif visible:
+        raise ConfigError(f"--out {target}: folder exists and is not empty (and is not a model folder); "
+                          f"choose another folder")
