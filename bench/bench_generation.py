@@ -30,6 +30,8 @@ import torch
 
 from backend.checkpoints import is_model_folder, load_model, read_config
 from backend.data.datasets import procedural_point_sets
+from backend.device import DEVICE_CHOICES, resolve_device
+from backend.errors import ConfigError
 from backend.evaluate import GEN_POINTS
 from backend.metrics import generation_metrics, pairwise_chamfer, reconstruction_metrics
 from backend.prior import fit_gmm, standard_normal
@@ -43,7 +45,7 @@ def train_config(family: str, mode: str, args: argparse.Namespace) -> TrainConfi
     """One row's run: every row shares data, split, epochs and architecture; only the mode differs."""
     return TrainConfig(out=str(args.workdir / f"{family}_{mode}"), procedural=f"{family}:{args.shapes}",
                        mode=mode, epochs=args.epochs, val_fraction=0.1, test_fraction=args.test_fraction,
-                       template=args.template, patches=args.patches, sheet_every=0, device="cpu", seed=0,
+                       template=args.template, patches=args.patches, sheet_every=0, device=args.device, seed=0,
                        force=True, beta=args.beta, batch_size=args.batch_size, prior_spread=args.prior_spread)
 
 
@@ -51,6 +53,7 @@ def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str
     """Train one row's model (one CPU thread, so rows can run side by side) and measure it."""
     torch.set_num_threads(args.threads)
     cfg = train_config(family, mode, args)
+    device = resolve_device(args.device)
     result: dict[str, Any] = {}
     if not (args.reuse and finished(cfg.out)):
         t = time.perf_counter()
@@ -58,21 +61,21 @@ def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str
         result["train_s"] = time.perf_counter() - t
     data = load_data(cfg)
     test, train = data["test"].points, data["train"].points
-    lm = load_model(cfg.out, "cpu")
-    result.update(reconstruction_metrics(*reconstruct_points(lm.model, test, "cpu", count=2500)))
+    lm = load_model(cfg.out, device)
+    result.update(reconstruction_metrics(*reconstruct_points(lm.model, test, device, count=2500)))
     refs = pick_points(test, GEN_POINTS, np.random.default_rng(SAMPLE_SEED))
     train_clouds = pick_points(train, GEN_POINTS, np.random.default_rng(SAMPLE_SEED + 1))
     ref_to_train = pairwise_chamfer(list(refs), list(train_clouds)).min(axis=1)
-    fitted, _ = fit_priors(lm.model, data["train"], cfg, "cpu")
+    fitted, _ = fit_priors(lm.model, data["train"], cfg, device)
     samplers = {"normal": (lambda n, s: standard_normal(n, lm.config.latent_dim, s), args.seeds[:1]),
                 "gmm": (fitted.sample, args.seeds)}
     if mode == "vae":
-        samplers["em_gmm"] = (fit_gmm(encode_all(lm.model, train, "cpu"), cfg.prior_components, cfg.seed).sample,
+        samplers["em_gmm"] = (fit_gmm(encode_all(lm.model, train, device), cfg.prior_components, cfg.seed).sample,
                               args.seeds)
     for prior, (sampler, seeds) in samplers.items():
         per_seed = []
         for seed in seeds:
-            gen = decode_latents(lm.model, sampler(len(test), seed), "cpu", count=GEN_POINTS, seed=seed + 1)
+            gen = decode_latents(lm.model, sampler(len(test), seed), device, count=GEN_POINTS, seed=seed + 1)
             per_seed.append(generation_metrics(gen, refs))
             if seed == seeds[0]:
                 per_seed[0]["novelty"] = novelty(gen, train_clouds, ref_to_train)
@@ -80,7 +83,7 @@ def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str
         result[f"generation_{prior}"]["per_seed"] = per_seed
     if mode == "vae":
         pick = np.random.default_rng(SAMPLE_SEED).choice(len(train), len(test), replace=False)
-        recon = decode_latents(lm.model, encode_all(lm.model, train[pick], "cpu"), "cpu", count=GEN_POINTS)
+        recon = decode_latents(lm.model, encode_all(lm.model, train[pick], device), device, count=GEN_POINTS)
         result["generation_train_recon"] = generation_metrics(recon, refs)
         fresh = procedural_point_sets([family], len(test), args.fresh_seed).points
         result["generation_true"] = generation_metrics(
@@ -112,6 +115,8 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=TrainConfig(out="").beta)
     parser.add_argument("--prior-spread", type=float, default=TrainConfig(out="").prior_spread,
                         help="widening of the VAE's posterior mixture (the fitted-prior row)")
+    parser.add_argument("--device", default="cpu", choices=DEVICE_CHOICES,
+                        help="where every row trains and is measured; the tables in docs/benchmarks.md use cpu")
     parser.add_argument("--jobs", type=int, default=2, help="rows trained side by side, one process each")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per row")
     parser.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2, 3],
@@ -124,6 +129,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("runs/bench_generation"))
     parser.add_argument("--json", type=Path, default=Path("runs/bench_generation.json"))
     args = parser.parse_args()
+    try:
+        resolve_device(args.device)
+    except ConfigError as exc:
+        parser.error(str(exc))
     families = args.families.split(",")
     keys = [(family, mode) for family in families for mode in args.modes.split(",")]
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
