@@ -8,8 +8,9 @@ must hold the same), the progress events it received (only rank 0 may get any), 
 files it sampled itself (rank 0 fills the point cache; the others must find every file there), and on
 rank 0 the hash of the model folder it wrote. --cancel-at-step K makes rank 0 alone request a cancel at
 its K-th step, as a Ctrl-C seen by one process would. --check-gradients first compares one data-parallel
-step with one process holding the whole batch. The worker opens the process group itself with a short
-timeout, so that ranks falling out of step fail with an error instead of waiting for the default limit.
+step with one process holding the whole batch, in float64, with the right loss weighting and with a
+wrong one. The worker opens the process group itself with a short timeout, so that ranks falling out of
+step fail with an error instead of waiting for the default limit.
 """
 
 from __future__ import annotations
@@ -47,23 +48,28 @@ def state_hash(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def check_gradients() -> dict[str, float]:
+def check_gradients(weighting: str = "global") -> dict[str, float]:
     """One step with 5 shapes split 2 + 3 over two ranks against one process holding all 5 (ae mode).
 
-    Returns the largest gradient difference relative to the largest gradient, the largest difference in
-    batch-norm running statistics, and the relative difference of the reported batch loss.
+    Runs in float64 so that what is left of a correct step is rounding at the 1e-16 level, far below any
+    weighting error (in float32 the same comparison leaves ~1e-3 of the largest gradient on some CPUs:
+    batch norm's backward pass cancels large terms, and kernels sum in CPU-dependent orders).
+    weighting="local" backpropagates each rank's own mean unscaled, as plain DDP would: the wrong
+    gradient for unequal shares, which the test must see. Returns the norm of the gradient difference
+    relative to the norm of the whole gradient, the largest relative difference in batch-norm running
+    statistics, and the relative difference of the reported batch loss.
     """
     with distributed.join("cpu") as group:
         torch.manual_seed(0)
-        model = AtlasVAE(ModelConfig(mode="ae", latent_dim=16, decoder_width=32, decoder_layers=1))
+        model = AtlasVAE(ModelConfig(mode="ae", latent_dim=16, decoder_width=32, decoder_layers=1)).double()
         whole = copy.deepcopy(model)
-        x = torch.as_tensor(np.random.default_rng(0).standard_normal((5, 128, 3)), dtype=torch.float32)
-        template = random_points("sphere", 1, 128)
+        x = torch.as_tensor(np.random.default_rng(0).standard_normal((5, 128, 3)), dtype=torch.float64)
+        template = random_points("sphere", 1, 128).double()
         mine = x[group.shard(len(x))]
         net = group.wrap(model)  # kept referenced: DDP's reducer must outlive the backward pass
         pred, _, _ = net(mine, template)
         loss = chamfer_per_shape(pred, mine).mean()
-        group.scale_loss(loss, len(mine), len(x)).backward()
+        (group.scale_loss(loss, len(mine), len(x)) if weighting == "global" else loss).backward()
         (reported,) = group.batch_means([loss], len(mine), len(x))
         pred, _, _ = whole(x, template)
         expected = chamfer_per_shape(pred, x).mean()
@@ -71,17 +77,18 @@ def check_gradients() -> dict[str, float]:
         pairs = [(a.grad, b.grad) for a, b in zip(model.parameters(), whole.parameters())
                  if a.grad is not None and b.grad is not None]
         assert len(pairs) == len(list(whole.parameters())), "a parameter got no gradient"
-        scale = max(float(b.abs().max()) for _, b in pairs)
-        grad_diff = max(float((a - b).abs().max()) for a, b in pairs)
-        buffer_diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(model.buffers(), whole.buffers()))
-        return {"grad": grad_diff / scale, "buffers": buffer_diff,
+        diff = torch.sqrt(sum((a - b).square().sum() for a, b in pairs))
+        norm = torch.sqrt(sum(b.square().sum() for _, b in pairs))
+        buffers = [(a, b) for a, b in zip(model.buffers(), whole.buffers()) if a.is_floating_point()]
+        buffer_diff = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-300)) for a, b in buffers)
+        return {"grad": float(diff / norm), "buffers": buffer_diff,
                 "loss": abs(reported - expected.item()) / expected.item()}
 
 
 def main(report_dir: str, cancel_at: int, gradients: bool, flags: list[str]) -> None:
     dist.init_process_group("gloo", timeout=timedelta(seconds=300))
     rank = dist.get_rank()
-    checked = check_gradients() if gradients else None
+    checked = {w: check_gradients(w) for w in ("global", "local")} if gradients else None
     args = build_parser().parse_args(["train", *flags])
     cfg = train.config_from_args({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
 
