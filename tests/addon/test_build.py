@@ -35,6 +35,7 @@ def fake_repo(tmp_path: Path) -> Path:
     (model / "model.safetensors").write_bytes(b"w")
     (model / "MODEL_CARD.md").write_text("card\n")
     (repo / "requirements.txt").write_text("torch==2.13.0\nnumpy==1.26.4\nbpy==5.0.1\npytest==9.2.0\n")
+    shutil.copy2(REPO / "LICENSE", repo / "LICENSE")
     return repo
 
 
@@ -45,7 +46,7 @@ def test_build_zip_layout(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(zip_path).namelist())
     for required in ("blender_manifest.toml", "__init__.py", "client.py", "locate.py", "operators.py",
                      "backend/__init__.py", "backend/server.py", "models/base/config.json",
-                     "models/base/model.safetensors", "models/base/MODEL_CARD.md", "requirements.txt"):
+                     "models/base/model.safetensors", "models/base/MODEL_CARD.md", "requirements.txt", "LICENSE"):
         assert required in names, f"{required} missing from the zip"
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("atlasvae/")], "zip root must be the add-on's files"
@@ -102,6 +103,32 @@ def test_blender_validates_the_real_zip(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(blender_ext_cli()), "validate", str(zip_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = zipfile.ZipFile(zip_path).read("blender_manifest.toml").decode()
+    assert 'license = ["SPDX:GPL-3.0-or-later"]' in manifest
+    assert "GNU GENERAL PUBLIC LICENSE" in zipfile.ZipFile(zip_path).read("LICENSE").decode()
+    for permission in ("files = ", "network = "):
+        assert permission in manifest
+
+
+def test_a_manifest_blender_refuses_fails_the_build(tmp_path: Path) -> None:
+    # Our own checks pass this manifest; Blender's validator does not (version is not semantic).
+    repo = fake_repo(tmp_path)
+    manifest = repo / "blender_addon" / "blender_manifest.toml"
+    manifest.write_text(manifest.read_text().replace('version = "0.1.0"', 'version = "zero"'))
+    with pytest.raises(build_addon.BuildError, match="validator refused it.*semantic-version"):
+        build_addon.build(tmp_path / "dist", repo)
+    assert not list((tmp_path / "dist").glob("*.zip")), "a refused zip must not be left in dist/"
+
+
+def test_a_licence_that_does_not_match_the_license_file_fails(tmp_path: Path) -> None:
+    repo = fake_repo(tmp_path)
+    (repo / "LICENSE").write_text("MIT License\n")
+    with pytest.raises(build_addon.BuildError, match="LICENSE: does not hold the text of SPDX:GPL-3.0-or-later"):
+        build_addon.stage(tmp_path / "out", repo)
+    manifest = repo / "blender_addon" / "blender_manifest.toml"
+    manifest.write_text(manifest.read_text().replace("SPDX:GPL-3.0-or-later", "SPDX:MIT"))
+    with pytest.raises(build_addon.BuildError, match="manifest licence 'SPDX:MIT' has no LICENSE text"):
+        build_addon.stage(tmp_path / "out", repo)
 
 
 INSTALL_SCRIPT = r"""
