@@ -44,8 +44,8 @@ class _AtlasPanel(bpy.types.Panel):
     bl_category = "AtlasVAE"
 
     def panel_layout(self) -> bpy.types.UILayout:
-        """The panel's layout (always set while drawing)."""
-        layout = self.panel_layout()
+        """The panel's layout (Blender sets it while drawing)."""
+        layout = self.layout
         assert layout is not None
         return layout
 
@@ -54,11 +54,11 @@ class _AtlasPanel(bpy.types.Panel):
         return context.scene is not None and hasattr(context.scene, "atlasvae")
 
 
-class VIEW3D_PT_atlasvae_model(_AtlasPanel):
-    """Model choice, device and backend status with start/restart/stop/release."""
+class VIEW3D_PT_atlasvae(_AtlasPanel):
+    """The AtlasVAE tab: model choice and the common actions; the sections below are sub-panels."""
 
-    bl_label = "Model"
-    bl_idname = "VIEW3D_PT_atlasvae_model"
+    bl_label = "AtlasVAE"
+    bl_idname = "VIEW3D_PT_atlasvae"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
@@ -66,6 +66,27 @@ class VIEW3D_PT_atlasvae_model(_AtlasPanel):
         row = layout.row(align=True)
         row.prop(s, "model", text="")
         row.operator(ATLASVAE_OT_refresh_models.bl_idname, text="", icon="FILE_REFRESH")
+        col = layout.column(align=True)
+        col.operator(ATLASVAE_OT_sample.bl_idname, icon="OUTLINER_OB_POINTCLOUD")
+        col.operator(ATLASVAE_OT_reconstruct.bl_idname, icon="MOD_REMESH")
+        state_rt = runtime()
+        if state_rt is not None and state_rt.last_report:
+            for line in _wrap(state_rt.last_report, 40):
+                layout.label(text=line)
+
+
+class _AtlasSubPanel(_AtlasPanel):
+    bl_parent_id = "VIEW3D_PT_atlasvae"
+
+
+class VIEW3D_PT_atlasvae_model(_AtlasSubPanel):
+    """Model loading, device and backend status with start/restart/stop/release."""
+
+    bl_label = "Model & Backend"
+    bl_idname = "VIEW3D_PT_atlasvae_model"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.panel_layout()
         layout.operator(ATLASVAE_OT_load_model.bl_idname, icon="IMPORT")
         state, text = jobs.backend.status()
         device = addon_settings().device
@@ -80,13 +101,9 @@ class VIEW3D_PT_atlasvae_model(_AtlasPanel):
         row.operator(ATLASVAE_OT_backend_restart.bl_idname, text="Restart", icon="FILE_REFRESH")
         row.operator(ATLASVAE_OT_backend_stop.bl_idname, text="Stop", icon="PAUSE")
         layout.operator(ATLASVAE_OT_release_memory.bl_idname, icon="TRASH")
-        state_rt = runtime()
-        if state_rt is not None and state_rt.last_report:
-            for line in _wrap(state_rt.last_report, 40)[:3]:
-                layout.label(text=line)
 
 
-class VIEW3D_PT_atlasvae_sample(_AtlasPanel):
+class VIEW3D_PT_atlasvae_sample(_AtlasSubPanel):
     """Sample new shapes from the model."""
 
     bl_label = "Sample Shapes"
@@ -106,7 +123,7 @@ class VIEW3D_PT_atlasvae_sample(_AtlasPanel):
         layout.operator(ATLASVAE_OT_sample.bl_idname, icon="OUTLINER_OB_POINTCLOUD")
 
 
-class VIEW3D_PT_atlasvae_reconstruct(_AtlasPanel):
+class VIEW3D_PT_atlasvae_reconstruct(_AtlasSubPanel):
     """Reconstruct the selected meshes through the model."""
 
     bl_label = "Reconstruct"
@@ -120,7 +137,7 @@ class VIEW3D_PT_atlasvae_reconstruct(_AtlasPanel):
         layout.operator(ATLASVAE_OT_reconstruct.bl_idname, icon="MOD_REMESH")
 
 
-class VIEW3D_PT_atlasvae_interpolate(_AtlasPanel):
+class VIEW3D_PT_atlasvae_interpolate(_AtlasSubPanel):
     """Morph between two selected meshes."""
 
     bl_label = "Interpolate"
@@ -138,7 +155,7 @@ class VIEW3D_PT_atlasvae_interpolate(_AtlasPanel):
         layout.operator(ATLASVAE_OT_interpolate.bl_idname, icon="IPO_LINEAR")
 
 
-class VIEW3D_PT_atlasvae_variations(_AtlasPanel):
+class VIEW3D_PT_atlasvae_variations(_AtlasSubPanel):
     """Random variations of the active mesh."""
 
     bl_label = "Variations"
@@ -154,7 +171,7 @@ class VIEW3D_PT_atlasvae_variations(_AtlasPanel):
         layout.operator(ATLASVAE_OT_variations.bl_idname, icon="MOD_PARTICLES")
 
 
-class VIEW3D_PT_atlasvae_finetune(_AtlasPanel):
+class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
     """Fine-tune on a folder of meshes, with progress."""
 
     bl_label = "Fine-tune"
@@ -203,7 +220,7 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines or [""]
 
 
-CLASSES = (VIEW3D_PT_atlasvae_model, VIEW3D_PT_atlasvae_sample, VIEW3D_PT_atlasvae_reconstruct,
+CLASSES = (VIEW3D_PT_atlasvae, VIEW3D_PT_atlasvae_model, VIEW3D_PT_atlasvae_sample, VIEW3D_PT_atlasvae_reconstruct,
            VIEW3D_PT_atlasvae_interpolate, VIEW3D_PT_atlasvae_variations, VIEW3D_PT_atlasvae_finetune)
 
 

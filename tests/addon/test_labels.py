@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from .conftest import HERE, REPO, backend_python
-from .test_ui import draw
+from .ui_recorder import draw
 
 LABELS = ("sword", "mug")
 

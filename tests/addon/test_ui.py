@@ -1,7 +1,8 @@
 """Sidebar panels and the dependency installer, headless.
 
-Background bpy has no regions to draw in, so each panel's draw() runs against a recording layout
-that checks every property and operator it names really exists on the registered add-on.
+Background bpy has no regions to draw in, so each registered panel's real draw() runs with only its
+`layout` stood in (ui_recorder.RecordingLayout), which checks every call against Blender's UILayout
+API and every property and operator named against the registered add-on.
 """
 
 from __future__ import annotations
@@ -11,54 +12,15 @@ from typing import Any
 
 import pytest
 
-
-class RecordingLayout:
-    """Stands in for UILayout: records labels and checks prop/operator names against bpy."""
-
-    def __init__(self, bpy: Any, log: dict[str, list[str]]) -> None:
-        self.bpy = bpy
-        self.log = log
-        self.enabled = True
-
-    def row(self, **_kw: Any) -> "RecordingLayout":
-        return self
-
-    column = box = row
-
-    def prop(self, data: Any, name: str, **_kw: Any) -> None:
-        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
-        self.log["props"].append(name)
-
-    def operator(self, idname: str, **_kw: Any) -> None:
-        group, _, op = idname.partition(".")
-        assert hasattr(getattr(self.bpy.ops, group), op), f"operator {idname} is not registered"
-        self.log["operators"].append(idname)
-
-    def label(self, text: str = "", **_kw: Any) -> None:
-        self.log["labels"].append(text)
-
-    def progress(self, factor: float = 0.0, type: str = "BAR", text: str = "") -> None:
-        assert 0.0 <= factor <= 1.0
-        self.log["progress"].append(text)
-
-
-def draw(bpy: Any, panel_cls: Any) -> dict[str, list[str]]:
-    log: dict[str, list[str]] = {"props": [], "operators": [], "labels": [], "progress": []}
-    layout = RecordingLayout(bpy, log)
-
-    class Host:
-        def panel_layout(self) -> RecordingLayout:
-            return layout
-
-    assert panel_cls.poll(bpy.context)
-    panel_cls.draw(Host(), bpy.context)
-    return log
+from .ui_recorder import draw
 
 
 def test_every_panel_draws_with_real_names(scene: Any, bpy_module: Any) -> None:
     from blender_addon import panels
 
     drawn = {cls.__name__: draw(bpy_module, cls) for cls in panels.CLASSES}
+    top = drawn["VIEW3D_PT_atlasvae"]
+    assert "model" in top["props"] and {"atlasvae.sample", "atlasvae.reconstruct"} <= set(top["operators"])
     model = drawn["VIEW3D_PT_atlasvae_model"]
     assert {"atlasvae.backend_start", "atlasvae.backend_restart", "atlasvae.release_memory",
             "atlasvae.load_model"} <= set(model["operators"])
@@ -67,6 +29,31 @@ def test_every_panel_draws_with_real_names(scene: Any, bpy_module: Any) -> None:
     sample = drawn["VIEW3D_PT_atlasvae_sample"]
     assert {"count", "seed", "random_seed", "temperature", "resolution_preset", "spacing"} <= set(sample["props"])
     assert "atlasvae.finetune_start" in drawn["VIEW3D_PT_atlasvae_finetune"]["operators"]
+
+
+def test_sections_are_sub_panels_of_one_registered_parent(scene: Any, bpy_module: Any) -> None:
+    from blender_addon import panels
+
+    parent, *sections = panels.CLASSES
+    assert getattr(bpy_module.types, parent.bl_idname) is parent and not getattr(parent, "bl_parent_id", "")
+    assert sections and all(cls.bl_parent_id == parent.bl_idname for cls in sections)
+    assert all(getattr(bpy_module.types, cls.bl_idname) is cls for cls in sections)
+
+
+def test_the_recorder_refuses_what_uilayout_lacks(scene: Any, bpy_module: Any) -> None:
+    from .ui_recorder import RecordingLayout, new_log
+
+    layout = RecordingLayout(bpy_module, new_log())
+    with pytest.raises(AssertionError, match="has no property 'no_such'"):
+        layout.row().prop(scene.atlasvae, "no_such")
+    with pytest.raises(AssertionError, match="atlasvae.no_such is not registered"):
+        layout.box().operator("atlasvae.no_such")
+    with pytest.raises(AssertionError, match="no function 'lable'"):
+        layout.lable(text="typo")
+    with pytest.raises(AssertionError, match="unknown icon"):
+        layout.label(text="x", icon="NO_SUCH_ICON")
+    with pytest.raises(AssertionError, match="has no option 'no_such'"):
+        layout.operator("atlasvae.sample").no_such = 1
 
 
 def test_custom_resolution_field_appears_only_when_chosen(scene: Any, bpy_module: Any) -> None:
