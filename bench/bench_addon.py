@@ -156,7 +156,7 @@ def start_blender(model: Path, scratch: Path) -> Blender:
 
     properties.refresh_models()
     settings = bpy.context.scene.atlasvae
-    settings.model = str(model)
+    settings.use_model(model)
     settings.random_seed = False
     clear_scene(bpy)
     if bpy.ops.atlasvae.backend_start() != {"FINISHED"}:

@@ -37,6 +37,7 @@ class ModelEntry:
     name: str
     path: Path
     source: str  # "bundled", "user" (fine-tuned outputs live there too) or "env"
+    key: str = ""  # "<source>/<folder name>": the same on every machine, saved in .blend files
 
 
 def backend_root(addon_dir: Path | None = None) -> Path:
@@ -120,7 +121,7 @@ def find_models(roots: Sequence[tuple[Path | None, str]]) -> list[ModelEntry]:
             if name is None or resolved in seen:
                 continue
             seen.add(resolved)
-            found.append(ModelEntry(name=name, path=resolved, source=source))
+            found.append(ModelEntry(name=name, path=resolved, source=source, key=f"{source}/{folder.name}"))
     return found
 
 

@@ -99,7 +99,7 @@ def scene(addon: Any, bpy_module: Any, models_dir: Path) -> Iterator[Any]:
     clear_scene(bpy)
     scene = bpy.context.scene
     settings = scene.atlasvae
-    settings.model = str((models_dir / "tiny").resolve())
+    settings.model = "bundled/tiny"
     settings.resolution_preset = "642"
     settings.random_seed = False
     scene.cursor.location = (0.0, 0.0, 0.0)

@@ -118,7 +118,7 @@ assert type(prefs).bl_idname == module, type(prefs).bl_idname
 addon = sys.modules[module]
 assert addon.locate.backend_root() == addon.locate.ADDON_DIR, "bundled backend not used"
 settings = bpy.context.scene.atlasvae
-settings.model = model_path
+settings.use_model(model_path)
 settings.count = 2
 settings.resolution_preset = "642"
 assert bpy.ops.atlasvae.sample() == {"FINISHED"}
@@ -143,5 +143,6 @@ def test_zip_installs_as_an_extension_and_runs(tmp_path: Path, models_dir: Path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "SAMPLED ['tiny_s0_0', 'tiny_s0_1']" in proc.stdout
     assert "OK" in proc.stdout
+    assert "matches no enum" not in proc.stdout + proc.stderr
     installed = user / "extensions" / "user_default" / "atlasvae"
     assert (installed / "backend" / "server.py").is_file()

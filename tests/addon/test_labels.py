@@ -41,7 +41,7 @@ def families_model(addon: Any, user_dir: Path) -> Iterator[Path]:
 def families(scene: Any, families_model: Path) -> Any:
     """The scene's settings with the labelled model chosen."""
     settings = scene.atlasvae
-    settings.model = str(families_model)
+    settings.model = "user/families"
     settings.family = "ANY"
     settings.count, settings.seed = 3, 5
     return settings
@@ -78,7 +78,7 @@ def test_family_enum_offers_any_plus_the_models_labels(families: Any, bpy_module
     families.family = "sword"
     assert families.family == "sword" and families.sample_label() == "sword"
     assert "family" in draw(bpy, panels.VIEW3D_PT_atlasvae_sample)["props"]
-    families.model = str((models_dir / "tiny").resolve())
+    families.model = "bundled/tiny"
     assert identifiers(bpy, families) == ["ANY"], "a model without labels offers only Any"
     assert families.sample_label() is None, "a family the new model lacks is not sent"
     with pytest.raises(TypeError, match="sword"):
