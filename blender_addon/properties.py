@@ -1,6 +1,6 @@
 # mypy: disable-error-code="valid-type"
-"""Add-on properties: per-scene settings (Scene.atlasvae) and per-session runtime state
-(WindowManager.atlasvae_runtime: backend reports and fine-tune progress, never saved nor undone).
+"""Per-scene settings (Scene.atlasvae): the model choice and the sidebar's last values, which every
+operator takes as the defaults of its own options (runtime state lives in runtime.py).
 
 The model list is scanned from disk (bundled models, the user models folder with fine-tuned
 outputs) without the backend, so it is available before the backend starts.
@@ -16,13 +16,17 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import locate
+from .bpyfree import locate
 from .preferences import addon_settings
 
 RESOLUTION_PRESETS = (("642", "642 (level 3)", "Icosphere level 3: 642 vertices"),
                       ("2562", "2562 (level 4)", "Icosphere level 4: 2562 vertices"),
                       ("10242", "10242 (level 5)", "Icosphere level 5: 10242 vertices"),
                       ("CUSTOM", "Custom", "Any vertex count (the backend snaps to its template)"))
+SHADING = (("SMOOTH", "Smooth", "Smooth shading"), ("FLAT", "Flat", "Flat shading: every triangle visible"))
+FINETUNE_SOURCES = (("FOLDER", "Folder", "Mesh files in a folder"),
+                    ("SELECTED", "Selected Objects", "The selected mesh objects, modifiers applied"),
+                    ("COLLECTION", "Collection", "The mesh objects of a collection, modifiers applied"))
 NO_MODEL = "NONE"
 ANY_FAMILY = "ANY"
 _ANY_ITEM = (ANY_FAMILY, "Any", "Sample from the model's whole prior, any family", 0)
@@ -196,8 +200,18 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
     spread: FloatProperty(name="Spread", description="How far variations stray from the original's code",
                           default=0.5, min=0.0, max=10.0, soft_max=2.0)
     variation_seed: IntProperty(name="Seed", description="Random seed for variations", default=0, min=0)
+    shading: EnumProperty(name="Shading", description="Shading of new meshes", items=SHADING, default="SMOOTH")
+    add_material: BoolProperty(name="Material", description="Give new meshes the shared AtlasVAE material",
+                               default=True)
+    as_shape_keys: BoolProperty(name="As Shape Keys", description="Interpolate into one object with a shape key "
+                                "per step (animatable) instead of one object per step", default=False)
+    finetune_source: EnumProperty(name="Train On", description="Where the fine-tune's meshes come from",
+                                  items=FINETUNE_SOURCES, default="FOLDER")
     finetune_data: StringProperty(name="Folder", description="Folder of meshes to fine-tune on (OBJ, STL, "
                                   "PLY, OFF, GLB/GLTF); never modified", subtype="DIR_PATH")
+    finetune_collection: PointerProperty(name="Collection", type=bpy.types.Collection,
+                                         description="Collection whose mesh objects (and those of its children) "
+                                         "to fine-tune on")
     finetune_epochs: IntProperty(name="Epochs", description="Passes over the folder", default=10, min=1,
                                  max=100_000, soft_max=500)
     finetune_name: StringProperty(name="Name", description="Name of the new model (its folder in the user "
@@ -233,27 +247,6 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
         return str(chosen.path) if chosen is not None else None
 
 
-class AtlasVAERuntime(bpy.types.PropertyGroup):
-    """Session state shown in the UI: last report and fine-tune progress (not saved, not undone)."""
-
-    last_report: StringProperty(name="Last Report", options={"SKIP_SAVE"})
-    job_id: StringProperty(name="Job", options={"SKIP_SAVE"})
-    job_state: StringProperty(name="Job State", options={"SKIP_SAVE"})
-    job_out: StringProperty(name="Output", options={"SKIP_SAVE"})
-    epoch: IntProperty(name="Epoch", options={"SKIP_SAVE"})
-    epochs: IntProperty(name="Epochs", options={"SKIP_SAVE"})
-    loss: FloatProperty(name="Loss", options={"SKIP_SAVE"})
-    eta_s: FloatProperty(name="ETA (s)", options={"SKIP_SAVE"})
-    progress: FloatProperty(name="Progress", min=0.0, max=1.0, options={"SKIP_SAVE"}, subtype="FACTOR")
-    job_message: StringProperty(name="Message", options={"SKIP_SAVE"})
-    install_running: BoolProperty(name="Installing", options={"SKIP_SAVE"})
-    install_line: StringProperty(name="Install Output", options={"SKIP_SAVE"})
-
-    def job_running(self) -> bool:
-        """True while a fine-tune job is submitted or running."""
-        return self.job_state in ("submitting", "running", "cancelling")
-
-
 def settings(context: bpy.types.Context) -> AtlasVAESettings:
     """The scene's AtlasVAE settings."""
     scene = context.scene
@@ -262,25 +255,17 @@ def settings(context: bpy.types.Context) -> AtlasVAESettings:
     return scene.atlasvae  # type: ignore[attr-defined, no-any-return]
 
 
-def runtime() -> AtlasVAERuntime | None:
-    """Session runtime state (None before registration)."""
-    wm = bpy.context.window_manager
-    return getattr(wm, "atlasvae_runtime", None) if wm is not None else None
-
-
-CLASSES = (AtlasVAESettings, AtlasVAERuntime)
+CLASSES = (AtlasVAESettings,)
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.atlasvae = PointerProperty(type=AtlasVAESettings)  # type: ignore[attr-defined]
-    bpy.types.WindowManager.atlasvae_runtime = PointerProperty(type=AtlasVAERuntime)  # type: ignore[attr-defined]
     refresh_models()
 
 
 def unregister() -> None:
-    del bpy.types.WindowManager.atlasvae_runtime  # type: ignore[attr-defined]
     del bpy.types.Scene.atlasvae  # type: ignore[attr-defined]
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

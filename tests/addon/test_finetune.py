@@ -51,7 +51,7 @@ def test_finetune_one_epoch_adds_and_loads_the_new_model(scene: Any, bpy_module:
     assert state.loss > 0.0
     assert "Fine-tune finished" in state.job_message and str(out) in state.job_message
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
-    assert settings.model == str(out.resolve())
+    assert settings.model == "user/boxes-ft" and settings.model_path() == str(out.resolve())
     assert Path(jobs.backend.loaded_model["path"]).resolve() == out.resolve()
     settings.count, settings.seed = 1, 0
     assert bpy.ops.atlasvae.sample() == {"FINISHED"}

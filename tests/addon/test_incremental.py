@@ -15,16 +15,17 @@ import pytest
 
 
 class Counter:
-    """Wraps operators.arrays_to_mesh and jobs.undo_push: meshes made so far, and at which mesh
+    """Wraps building.arrays_to_mesh and jobs.undo_push: meshes made so far, and at which mesh
     count each undo step was recorded."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, mesh_cost: Callable[[], None] = lambda: None,
                  faces_for: Callable[[int, Any], Any] = lambda i, faces: faces) -> None:
-        from blender_addon import jobs, operators
+        from blender_addon import jobs
+        from blender_addon.operators import building
 
         self.meshes = 0
         self.undo: list[tuple[int, str]] = []
-        real_mesh, real_undo = operators.arrays_to_mesh, jobs.undo_push
+        real_mesh, real_undo = building.arrays_to_mesh, jobs.undo_push
 
         def mesh(name: str, vertices: Any, faces: Any) -> Any:
             made = real_mesh(name, vertices, faces_for(self.meshes, faces))
@@ -36,7 +37,7 @@ class Counter:
             self.undo.append((self.meshes, message))
             real_undo(message)
 
-        monkeypatch.setattr(operators, "arrays_to_mesh", mesh)
+        monkeypatch.setattr(building, "arrays_to_mesh", mesh)
         monkeypatch.setattr(jobs, "undo_push", undo)
 
 

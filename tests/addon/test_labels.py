@@ -50,7 +50,7 @@ def families(scene: Any, families_model: Path) -> Any:
 @pytest.fixture()
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Params of every `sample` request the add-on sends (the request still goes to the backend)."""
-    from blender_addon.client import BackendClient
+    from blender_addon.bpyfree.client import BackendClient
 
     calls: list[dict[str, Any]] = []
     original = BackendClient.call

@@ -1,4 +1,4 @@
-"""blender_addon.locate without bpy: backend root, model folders, interpreter search and its cache."""
+"""blender_addon.bpyfree.locate without bpy: backend root, model folders, interpreter search and its cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from blender_addon import locate
+from blender_addon.bpyfree import locate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,8 @@ def fresh_checks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_add_on_modules_import_without_bpy() -> None:
-    code = ("import sys; import blender_addon, blender_addon.client, blender_addon.wire, blender_addon.locate; "
+    code = ("import sys; import blender_addon, blender_addon.bpyfree.client, blender_addon.bpyfree.wire, "
+            "blender_addon.bpyfree.locate; "
             "assert 'bpy' not in sys.modules, 'bpy imported'; assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -127,7 +127,8 @@ def test_reconstruct_applies_modifiers_and_handles_several_objects(scene: Any, b
     assert bpy.ops.atlasvae.reconstruct() == {"FINISHED"}
     result = bpy.data.objects["Box_recon"]
     evaluated_width = 6.0
-    assert result.location.x == pytest.approx(2.0 + evaluated_width * 1.2, abs=1e-4)
+    assert tuple(result.location) == pytest.approx((evaluated_width * 1.2, 5.0, 0.0), abs=1e-4), \
+        "the source's origin, moved beside it by the evaluated width and a fifth"
     assert len(box.data.vertices) == 8, "the original mesh keeps its own data"
     assert "Ball2_recon" in bpy.data.objects
 
@@ -314,7 +315,7 @@ def test_async_path_applies_results_on_tick(scene: Any, bpy_module: Any) -> None
         applied.append(threading.current_thread().name)
         return f"worked on {worker}"
 
-    task = jobs.Task("probe", "Probe", lambda backend: threading.current_thread().name, apply)
+    task = jobs.Task("probe", "Probe", lambda task, backend: threading.current_thread().name, apply)
     assert jobs.run(task, blocking=False) is None
     assert "probe" in jobs.pending_kinds() and bpy.app.timers.is_registered(jobs.tick)
     _drain(jobs)
@@ -323,7 +324,7 @@ def test_async_path_applies_results_on_tick(scene: Any, bpy_module: Any) -> None
     assert runtime(bpy).last_report.startswith("INFO: worked on atlasvae")
 
     errors: list[str] = []
-    failing = jobs.Task("probe", "Probe", lambda backend: 1 / 0, apply,
+    failing = jobs.Task("probe", "Probe", lambda task, backend: 1 / 0, apply,
                         on_error=lambda exc: errors.append(type(exc).__name__))
     jobs.run(failing, blocking=False)
     _drain(jobs)

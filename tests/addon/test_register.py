@@ -9,7 +9,7 @@ from .conftest import ADDON_MODULE
 
 OPERATORS = ("sample", "reconstruct", "interpolate", "variations", "finetune_start", "finetune_cancel",
              "backend_start", "backend_restart", "backend_stop", "release_memory", "load_model",
-             "refresh_models", "install_backend")
+             "refresh_models", "install_backend", "cancel", "open_log", "open_folder")
 PANELS = ("VIEW3D_PT_atlasvae", "VIEW3D_PT_atlasvae_model", "VIEW3D_PT_atlasvae_sample", "VIEW3D_PT_atlasvae_reconstruct",
           "VIEW3D_PT_atlasvae_interpolate", "VIEW3D_PT_atlasvae_variations", "VIEW3D_PT_atlasvae_finetune")
 

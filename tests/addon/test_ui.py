@@ -66,16 +66,17 @@ def test_custom_resolution_field_appears_only_when_chosen(scene: Any, bpy_module
 
 
 def test_finetune_progress_shows_epoch_loss_and_eta(scene: Any, bpy_module: Any) -> None:
-    from blender_addon import operators, panels
+    from blender_addon import panels
+    from blender_addon.operators import finetune
 
     state = bpy_module.context.window_manager.atlasvae_runtime
     saved = (state.job_id, state.job_state)
     state.job_id, state.job_state = "job-7", "running"
     try:
-        operators.on_notification({"method": "progress", "params": {
+        finetune.on_notification({"method": "progress", "params": {
             "job_id": "job-7", "event": "step", "epoch": 2, "epochs": 4, "step": 5, "steps": 10,
             "loss": 0.0123, "eta_s": 125.0}})
-        operators.on_notification({"method": "progress", "params": {"job_id": "other", "epoch": 4}})
+        finetune.on_notification({"method": "progress", "params": {"job_id": "other", "epoch": 4}})
         assert (state.epoch, state.epochs) == (2, 4)
         assert state.progress == pytest.approx(1.5 / 4)
         texts = draw(bpy_module, panels.VIEW3D_PT_atlasvae_finetune)["progress"]

@@ -12,11 +12,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-ADDON_DIR = Path(__file__).resolve().parent
+ADDON_DIR = Path(__file__).resolve().parent.parent  # the add-on folder (this file is in its bpyfree/)
 PYTHON_ENV = "ATLASVAE_PYTHON"
 MODELS_ENV = "ATLASVAE_MODELS_DIR"
 MODEL_FORMAT = "atlasvae-model"
@@ -224,3 +225,37 @@ def install_commands(base_python: str | Path, user_dir: Path, requirements: Path
     return [[str(base_python), "-m", "venv", str(venv)],
             [python, "-m", "pip", "install", "--upgrade", "pip"],
             [python, "-m", "pip", "install", "-r", str(requirements)]]
+
+
+def model_card(folder: Path) -> list[tuple[str, str]]:
+    """Facts about a model folder for the UI, read from its config.json without torch: the families it
+    can sample, what it was trained on, how long, how well, and when. [] if the folder has no config."""
+    config_path = Path(folder) / CONFIG_FILE
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    if not isinstance(config, dict):
+        return []
+    meta: dict[str, Any] = config["meta"] if isinstance(config.get("meta"), dict) else {}
+    train: dict[str, Any] = meta["train_config"] if isinstance(meta.get("train_config"), dict) else {}
+    labels = config.get("labels") or meta.get("labels") or []
+    facts = [("Families", ", ".join(str(x) for x in labels) if labels else "one (no family labels)")]
+    data = train.get("data") or (f"procedural {train['procedural']}" if train.get("procedural") else None)
+    if data:
+        shapes = meta.get("train_shapes")
+        facts.append(("Trained on", f"{data}" + (f" ({shapes} shapes)" if isinstance(shapes, int) else "")))
+    if train.get("init"):
+        facts.append(("Fine-tuned from", str(train["init"])))
+    if isinstance(meta.get("epoch"), int):
+        done = "" if meta.get("finished", True) else " (unfinished)"
+        facts.append(("Epochs", f"{meta['epoch']}{done}"))
+    metrics: dict[str, Any] = meta["metrics"] if isinstance(meta.get("metrics"), dict) else {}
+    if isinstance(metrics.get("val_chamfer_x1e3"), (int, float)):
+        facts.append(("Validation Chamfer", f"{metrics['val_chamfer_x1e3']:.2f} x1e-3"))
+    weights = Path(folder) / WEIGHTS_FILE
+    try:
+        facts.append(("Trained", time.strftime("%Y-%m-%d %H:%M", time.localtime(weights.stat().st_mtime))))
+    except OSError:
+        pass
+    return facts
