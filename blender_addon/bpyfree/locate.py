@@ -179,10 +179,24 @@ def python_candidates(preference: str, user_dir: Path | None,
     return out
 
 
+EXPLICIT = ("preferences", f"${PYTHON_ENV}")
+_EXPLICIT_TEXT = {"preferences": "set in the add-on preferences", f"${PYTHON_ENV}": f"set by ${PYTHON_ENV}"}
+
+
 def find_python(preference: str = "", user_dir: Path | None = None, addon_dir: Path | None = None) -> str:
-    """The first candidate interpreter that can import torch; LocateError lists every one tried."""
+    """The interpreter for the backend. One the user named (preferences, else $ATLASVAE_PYTHON) is used
+    or refused, never silently replaced: LocateError names its path and why. Without one, the first
+    automatic candidate that imports torch; LocateError lists every one tried."""
     tried: list[str] = []
     for label, path in python_candidates(preference, user_dir, addon_dir):
+        if label in EXPLICIT:
+            ok, reason = check_python(path)
+            if ok:
+                return str(path)
+            problem = "does not exist" if reason == "no such file" else f"cannot run the backend ({reason})"
+            raise LocateError(f"Backend Python {path} ({_EXPLICIT_TEXT[label]}) {problem}. It must be a Python "
+                              "interpreter with torch installed: fix the path, or clear it to let AtlasVAE "
+                              "search (or use 'Install Backend Dependencies').")
         ok, reason = check_python(path)
         if ok:
             return str(path)

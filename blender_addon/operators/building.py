@@ -115,6 +115,15 @@ def gap(vertices: np.ndarray) -> float:
     return width * 1.2 if width > 1e-4 else MIN_GAP
 
 
+def beside(source: np.ndarray, result: np.ndarray) -> float:
+    """How far along +X to move `result` (in the source's place) so it stands clear beside `source`:
+    the source's width and a fifth, or more when the result reaches further than the source."""
+    src_lo, src_hi = box_of(source)
+    res_lo, _res_hi = box_of(result)
+    width = float(src_hi[0] - src_lo[0])
+    return max(gap(source), float(src_hi[0] - res_lo[0]) + 0.1 * max(width, MIN_GAP))
+
+
 def world_box(obj: bpy.types.Object) -> Box:
     """World-space bounding box of an object (its bound_box corners through its matrix)."""
     corners = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)

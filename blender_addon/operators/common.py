@@ -39,6 +39,7 @@ def fail(op: bpy.types.Operator, message: str) -> set[OperatorReturnItems]:
 def dispatch(op: bpy.types.Operator, task: jobs.Task, queued: str, blocking: bool | None = None
              ) -> set[OperatorReturnItems]:
     """Run `task` (now in background mode or when `blocking`, queued otherwise) and report its outcome."""
+    task.text = task.text or queued
     try:
         message = jobs.run(task, blocking=blocking)
     except jobs.Cancelled as exc:

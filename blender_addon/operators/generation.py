@@ -21,7 +21,7 @@ from ..bpyfree.wire import decode_mesh, encode_mesh
 from ..mesh_convert import MeshConvertError
 from ..properties import ANY_FAMILY, SHADING, AtlasVAESettings, family_items, settings
 from .building import (
-    Box, Look, NewObject, Source, box_of, build_objects, capture, destination, earlier_results,
+    Box, Look, NewObject, Source, beside, box_of, build_objects, capture, destination, earlier_results,
     free_shift, gap, standing, translation,
 )
 from .common import ModelOperator, dispatch, fail, launch_config, run_now, selected_meshes
@@ -220,11 +220,12 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
             info, items = result
             model = str(info.get("name", "model"))
             obstacles = earlier_results(dest.scene, exclude={src.name for src, _m, _c in items})
+            obstacles += [box_of(src.vertices) for src, _m, _c in items]
             parts, objects = [], []
             for src, (vertices, faces), chamfer in items:
                 step = gap(src.vertices)
                 lo, hi = box_of(vertices)
-                offset = np.array([step, 0.0, 0.0])
+                offset = np.array([beside(src.vertices, vertices), 0.0, 0.0])
                 offset += free_shift([(lo + offset, hi + offset)], obstacles, step)
                 obstacles.append((lo + offset, hi + offset))
                 local, matrix = _in_frame_of(src, vertices, offset)
@@ -376,7 +377,6 @@ class ATLASVAE_OT_variations(_FromSelection):
         params = {"count": int(self.count), "spread": float(self.spread), "seed": int(self.seed),
                   "resolution": int(self.resolution)}
         config, dest = launch_config(settings(context)), destination(context)
-        step = gap(src.vertices)
         look_of = _look_of(self)
 
         def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays]]:
@@ -389,9 +389,11 @@ class ATLASVAE_OT_variations(_FromSelection):
         def apply(result: tuple[dict[str, Any], list[Arrays]]) -> jobs.Steps:
             info, meshes = result
             model = str(info.get("name", "model"))
+            step = max([gap(src.vertices)] + [beside(src.vertices, v) for v, _f in meshes])
             boxes = [(box_of(v)[0] + [(i + 1) * step, 0, 0], box_of(v)[1] + [(i + 1) * step, 0, 0])
                      for i, (v, _f) in enumerate(meshes)]
-            shift = free_shift(boxes, earlier_results(dest.scene, exclude={src.name}), step)
+            obstacles = earlier_results(dest.scene, exclude={src.name}) + [box_of(src.vertices)]
+            shift = free_shift(boxes, obstacles, step)
             items = []
             for i, (vertices, faces) in enumerate(meshes):
                 local, matrix = _in_frame_of(src, vertices, shift + [(i + 1) * step, 0.0, 0.0])

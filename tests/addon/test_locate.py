@@ -101,28 +101,40 @@ def test_find_models_accepts_a_model_folder_as_root(tmp_path: Path) -> None:
     assert [e.path for e in locate.find_models([(single, "env")])] == [single.resolve()]
 
 
-def test_find_python_order_and_error_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_named_python_is_used_or_refused_never_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     good = fake_python(tmp_path / "good", 0)
     bad = fake_python(tmp_path / "bad", 1)
     addon = tmp_path / "repo" / "addon"
     addon.mkdir(parents=True)
-    monkeypatch.setattr(sys, "executable", str(bad))
+    monkeypatch.setattr(sys, "executable", str(good))
     assert locate.find_python(str(good), tmp_path / "user", addon) == str(good)
+    with pytest.raises(locate.LocateError) as info:
+        locate.find_python(str(bad), tmp_path / "user", addon)
+    assert str(info.value).startswith(f"Backend Python {bad} (set in the add-on preferences) cannot run the "
+                                      "backend (ModuleNotFoundError: No module named torch)")
+    missing = tmp_path / "nowhere" / "python3"
+    with pytest.raises(locate.LocateError, match=f"Backend Python {missing} .*does not exist"):
+        locate.find_python(str(missing), tmp_path / "user", addon)
+    monkeypatch.setenv(locate.PYTHON_ENV, str(bad))
+    with pytest.raises(locate.LocateError, match=rf"Backend Python {bad} \(set by \$ATLASVAE_PYTHON\)"):
+        locate.find_python("", tmp_path / "user", addon)
+    assert locate.find_python(str(good), tmp_path / "user", addon) == str(good), "preferences come first"
 
-    monkeypatch.setenv(locate.PYTHON_ENV, str(good))
-    assert locate.find_python(str(bad), tmp_path / "user", addon) == str(good)
 
-    monkeypatch.delenv(locate.PYTHON_ENV)
+def test_find_python_searches_in_order_when_none_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = fake_python(tmp_path / "bad", 1)
+    addon = tmp_path / "repo" / "addon"
+    addon.mkdir(parents=True)
+    monkeypatch.setattr(sys, "executable", str(bad))
     venv_python = locate.venv_python(locate.user_venv_dir(tmp_path / "user"))
     venv_python.parent.mkdir(parents=True)
     fake_python(venv_python, 0)
-    assert locate.find_python(str(bad), tmp_path / "user", addon) == str(venv_python)
+    assert locate.find_python("", tmp_path / "user", addon) == str(venv_python)
 
     with pytest.raises(locate.LocateError) as info:
-        locate.find_python(str(tmp_path / "nowhere"), tmp_path / "nouser", addon)
+        locate.find_python("", tmp_path / "nouser", addon)
     text = str(info.value)
     assert "No Python with torch" in text
-    assert f"preferences {tmp_path / 'nowhere'}: no such file" in text
     assert "user environment" in text and "project .venv" in text
     assert f"this Python {bad}: ModuleNotFoundError" in text
 

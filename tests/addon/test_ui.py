@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .ui_recorder import draw
+from .ui_recorder import draw, draw_function
 
 
 def test_every_panel_draws_with_real_names(scene: Any, bpy_module: Any) -> None:
@@ -54,6 +54,66 @@ def test_the_recorder_refuses_what_uilayout_lacks(scene: Any, bpy_module: Any) -
         layout.label(text="x", icon="NO_SUCH_ICON")
     with pytest.raises(AssertionError, match="has no option 'no_such'"):
         layout.operator("atlasvae.sample").no_such = 1
+
+
+def test_menu_entries_in_add_mesh_object_and_context_menus(scene: Any, bpy_module: Any) -> None:
+    from blender_addon import menus
+
+    bpy = bpy_module
+    hosts = {"VIEW3D_MT_mesh_add": menus.draw_mesh_add, "VIEW3D_MT_object": menus.draw_object,
+             "VIEW3D_MT_object_context_menu": menus.draw_object}
+    for host, fn in hosts.items():
+        host_cls = getattr(bpy.types, host)
+        assert fn in host_cls.draw._draw_funcs, f"AtlasVAE missing from {host}"
+        assert draw_function(bpy, fn, host_cls)["menus"] in (["VIEW3D_MT_atlasvae_add"], ["VIEW3D_MT_atlasvae_object"])
+    add = draw(bpy, menus.VIEW3D_MT_atlasvae_add)
+    assert add["operators"] == ["atlasvae.sample", "atlasvae.sample"]
+    assert add["operator_options"] == [("atlasvae.sample", "count", 1)]
+    assert draw(bpy, menus.VIEW3D_MT_atlasvae_object)["operators"] == [
+        "atlasvae.reconstruct", "atlasvae.variations", "atlasvae.interpolate", "atlasvae.sample"]
+
+
+def test_poll_messages_say_what_to_do(scene: Any, bpy_module: Any) -> None:
+    bpy = bpy_module
+    for obj in bpy.context.view_layer.objects:
+        obj.select_set(False)
+    expected = {"reconstruct": "Select at least one mesh object", "interpolate": "Select exactly two mesh objects",
+                "variations": "Make a mesh object active", "cancel": "Nothing is running",
+                "finetune_cancel": "No fine-tune is running"}
+    for name, message in expected.items():
+        with pytest.raises(RuntimeError, match=message):
+            getattr(bpy.ops.atlasvae, name)()
+
+
+def test_a_long_error_is_shown_whole_with_the_log_button(scene: Any, bpy_module: Any) -> None:
+    from blender_addon import panels
+
+    bpy = bpy_module
+    state = bpy.context.window_manager.atlasvae_runtime
+    message = ("Sample Shapes failed: backend exited with code 1 | backend log: Traceback / "
+               "/home/artist/.config/blender/extensions/user_default/atlasvae/backend/server.py line 377 / "
+               "RuntimeError: CUDA out of memory while decoding 64 shapes at 10242 vertices")
+    state.last_report, state.show_report = f"ERROR: {message}", False
+    drawn = draw(bpy, panels.VIEW3D_PT_atlasvae)
+    assert "".join(drawn["labels"]).replace(" ", "") == message.replace(" ", ""), "every character is shown"
+    assert all(len(label) <= panels.WRAP for label in drawn["labels"])
+    assert "atlasvae.open_log" in drawn["operators"]
+    state.last_report = "INFO: " + message.replace("failed", "done")
+    folded = draw(bpy, panels.VIEW3D_PT_atlasvae)
+    assert len(folded["labels"]) == 1 and "show_report" in folded["props"], "a long note folds to one line"
+    state.show_report = True
+    assert len(draw(bpy, panels.VIEW3D_PT_atlasvae)["labels"]) == len(drawn["labels"])
+    state.last_report, state.show_report = "", False
+
+
+def test_model_section_shows_the_card_and_folder_and_log_buttons(scene: Any, bpy_module: Any) -> None:
+    from blender_addon import panels
+
+    drawn = draw(bpy_module, panels.VIEW3D_PT_atlasvae_model)
+    assert any(label.startswith("Families: ") for label in drawn["labels"])
+    assert any(label.startswith("Trained: ") for label in drawn["labels"])
+    assert {"atlasvae.open_folder", "atlasvae.open_log", "atlasvae.load_model"} <= set(drawn["operators"])
+    assert bpy_module.ops.atlasvae.open_folder() == {"FINISHED"}
 
 
 def test_custom_resolution_field_appears_only_when_chosen(scene: Any, bpy_module: Any) -> None:

@@ -16,9 +16,8 @@ from typing import Any, Callable
 def _registered_operator(bpy: Any, idname: str) -> Any:
     """The RNA description of operator `idname` ("group.name"); fails if it is not registered."""
     group, _, name = idname.partition(".")
-    cls = getattr(bpy.types, f"{group.upper()}_OT_{name}", None)
-    assert cls is not None, f"operator {idname} is not registered"
-    return cls.bl_rna
+    assert getattr(bpy.types, f"{group.upper()}_OT_{name}", None) is not None, f"operator {idname} is not registered"
+    return getattr(getattr(bpy.ops, group), name).get_rna_type()
 
 
 class OperatorButton:
@@ -86,6 +85,7 @@ class RecordingLayout:
         elif name in ("menu", "popover"):
             target = named.get("menu") or named.get("panel")
             assert hasattr(bpy.types, target), f"{name} {target!r} is not registered"
+            log["menus"].append(target)
         results = [RecordingLayout(bpy, log) if p.type == "POINTER" and p.fixed_type.identifier == "UILayout"
                    else None for p in outputs]
         if not results:
@@ -95,7 +95,8 @@ class RecordingLayout:
 
 def new_log() -> dict[str, list[Any]]:
     """An empty drawing log."""
-    return {"calls": [], "props": [], "operators": [], "operator_options": [], "labels": [], "progress": []}
+    return {"calls": [], "props": [], "operators": [], "operator_options": [], "labels": [], "progress": [],
+            "menus": []}
 
 
 class PanelStandIn:
@@ -112,12 +113,21 @@ class PanelStandIn:
 
 
 def draw(bpy: Any, panel_cls: type, context: Any = None) -> dict[str, list[Any]]:
-    """Run the real `panel_cls.draw` (and draw_header if any) with a recording layout; return the log."""
+    """Run the real `panel_cls.draw` (and draw_header if any) of a panel or menu with a recording
+    layout; return the log. A class with its own poll() must allow drawing in `context`."""
     context = context if context is not None else bpy.context
     log = new_log()
     stand_in = PanelStandIn(panel_cls, RecordingLayout(bpy, log))
-    assert panel_cls.poll(context)  # type: ignore[attr-defined]
+    if "poll" in vars(panel_cls) or hasattr(panel_cls, "bl_space_type"):
+        assert panel_cls.poll(context)  # type: ignore[attr-defined]
     if "draw_header" in vars(panel_cls):
         panel_cls.draw_header(stand_in, context)  # type: ignore[attr-defined]
     panel_cls.draw(stand_in, context)  # type: ignore[attr-defined]
+    return log
+
+
+def draw_function(bpy: Any, fn: Any, host_cls: type, context: Any = None) -> dict[str, list[Any]]:
+    """Run a draw function appended to one of Blender's menus (`host_cls`) with a recording layout."""
+    log = new_log()
+    fn(PanelStandIn(host_cls, RecordingLayout(bpy, log)), context if context is not None else bpy.context)
     return log
