@@ -145,7 +145,7 @@ def _scene_objects(context: bpy.types.Context, source: str, collection_name: str
 def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     """A minimal Wavefront OBJ (vertices and triangles) that the backend's mesh loader reads."""
     lines = ["v {:.7g} {:.7g} {:.7g}".format(*v) for v in vertices.tolist()]
-    lines += ["f {} {} {}".format(*(f + 1)) for f in faces.tolist()]
+    lines += ["f {} {} {}".format(*f) for f in (faces + 1).tolist()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -206,17 +206,7 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         if state.job_running() or "finetune" in jobs.pending_kinds():
             cls.poll_message_set("A fine-tune is already running; cancel it or wait for it to finish")
             return False
-        s = settings(context)
-        if s.finetune_source == "FOLDER" and not s.finetune_data.strip():
-            cls.poll_message_set("Choose a folder of meshes to fine-tune on")
-            return False
-        if s.finetune_source == "SELECTED" and not selected_meshes(context):
-            cls.poll_message_set("Select the mesh objects to fine-tune on")
-            return False
-        if s.finetune_source == "COLLECTION" and s.finetune_collection is None:
-            cls.poll_message_set("Choose the collection to fine-tune on")
-            return False
-        return True
+        return True  # what to train on is an option of the call, checked (with a reason) in execute
 
     def _data_folder(self, context: bpy.types.Context) -> Path | str:
         """The folder the backend reads: the chosen one, or a temporary export of scene objects."""
