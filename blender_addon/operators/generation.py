@@ -17,6 +17,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import jobs
+from ..bpyfree.uvs import template_uvs
 from ..bpyfree.wire import decode_mesh, encode_mesh
 from ..mesh_convert import MeshConvertError
 from ..properties import ANY_FAMILY, SHADING, AtlasVAESettings, family_items, settings
@@ -41,10 +42,10 @@ def _family_items(self: Any, context: bpy.types.Context | None) -> list[tuple[st
 
 
 def _look_of(op: Any) -> Any:
-    """A function (model info, faces) -> Look, from the operator's shading and material options, read now
-    on the main thread (the result is applied later)."""
+    """A function (template UVs or None) -> Look, from the operator's shading and material options, read
+    now on the main thread (the result is applied later)."""
     smooth, material = op.shading == "SMOOTH", bool(op.material)
-    return lambda info, faces: Look(smooth=smooth, material=material)
+    return lambda uvs: Look(smooth=smooth, material=material, uvs=uvs)
 
 
 def _shading_options() -> dict[str, Any]:
@@ -118,15 +119,15 @@ class ATLASVAE_OT_sample(ModelOperator):
         what = f"{label} shapes" if label is not None else "shapes"
         look_of = _look_of(self)
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays]]:
+        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
             task.advance(0.0, f"Sampling {count} {what}...")
             client, info = backend.ensure_model(config)
             meshes = _decode_all(client.call("sample", params))
             task.advance(1.0, f"Adding {count} {what}")
-            return info, meshes
+            return info, meshes, template_uvs(client, info, resolution)
 
-        def apply(result: tuple[dict[str, Any], list[Arrays]]) -> jobs.Steps:
-            info, meshes = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
+            info, meshes, uvs = result
             model = str(info.get("name", "model"))
             columns = max(1, math.ceil(math.sqrt(len(meshes))))
             props: dict[str, Any] = {"model": model, "seed": seed, "temperature": temperature, "resolution": resolution}
@@ -145,7 +146,7 @@ class ATLASVAE_OT_sample(ModelOperator):
             items = [NewObject(f"{model}_s{seed}_{i}", local, faces, translation(location + shift),
                                {**props, "index": i}) for i, (local, faces, location) in enumerate(placed)]
             family = f" {label}" if label is not None else ""
-            look = look_of(info, meshes[0][1] if meshes else np.zeros((0, 3), np.int32))
+            look = look_of(uvs)
             collection = yield from build_objects(dest, items, "AtlasVAE: Sample Shapes",
                                                   new_collection=f"AtlasVAE Samples {model}{family} seed {seed}",
                                                   look=look)
@@ -205,7 +206,8 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
         skipped = [o.name for o in (context.selected_objects or []) if o.type != "MESH"]
         look_of = _look_of(self)
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[tuple[Source, Arrays, Any]]]:
+        def work(task: jobs.Task, backend: jobs.Backend
+                 ) -> tuple[dict[str, Any], list[tuple[Source, Arrays, Any]], Any]:
             client, info = backend.ensure_model(config)
             out = []
             for i, src in enumerate(sources):
@@ -214,10 +216,10 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
                                                     "resolution": resolution})
                 out.append((src, decode_mesh(reply["mesh"]), reply.get("chamfer")))
             task.advance(1.0, f"Adding {len(sources)} reconstruction(s)")
-            return info, out
+            return info, out, template_uvs(client, info, resolution)
 
-        def apply(result: tuple[dict[str, Any], list[tuple[Source, Arrays, Any]]]) -> jobs.Steps:
-            info, items = result
+        def apply(result: tuple[dict[str, Any], list[tuple[Source, Arrays, Any]], Any]) -> jobs.Steps:
+            info, items, uvs = result
             model = str(info.get("name", "model"))
             obstacles = earlier_results(dest.scene, exclude={src.name for src, _m, _c in items})
             obstacles += [box_of(src.vertices) for src, _m, _c in items]
@@ -234,7 +236,7 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
                     props["chamfer_x1e3"] = float(chamfer)
                 objects.append(NewObject(f"{src.name}_recon", local, faces, matrix, props))
                 parts.append(f"{src.name} {chamfer:.3f}" if chamfer is not None else f"{src.name} n/a")
-            look = look_of(info, items[0][1][1] if items else np.zeros((0, 3), np.int32))
+            look = look_of(uvs)
             yield from build_objects(dest, objects, "AtlasVAE: Reconstruct", look=look)
             text = f"Reconstructed {len(items)} with {model}; Chamfer x1e-3: " + ", ".join(parts)
             if skipped:
@@ -294,17 +296,17 @@ class ATLASVAE_OT_interpolate(_FromSelection):
         start = np.array([(a_lo[0] + a_hi[0]) / 2.0, lo[1] - 0.6 * step - 0.1 * (hi[1] - lo[1]), lo[2]])
         look_of = _look_of(self)
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays]]:
+        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
             task.advance(0.0, f"Interpolating {a.name} -> {b.name} in {steps} steps...")
             client, info = backend.ensure_model(config)
             reply = client.call("interpolate", {"mesh_a": encode_mesh(a.vertices, a.faces),
                                                 "mesh_b": encode_mesh(b.vertices, b.faces),
                                                 "steps": steps, "resolution": resolution})
             task.advance(1.0, "Adding the steps")
-            return info, _decode_all(reply)
+            return info, _decode_all(reply), template_uvs(client, info, resolution)
 
-        def apply(result: tuple[dict[str, Any], list[Arrays]]) -> jobs.Steps:
-            info, meshes = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
+            info, meshes, uvs = result
             model = str(info.get("name", "model"))
             source = f"{a.name} -> {b.name}"
             standing_meshes = [(standing(v)[0], f) for v, f in meshes]
@@ -324,7 +326,7 @@ class ATLASVAE_OT_interpolate(_FromSelection):
                                    {"model": model, "source": source, "index": i, "t": i / max(1, len(meshes) - 1)})
                          for i, (v, f) in enumerate(standing_meshes)]
                 name = f"AtlasVAE Interpolation {a.name} to {b.name}"
-            look = look_of(info, meshes[0][1] if meshes else np.zeros((0, 3), np.int32))
+            look = look_of(uvs)
             yield from build_objects(dest, items, "AtlasVAE: Interpolate", new_collection=name, look=look)
             keyed = " as shape keys" if shape_keys else ""
             return f"Interpolated {a.name} -> {b.name} in {len(meshes)} steps{keyed} with {model}"
@@ -379,15 +381,15 @@ class ATLASVAE_OT_variations(_FromSelection):
         config, dest = launch_config(settings(context)), destination(context)
         look_of = _look_of(self)
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays]]:
+        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
             task.advance(0.0, f"Making {params['count']} variations of {src.name}...")
             client, info = backend.ensure_model(config)
             reply = client.call("variations", {"mesh": encode_mesh(src.vertices, src.faces), **params})
             task.advance(1.0, "Adding the variations")
-            return info, _decode_all(reply)
+            return info, _decode_all(reply), template_uvs(client, info, int(params["resolution"]))
 
-        def apply(result: tuple[dict[str, Any], list[Arrays]]) -> jobs.Steps:
-            info, meshes = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
+            info, meshes, uvs = result
             model = str(info.get("name", "model"))
             step = max([gap(src.vertices)] + [beside(src.vertices, v) for v, _f in meshes])
             boxes = [(box_of(v)[0] + [(i + 1) * step, 0, 0], box_of(v)[1] + [(i + 1) * step, 0, 0])
@@ -400,7 +402,7 @@ class ATLASVAE_OT_variations(_FromSelection):
                 items.append(NewObject(f"{src.name}_var{i}", local, faces, matrix,
                                        {"model": model, "source": src.name, "index": i, "seed": params["seed"],
                                         "spread": params["spread"]}))
-            look = look_of(info, meshes[0][1] if meshes else np.zeros((0, 3), np.int32))
+            look = look_of(uvs)
             yield from build_objects(dest, items, "AtlasVAE: Variations",
                                      new_collection=f"AtlasVAE Variations {src.name}", look=look)
             return f"Made {len(meshes)} variations of {src.name} with {model}"

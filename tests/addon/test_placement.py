@@ -179,3 +179,25 @@ def test_undo_removes_one_batch_and_only_that_batch(scene: Any, bpy_module: Any)
     assert len(made(bpy)) == 5
     bpy.ops.ed.undo()
     assert sorted(o["atlasvae_seed"] for o in made(bpy)) == [1, 1]
+
+
+def test_results_carry_the_templates_uv_map(scene: Any, bpy_module: Any) -> None:
+    bpy = bpy_module
+    bpy.ops.atlasvae.sample(count=2, resolution=162)
+    src = add_mesh_object(bpy, "Pebble", location=(0.0, -6.0, 0.0))
+    select_only(bpy, [src])
+    bpy.ops.atlasvae.reconstruct(resolution=162)
+    objs = made(bpy)
+    assert len(objs) == 3
+    for obj in objs:
+        layer = obj.data.uv_layers.active
+        assert layer is not None and layer.name == "UVMap"
+        uv = np.empty(len(obj.data.loops) * 2, dtype=np.float32)
+        layer.data.foreach_get("uv", uv)
+        u = uv[0::2].reshape(-1, 3)
+        assert np.isfinite(uv).all() and float(np.ptp(uv[1::2])) > 0.9, "latitude spans the map"
+        assert float((u.max(axis=1) - u.min(axis=1)).max()) < 0.5, "no triangle stretched across the seam"
+    first, second = (np.empty(len(o.data.loops) * 2, dtype=np.float32) for o in objs[:2])
+    objs[0].data.uv_layers.active.data.foreach_get("uv", first)
+    objs[1].data.uv_layers.active.data.foreach_get("uv", second)
+    assert np.array_equal(first, second), "every output of one template shares one UV layout"
