@@ -234,14 +234,15 @@ def _select(dest: Destination, made: list[IdRef]) -> None:
     if view_layer is None:
         return
     objects = [o for o in (_find(bpy.data.objects, ref) for ref in made) if o is not None]
+    view_layer.update()  # sync the view layer with the collections just made, or the new objects are not in it
     for obj in view_layer.objects:
         if obj.select_get(view_layer=view_layer):
             obj.select_set(False, view_layer=view_layer)
-    for obj in objects:
-        if obj.name in view_layer.objects:
-            obj.select_set(True, view_layer=view_layer)
-    if objects and objects[-1].name in view_layer.objects:
-        view_layer.objects.active = objects[-1]
+    visible = [o for o in objects if o.name in view_layer.objects]  # not in an excluded collection
+    for obj in visible:
+        obj.select_set(True, view_layer=view_layer)
+    if visible:
+        view_layer.objects.active = visible[-1]
 
 
 def build_objects(dest: Destination, items: list[NewObject], undo_message: str, new_collection: str | None = None,
