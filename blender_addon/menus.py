@@ -1,12 +1,14 @@
 """Menu entries, so the operators are where Blender users look and F3 search finds them:
 Shift+A > Mesh > AtlasVAE (sample), and the Object menu and object context menu (reconstruct,
-variations, interpolate)."""
+variations, and interpolate when two meshes are selected)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import bpy
+
+from .operators.common import selected_meshes
 
 
 class VIEW3D_MT_atlasvae_add(bpy.types.Menu):
@@ -37,7 +39,8 @@ class VIEW3D_MT_atlasvae_object(bpy.types.Menu):
         layout.operator_context = "INVOKE_REGION_WIN"
         layout.operator("atlasvae.reconstruct", icon="MOD_REMESH")
         layout.operator("atlasvae.variations", icon="MOD_PARTICLES")
-        layout.operator("atlasvae.interpolate", icon="IPO_LINEAR")
+        if context is not None and len(selected_meshes(context)) == 2:
+            layout.operator("atlasvae.interpolate", icon="IPO_LINEAR")
         layout.separator()
         layout.operator("atlasvae.sample", icon="OUTLINER_OB_POINTCLOUD")
 

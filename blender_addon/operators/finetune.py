@@ -104,7 +104,7 @@ def _apply_progress(state: Any, event: dict[str, Any]) -> None:
         done = float(epoch)
     state.progress = min(1.0, max(0.0, done / max(1, epochs)))
     if event.get("message"):
-        state.job_message = str(event["message"])[:200]
+        state.job_message = str(event["message"])
 
 
 def job_watch() -> bool:

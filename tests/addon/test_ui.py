@@ -70,6 +70,11 @@ def test_menu_entries_in_add_mesh_object_and_context_menus(scene: Any, bpy_modul
     assert add["operators"] == ["atlasvae.sample", "atlasvae.sample"]
     assert add["operator_options"] == [("atlasvae.sample", "count", 1)]
     assert draw(bpy, menus.VIEW3D_MT_atlasvae_object)["operators"] == [
+        "atlasvae.reconstruct", "atlasvae.variations", "atlasvae.sample"], "Interpolate needs two meshes"
+    from .conftest import add_mesh_object, select_only
+
+    select_only(bpy, [add_mesh_object(bpy, "M1"), add_mesh_object(bpy, "M2", location=(3, 0, 0))])
+    assert draw(bpy, menus.VIEW3D_MT_atlasvae_object)["operators"] == [
         "atlasvae.reconstruct", "atlasvae.variations", "atlasvae.interpolate", "atlasvae.sample"]
 
 
