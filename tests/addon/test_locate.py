@@ -48,7 +48,7 @@ def fresh_checks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_add_on_modules_import_without_bpy() -> None:
     code = ("import sys; import blender_addon, blender_addon.bpyfree.client, blender_addon.bpyfree.wire, "
-            "blender_addon.bpyfree.locate; "
+            "blender_addon.bpyfree.locate, blender_addon.bpyfree.uvs; "
             "assert 'bpy' not in sys.modules, 'bpy imported'; assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
