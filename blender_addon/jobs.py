@@ -77,6 +77,7 @@ class Task:
     work_done: float = 0.0  # fraction of the backend work finished (the worker updates it)
     applied: float = 0.0  # fraction of the result applied (the Steps' yields)
     text: str = ""  # what the task is doing now, for the progress bar
+    on_main_thread: bool = False  # run blocking: progress may go straight to the window manager
 
     def advance(self, done: float, text: str = "") -> None:
         """Worker side: record progress; raise Cancelled if the user cancelled (checked between requests)."""
@@ -85,6 +86,8 @@ class Task:
         self.work_done = min(1.0, max(0.0, done))
         if text:
             self.text = text
+        if self.on_main_thread:
+            _wm_progress(self.progress)
 
     @property
     def progress(self) -> float:
@@ -271,15 +274,25 @@ def blocking_default() -> bool:
     return bool(bpy.app.background)
 
 
-def complete(outcome: str | Steps) -> str:
-    """The message of an apply run to its end now: all of its steps at once (blocking mode)."""
+def complete(outcome: str | Steps, task: Task | None = None) -> str:
+    """The message of an apply run to its end now: all of its steps at once (blocking mode), showing
+    `task`'s progress in the window manager as it goes."""
     if isinstance(outcome, str):
         return outcome
     while True:
         try:
-            next(outcome)
+            fraction = next(outcome)
         except StopIteration as stop:
             return str(stop.value)
+        if task is not None and fraction is not None:
+            task.applied = float(fraction)
+            _wm_progress(task.progress)
+
+
+def _wm_progress(value: float) -> None:
+    wm = bpy.context.window_manager
+    if wm is not None:
+        wm.progress_update(value)
 
 
 def run(task: Task, blocking: bool | None = None) -> str | None:
@@ -290,8 +303,9 @@ def run(task: Task, blocking: bool | None = None) -> str | None:
         wm = bpy.context.window_manager
         if wm is not None:
             wm.progress_begin(0.0, 1.0)
+        task.on_main_thread = True
         try:
-            return complete(task.apply(task.work(task, backend)))
+            return complete(task.apply(task.work(task, backend)), task)
         finally:
             if wm is not None:
                 wm.progress_end()
