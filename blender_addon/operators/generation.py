@@ -35,6 +35,7 @@ OPTION = {"SKIP_SAVE"}  # options are not remembered between calls: the sidebar'
 
 
 def _family_items(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str, int]]:
+    """The Family option's items: Any plus the labels of the scene's chosen model."""
     ctx = context if context is not None else bpy.context
     if ctx.scene is None or not hasattr(ctx.scene, "atlasvae"):
         return [(ANY_FAMILY, "Any", "Sample from the model's whole prior, any family", 0)]
@@ -49,10 +50,12 @@ def _look_of(op: Any) -> Any:
 
 
 def _shading_options() -> dict[str, Any]:
+    """Panel defaults of the look options every generation operator has."""
     return {"shading": lambda s: s.shading, "material": lambda s: s.add_material}
 
 
 def _decode_all(reply: dict[str, Any]) -> list[Arrays]:
+    """Every mesh of a reply with "meshes", as arrays."""
     return [decode_mesh(m) for m in reply["meshes"]]
 
 
@@ -158,14 +161,13 @@ class ATLASVAE_OT_sample(ModelOperator):
 
 
 class _FromSelection(ModelOperator):
-    """Operators that work on selected meshes: shared look options and capture with a clear error."""
+    """Operators that work on selected meshes: capture them, or say which one cannot be used and why."""
 
     def _capture(self, context: bpy.types.Context, objs: list[bpy.types.Object]) -> list[Source] | str:
         try:
             return [capture(context, o) for o in objs]
         except MeshConvertError as exc:
             return str(exc)
-
 
 
 class ATLASVAE_OT_reconstruct(_FromSelection):
