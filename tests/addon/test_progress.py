@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from .conftest import add_mesh_object, select_only
+from .test_incremental import one_step_per_call
 from .ui_recorder import draw
 
 
@@ -58,7 +59,7 @@ def test_cancel_before_the_result_arrives_adds_nothing(interactive: Any, bpy_mod
 def test_cancel_while_the_result_is_being_added_removes_what_was_added(interactive: Any, bpy_module: Any,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     jobs, bpy = interactive, bpy_module
-    monkeypatch.setattr(jobs, "APPLY_BUDGET_S", 0.0)  # one object per timer call
+    one_step_per_call(jobs, monkeypatch)
     before = scene_state(bpy)
     assert bpy.ops.atlasvae.sample(count=4, seed=42) == {"FINISHED"}
     while not made(bpy):
