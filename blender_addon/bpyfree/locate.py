@@ -267,9 +267,13 @@ def model_card(folder: Path) -> list[tuple[str, str]]:
     metrics: dict[str, Any] = meta["metrics"] if isinstance(meta.get("metrics"), dict) else {}
     if isinstance(metrics.get("val_chamfer_x1e3"), (int, float)):
         facts.append(("Validation Chamfer", f"{metrics['val_chamfer_x1e3']:.2f} x1e-3"))
-    weights = Path(folder) / WEIGHTS_FILE
-    try:
-        facts.append(("Trained", time.strftime("%Y-%m-%d %H:%M", time.localtime(weights.stat().st_mtime))))
-    except OSError:
-        pass
+    trained = meta.get("trained_at")
+    if isinstance(trained, str) and trained:
+        facts.append(("Trained", trained))
+    else:  # older model folders record no date: the weights file's own date is the best there is
+        weights = Path(folder) / WEIGHTS_FILE
+        try:
+            facts.append(("Saved", time.strftime("%Y-%m-%d %H:%M", time.localtime(weights.stat().st_mtime))))
+        except OSError:
+            pass
     return facts

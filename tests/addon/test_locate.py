@@ -192,3 +192,20 @@ def test_fallback_user_dir_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path
         pytest.skip("XDG layout is Linux-only")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert locate.fallback_user_dir() == tmp_path / "atlasvae"
+
+
+def test_model_card_facts_come_from_config_json(tmp_path: Path) -> None:
+    folder = make_model(tmp_path / "chairs")
+    config = json.loads((folder / "config.json").read_text())
+    config["labels"] = ["chair", "stool"]
+    config["meta"] = {"name": "chairs", "epoch": 20, "finished": False, "train_shapes": 40,
+                      "metrics": {"val_chamfer_x1e3": 2.345}, "trained_at": "2026-11-20 14:05",
+                      "train_config": {"data": "/assets/chairs", "init": "/models/base"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    assert locate.model_card(folder) == [
+        ("Families", "chair, stool"), ("Trained on", "/assets/chairs (40 shapes)"), ("Fine-tuned from", "/models/base"),
+        ("Epochs", "20 (unfinished)"), ("Validation Chamfer", "2.35 x1e-3"), ("Trained", "2026-11-20 14:05")]
+    del config["meta"]["trained_at"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert locate.model_card(folder)[-1][0] == "Saved", "without a date the weights file's date, so named"
+    assert locate.model_card(tmp_path / "missing") == []
