@@ -19,8 +19,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from blender_addon import installer
-from blender_addon.locate import runtime_requirements
+from blender_addon.bpyfree import installer
+from blender_addon.bpyfree.locate import runtime_requirements
 
 REPO = Path(__file__).resolve().parent
 ADDON_SRC = REPO / "blender_addon"

@@ -61,6 +61,8 @@ SPECS: dict[str, list[Param]] = {
     "finetune": [Param("data", "str", required=True), Param("out", "str", required=True),
                  Param("epochs", "int", required=True, minimum=1, maximum=100_000), Param("init", "str"),
                  Param("name", "str"), Param("load", "bool", default=True)],
+    "template_uvs": [Param("template", "str", required=True, choices=("sphere", "squares")),
+                     Param("patches", "int", default=1, minimum=1, maximum=1024), _RESOLUTION],
     "job_status": [Param("job_id", "str", required=True)],
     "cancel": [Param("job_id", "str", required=True)],
     "release": [],
@@ -208,6 +210,7 @@ class Server:
             "sample": self._sample, "reconstruct": self._reconstruct, "interpolate": self._interpolate,
             "variations": self._variations, "finetune": self._finetune, "job_status": self._job_status,
             "cancel": self._cancel, "release": self._release, "shutdown": self._shutdown,
+            "template_uvs": self._template_uvs,
         }
         self._model_thread.start()
 
@@ -399,6 +402,18 @@ class Server:
         meshes = self.service.variations(params["mesh"], count=params["count"], spread=params["spread"],
                                          seed=params["seed"], resolution=params["resolution"])
         return {"meshes": [encode_mesh(m) for m in meshes]}
+
+    def _template_uvs(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Per-corner UVs of a template mesh (no model needed): the add-on maps every output with them."""
+        import base64
+
+        import numpy as np
+
+        from backend.templates import template_uvs
+
+        uvs = template_uvs(params["template"], params["patches"], params["resolution"])
+        return {"uvs": base64.b64encode(np.ascontiguousarray(uvs, dtype="<f4").tobytes()).decode("ascii"),
+                "corner_count": len(uvs)}
 
     def _release(self, params: dict[str, Any]) -> dict[str, Any]:
         before = rss_bytes()

@@ -80,3 +80,34 @@ def template_mesh(kind: str, patches: int, resolution: int) -> tuple[np.ndarray,
 
 def _offset_faces(faces: np.ndarray, per_patch: int, patches: int) -> np.ndarray:
     return np.concatenate([faces + k * per_patch for k in range(patches)])
+
+
+def template_uvs(kind: str, patches: int, resolution: int) -> np.ndarray:
+    """Texture coordinates for every face corner of template_mesh(kind, patches, resolution), shaped
+    (F * 3, 2) float32, in face order. Every output mesh shares the template's connectivity, so these
+    UVs fit every mesh the model decodes at that resolution.
+
+    Sphere: longitude/latitude, with the corners of faces that straddle the seam moved past 1 and a pole
+    corner given its face's mean longitude, so no face is stretched across the map. Square patches: each
+    patch's own (u, v) square, the patches tiled in a grid with a small margin."""
+    pts, faces = template_mesh(kind, patches, resolution)
+    flat = pts.reshape(-1, pts.shape[-1]).astype(np.float64)
+    if kind == "sphere":
+        x, y, z = flat[:, 0], flat[:, 1], flat[:, 2]
+        u = 0.5 + np.arctan2(y, x) / (2.0 * math.pi)
+        v = 0.5 + np.arcsin(np.clip(z, -1.0, 1.0)) / math.pi
+        cu, cv = u[faces], v[faces]
+        seam = cu.max(axis=1) - cu.min(axis=1) > 0.5
+        cu[seam] = np.where(cu[seam] < 0.5, cu[seam] + 1.0, cu[seam])
+        pole = np.hypot(x, y)[faces] < 1e-6
+        for row, col in zip(*np.nonzero(pole)):
+            others = [cu[row, k] for k in range(3) if not pole[row, k]]
+            cu[row, col] = float(np.mean(others)) if others else 0.5
+        return np.stack([cu, cv], axis=-1).reshape(-1, 2).astype(np.float32)
+    columns = max(1, math.ceil(math.sqrt(patches)))
+    per_patch = pts.shape[1]
+    patch = np.arange(len(flat)) // per_patch
+    margin = 0.05
+    u = (patch % columns + margin + flat[:, 0] * (1.0 - 2.0 * margin)) / columns
+    v = (patch // columns + margin + flat[:, 1] * (1.0 - 2.0 * margin)) / columns
+    return np.stack([u[faces], v[faces]], axis=-1).reshape(-1, 2).astype(np.float32)

@@ -156,7 +156,7 @@ def start_blender(model: Path, scratch: Path) -> Blender:
 
     properties.refresh_models()
     settings = bpy.context.scene.atlasvae
-    settings.model = str(model)
+    settings.use_model(model)
     settings.random_seed = False
     clear_scene(bpy)
     if bpy.ops.atlasvae.backend_start() != {"FINISHED"}:
@@ -310,7 +310,7 @@ def run(b: Blender, args: argparse.Namespace, scratch: Path, out: Callable[[str]
         f"interactive Blender): median {ms(statistics.median(times))} ms (runs {', '.join(ms(t) for t in times)} ms)")
 
     meshes, undo, events = Timed(), Timed(), Timed()
-    with patched(b.operators, "arrays_to_mesh", meshes.wrap(b.operators.arrays_to_mesh)), \
+    with patched(b.operators.building, "arrays_to_mesh", meshes.wrap(b.operators.building.arrays_to_mesh)), \
             patched(b.jobs, "undo_push", undo.wrap(b.jobs.undo_push)):
         clear_scene(b.bpy)
         b.settings.count, b.settings.seed = args.sample_count, 1
@@ -328,12 +328,12 @@ def run(b: Blender, args: argparse.Namespace, scratch: Path, out: Callable[[str]
         files = write_dataset(folder, ["sword", "mug"], args.finetune_per_family, seed=3)
         b.settings.finetune_data, b.settings.finetune_epochs = str(folder), args.finetune_epochs
         b.settings.finetune_name = "bench-finetune"
-        b.jobs.set_handlers(events.wrap(b.operators.on_notification), b.operators.job_watch)
+        b.jobs.set_handlers(events.wrap(b.operators.finetune.on_notification), b.operators.finetune.job_watch)
         try:
             finetune = stall_while(b, b.bpy.ops.atlasvae.finetune_start,
                                    lambda: b.runtime.job_state in FINAL_JOB_STATES, meshes, undo)
         finally:
-            b.jobs.set_handlers(b.operators.on_notification, b.operators.job_watch)
+            b.jobs.set_handlers(b.operators.finetune.on_notification, b.operators.finetune.job_watch)
         if b.runtime.job_state != "done":
             raise SystemExit(f"fine-tune ended {b.runtime.job_state}: {b.runtime.job_message}")
 

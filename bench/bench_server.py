@@ -15,8 +15,8 @@ import trimesh
 from backend.data.meshio import Mesh
 from backend.service import ModelService
 from bench.common import machine, median_time
-from blender_addon.client import BackendClient
-from blender_addon.wire import encode_mesh
+from blender_addon.bpyfree.client import BackendClient
+from blender_addon.bpyfree.wire import encode_mesh
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT = REPO / "models" / "base"

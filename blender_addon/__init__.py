@@ -1,8 +1,8 @@
 """AtlasVAE Blender add-on: generate, reconstruct, interpolate and fine-tune 3-D shapes with an
 AtlasNet VAE that runs in a separate backend process (Blender's Python never imports torch).
 
-Only register()/unregister() import the bpy-using modules, so the bpy-free parts (client, wire,
-locate) import anywhere, e.g. in plain pytest or in build_addon.py.
+Only register()/unregister() import the bpy-using modules, so the bpy-free half (the bpyfree package:
+client, wire, locate) imports anywhere, e.g. in plain pytest or in build_addon.py.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from types import ModuleType
 
 
 def _modules() -> list[ModuleType]:
-    from . import operators, panels, preferences, properties
+    from . import menus, operators, panels, preferences, properties, runtime
 
-    return [preferences, properties, operators, panels]
+    return [runtime, preferences, properties, operators, panels, menus]
 
 
 def register() -> None:
-    """Register preferences, properties, operators and panels; start the backend if asked to."""
+    """Register runtime state, preferences, properties, operators, panels and menus; start the backend
+    if asked to."""
     for module in _modules():
         module.register()
     from .operators import start_on_load

@@ -21,17 +21,19 @@ from typing import Any, Callable, Generator
 
 import bpy
 
-from . import locate
-from .client import BackendClient, BackendError, BackendTimeout
+from .bpyfree import locate
+from .bpyfree.client import BackendClient, BackendError, BackendTimeout
+from .runtime import note, runtime
 
 TICK_S = 0.1
 STOP_TIMEOUT_S = 5.0
 APPLY_BUDGET_S = 0.025  # a timer call starts no further apply step once it has run this long
 APPLY_INTERVAL_S = 0.01  # pause between timer calls while a result is being applied in steps
 
-Steps = Generator[None, None, str]
-"""An apply that works in pieces: it yields after each piece of main-thread work (one object, say)
-and returns the message to report. The timer resumes it across calls; background mode runs it through."""
+Steps = Generator[float | None, None, str]
+"""An apply that works in pieces: it yields after each piece of main-thread work (one object, say),
+optionally the fraction of the apply done so far, and returns the message to report. The timer resumes
+it across calls; background mode runs it through."""
 
 clock: Callable[[], float] = time.perf_counter  # what the apply budget is measured with
 
@@ -66,11 +68,40 @@ class Task:
 
     kind: str
     label: str
-    work: Callable[["Backend"], Any]
+    work: Callable[["Task", "Backend"], Any]
     apply: Callable[[Any], str | Steps]
     on_error: Callable[[BaseException], None] | None = None
     future: Future[Any] | None = field(default=None, repr=False)
     steps: Steps | None = field(default=None, repr=False)  # an apply under way in interactive mode
+    cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+    work_done: float = 0.0  # fraction of the backend work finished (the worker updates it)
+    applied: float = 0.0  # fraction of the result applied (the Steps' yields)
+    text: str = ""  # what the task is doing now, for the progress bar
+    on_main_thread: bool = False  # run blocking: progress may go straight to the window manager
+
+    def advance(self, done: float, text: str = "") -> None:
+        """Worker side: record progress; raise Cancelled if the user cancelled (checked between requests)."""
+        if self.cancelled.is_set():
+            raise Cancelled(f"{self.label} cancelled")
+        self.work_done = min(1.0, max(0.0, done))
+        if text:
+            self.text = text
+        if self.on_main_thread:
+            _wm_progress(self.progress)
+
+    @property
+    def progress(self) -> float:
+        """Overall fraction done: backend work counts for 80 %, building the result for 20 %."""
+        return 0.8 * self.work_done + 0.2 * self.applied
+
+
+class Cancelled(Exception):
+    """The user cancelled the task; nothing of it is left in the scene."""
+
+
+def log_path(user_dir: Path) -> Path:
+    """The backend's log file in the user folder."""
+    return Path(user_dir) / "logs" / "backend.log"
 
 
 def error_text(exc: BaseException) -> str:
@@ -112,10 +143,9 @@ class Backend:
 
     def _make_client(self, config: LaunchConfig) -> BackendClient:
         python = locate.find_python(config.python_preference, config.user_dir)
-        log_dir = Path(config.user_dir) / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        client = BackendClient(python, locate.backend_root(), args=config.args(),
-                               log_path=log_dir / "backend.log")
+        log = log_path(config.user_dir)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        client = BackendClient(python, locate.backend_root(), args=config.args(), log_path=log)
         if not self._atexit:
             atexit.register(self.stop)
             self._atexit = True
@@ -244,15 +274,25 @@ def blocking_default() -> bool:
     return bool(bpy.app.background)
 
 
-def complete(outcome: str | Steps) -> str:
-    """The message of an apply run to its end now: all of its steps at once (blocking mode)."""
+def complete(outcome: str | Steps, task: Task | None = None) -> str:
+    """The message of an apply run to its end now: all of its steps at once (blocking mode), showing
+    `task`'s progress in the window manager as it goes."""
     if isinstance(outcome, str):
         return outcome
     while True:
         try:
-            next(outcome)
+            fraction = next(outcome)
         except StopIteration as stop:
             return str(stop.value)
+        if task is not None and fraction is not None:
+            task.applied = float(fraction)
+            _wm_progress(task.progress)
+
+
+def _wm_progress(value: float) -> None:
+    wm = bpy.context.window_manager
+    if wm is not None:
+        wm.progress_update(value)
 
 
 def run(task: Task, blocking: bool | None = None) -> str | None:
@@ -260,13 +300,46 @@ def run(task: Task, blocking: bool | None = None) -> str | None:
     propagate to the operator. Otherwise queue it and return None; the timer applies and reports it."""
     global _executor
     if blocking_default() if blocking is None else blocking:
-        return complete(task.apply(task.work(backend)))
+        wm = bpy.context.window_manager
+        if wm is not None:
+            wm.progress_begin(0.0, 1.0)
+        task.on_main_thread = True
+        try:
+            return complete(task.apply(task.work(task, backend)), task)
+        finally:
+            if wm is not None:
+                wm.progress_end()
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="atlasvae")
-    task.future = _executor.submit(task.work, backend)
+    task.text = task.text or f"{task.label}..."
+    task.future = _executor.submit(task.work, task, backend)
     _pending.append(task)
+    _show_progress()
     ensure_timer()
     return None
+
+
+def pending() -> list[Task]:
+    """Requests submitted and not yet applied, oldest first (interactive mode)."""
+    return list(_pending)
+
+
+def cancel(kind: str | None = None) -> list[str]:
+    """Cancel pending tasks (of `kind`, or all): a result not yet applied is dropped, one being applied
+    is rolled back (its Steps remove what they built), so the scene is left as it was. The backend
+    may finish the request it is on; its answer is ignored. Returns the labels cancelled."""
+    labels = []
+    for task in [t for t in _pending if kind is None or t.kind == kind]:
+        task.cancelled.set()
+        steps, task.steps = task.steps, None
+        _finish(task)
+        if steps is not None:
+            steps.close()
+        if task.on_error is not None:
+            task.on_error(Cancelled(f"{task.label} cancelled"))
+        labels.append(task.label)
+    _show_progress()
+    return labels
 
 
 def ensure_timer() -> None:
@@ -282,6 +355,14 @@ def pump_notifications() -> None:
             _notification_handler(message)
 
 
+_in_timer = [False]  # True while tick() applies results, outside any operator
+
+
+def applying_in_timer() -> bool:
+    """Whether a result is being applied by the timer (so it must record its own undo step)."""
+    return _in_timer[0]
+
+
 def _ready(task: Task) -> bool:
     return task.future is not None and task.future.done()
 
@@ -294,15 +375,20 @@ def tick() -> float | None:
     call makes progress); after that no step starts once APPLY_BUDGET_S has passed, so a call lasts
     about the budget plus one step (one object), whatever the size of the result."""
     started = clock()
-    for i, task in enumerate([t for t in _pending if _ready(t)]):
-        if i and clock() - started >= APPLY_BUDGET_S:
-            break
-        if not _advance(task, started):
-            break
+    _in_timer[0] = True
+    try:
+        for i, task in enumerate([t for t in _pending if _ready(t)]):
+            if i and clock() - started >= APPLY_BUDGET_S:
+                break
+            if not _advance(task, started):
+                break
+    finally:
+        _in_timer[0] = False
     try:
         pump_notifications()
     except Exception as exc:
         report("ERROR", f"Reading backend progress failed: {error_text(exc)}")
+    _show_progress()
     tag_redraw()
     if any(_ready(t) for t in _pending):
         return APPLY_INTERVAL_S
@@ -324,11 +410,13 @@ def _advance(task: Task, started: float) -> bool:
             task.steps = outcome
         while True:
             try:
-                next(task.steps)
+                fraction = next(task.steps)
             except StopIteration as stop:
                 _finish(task)
                 report("INFO", str(stop.value))
                 return True
+            if fraction is not None:
+                task.applied = float(fraction)
             if clock() - started >= APPLY_BUDGET_S:
                 return False
     except Exception as exc:
@@ -345,13 +433,34 @@ def _finish(task: Task) -> None:
         _pending.remove(task)
 
 
+_progress_shown = [False]  # whether the window manager's progress cursor is up
+
+
+def _show_progress() -> None:
+    """Mirror the oldest pending task in the runtime state (the panel's bar) and the window manager's
+    progress indicator; clear both once nothing is pending."""
+    state = runtime()
+    wm = bpy.context.window_manager
+    task = _pending[0] if _pending else None
+    if state is not None:
+        state.task_label = task.label if task is not None else ""
+        state.task_text = (task.text or task.label) if task is not None else ""
+        state.task_progress = task.progress if task is not None else 0.0
+    if wm is None:
+        return
+    if task is not None:
+        if not _progress_shown[0]:
+            wm.progress_begin(0.0, 1.0)
+            _progress_shown[0] = True
+        wm.progress_update(task.progress)
+    elif _progress_shown[0]:
+        wm.progress_end()
+        _progress_shown[0] = False
+
+
 def report(level: str, message: str) -> None:
     """Report from outside an operator (timer): Info log + status bar via the report operator."""
-    from .properties import runtime
-
-    state = runtime()
-    if state is not None:
-        state.last_report = f"{level}: {message}"
+    note(level, message)
     print(f"AtlasVAE {level}: {message}")
     window = _any_window()
     if window is None or bpy.app.background:  # background: an ERROR report would raise in the caller
@@ -412,6 +521,7 @@ def drop_pending() -> None:
         else:
             print(f"AtlasVAE: {task.label} interrupted; the objects it had added so far were removed")
     _pending.clear()
+    _show_progress()
 
 
 def shutdown() -> None:

@@ -1,27 +1,31 @@
-"""The "AtlasVAE" sidebar tab in the 3D viewport: model and backend, sample, reconstruct,
-interpolate, variations and fine-tune sections. Drawing only reads state; operators change it."""
+"""The "AtlasVAE" sidebar tab in the 3D viewport: one parent panel (model choice, the common actions,
+progress with Cancel, the last message in full) and a sub-panel per job. Drawing only reads state;
+operators change it. Buttons name operators by id; the UI tests check every one is registered."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import bpy
 
 from . import jobs
-from .operators import (
-    ATLASVAE_OT_backend_restart, ATLASVAE_OT_backend_start, ATLASVAE_OT_backend_stop, ATLASVAE_OT_finetune_cancel,
-    ATLASVAE_OT_finetune_start, ATLASVAE_OT_interpolate, ATLASVAE_OT_load_model, ATLASVAE_OT_reconstruct,
-    ATLASVAE_OT_refresh_models, ATLASVAE_OT_release_memory, ATLASVAE_OT_sample, ATLASVAE_OT_variations,
-    selected_meshes,
-)
+from .bpyfree import locate
+from .operators.common import selected_meshes
 from .preferences import addon_settings
-from .properties import runtime, settings
+from .properties import AtlasVAESettings, settings
+from .runtime import runtime
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import IconItems
 
-STATUS_ICONS: dict[str, IconItems] = {"stopped": "PAUSE", "starting": "SORTTIME", "ready": "CHECKMARK", "busy": "SORTTIME",
-                "error": "ERROR"}
+STATUS_ICONS: dict[str, IconItems] = {"stopped": "PAUSE", "starting": "SORTTIME", "ready": "CHECKMARK",
+                                      "busy": "SORTTIME", "error": "ERROR"}
+LEVEL_ICONS: dict[str, IconItems] = {"ERROR": "ERROR", "WARNING": "INFO", "INFO": "CHECKMARK"}
+WRAP = 38  # characters per label line in the sidebar at its default width
+
+_card_cache: dict[str, tuple[int, list[tuple[str, str]]]] = {}
 
 
 def _format_eta(seconds: float) -> str:
@@ -31,11 +35,93 @@ def _format_eta(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _resolution(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
-    s = settings(context)
+def wrap(text: str, width: int = WRAP) -> list[str]:
+    """Split `text` into lines of at most `width` characters at spaces (labels do not wrap); a word
+    longer than a line (a path) is cut into pieces, so nothing is ever dropped."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        while len(word) > width:
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(word[:width])
+            word = word[width:]
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        lines.append(current)
+    return lines or [""]
+
+
+def model_card(path: str | None) -> list[tuple[str, str]]:
+    """The model card facts of a model folder, cached per config.json modification time."""
+    if not path:
+        return []
+    try:
+        stamp = os.stat(Path(path) / locate.CONFIG_FILE).st_mtime_ns
+    except OSError:
+        return []
+    cached = _card_cache.get(path)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, locate.model_card(Path(path)))
+        _card_cache[path] = cached
+    return cached[1]
+
+
+def _resolution(layout: bpy.types.UILayout, s: AtlasVAESettings) -> None:
     layout.prop(s, "resolution_preset")
     if s.resolution_preset == "CUSTOM":
         layout.prop(s, "custom_resolution")
+
+
+def _look(layout: bpy.types.UILayout, s: AtlasVAESettings) -> None:
+    row = layout.row(align=True)
+    row.prop(s, "shading", expand=True)
+    row.prop(s, "add_material", text="", icon="MATERIAL")
+
+
+def _activity(layout: bpy.types.UILayout) -> None:
+    """Progress of the running action with its Cancel button, and of a running fine-tune."""
+    state = runtime()
+    if state is None:
+        return
+    if jobs.pending():
+        row = layout.row(align=True)
+        row.progress(factor=float(state.task_progress), type="BAR",
+                     text=state.task_text or state.task_label or "Working...")
+        row.operator("atlasvae.cancel", text="", icon="CANCEL")
+    if state.job_running():
+        row = layout.row(align=True)
+        row.progress(factor=float(state.progress), type="BAR", text=f"Fine-tune: epoch {state.epoch}/{state.epochs}")
+        row.operator("atlasvae.finetune_cancel", text="", icon="CANCEL")
+
+
+def _last_report(layout: bpy.types.UILayout) -> None:
+    """The last message in full: its first line, and every line when expanded (errors open by default)."""
+    state = runtime()
+    if state is None or not state.last_report:
+        return
+    level, _, message = state.last_report.partition(": ")
+    lines = wrap(message)
+    box = layout.box()
+    row = box.row(align=True)
+    if len(lines) > 1:
+        expanded = state.show_report or level == "ERROR"
+        row.prop(state, "show_report", text="", emboss=False, icon="DISCLOSURE_TRI_DOWN" if expanded
+                 else "DISCLOSURE_TRI_RIGHT")
+    else:
+        expanded = True
+    row.label(text=lines[0], icon=LEVEL_ICONS.get(level, "INFO"))
+    if expanded:
+        col = box.column(align=True)
+        for line in lines[1:]:
+            col.label(text=line)
+    if level == "ERROR":
+        box.operator("atlasvae.open_log", icon="TEXT")
 
 
 class _AtlasPanel(bpy.types.Panel):
@@ -44,8 +130,8 @@ class _AtlasPanel(bpy.types.Panel):
     bl_category = "AtlasVAE"
 
     def panel_layout(self) -> bpy.types.UILayout:
-        """The panel's layout (always set while drawing)."""
-        layout = self.panel_layout()
+        """The panel's layout (Blender sets it while drawing)."""
+        layout = self.layout
         assert layout is not None
         return layout
 
@@ -54,39 +140,65 @@ class _AtlasPanel(bpy.types.Panel):
         return context.scene is not None and hasattr(context.scene, "atlasvae")
 
 
-class VIEW3D_PT_atlasvae_model(_AtlasPanel):
-    """Model choice, device and backend status with start/restart/stop/release."""
+class VIEW3D_PT_atlasvae(_AtlasPanel):
+    """The AtlasVAE tab: model choice and the common actions; the sections below are sub-panels."""
 
-    bl_label = "Model"
-    bl_idname = "VIEW3D_PT_atlasvae_model"
+    bl_label = "AtlasVAE"
+    bl_idname = "VIEW3D_PT_atlasvae"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
         s = settings(context)
         row = layout.row(align=True)
         row.prop(s, "model", text="")
-        row.operator(ATLASVAE_OT_refresh_models.bl_idname, text="", icon="FILE_REFRESH")
-        layout.operator(ATLASVAE_OT_load_model.bl_idname, icon="IMPORT")
+        row.operator("atlasvae.refresh_models", text="", icon="FILE_REFRESH")
+        col = layout.column(align=True)
+        col.scale_y = 1.3
+        col.operator("atlasvae.sample", icon="OUTLINER_OB_POINTCLOUD")
+        col.operator("atlasvae.reconstruct", icon="MOD_REMESH")
+        _activity(layout)
+        _last_report(layout)
+
+
+class _AtlasSubPanel(_AtlasPanel):
+    bl_parent_id = "VIEW3D_PT_atlasvae"
+
+
+class VIEW3D_PT_atlasvae_model(_AtlasSubPanel):
+    """The model's card, its folder, and the backend: status, device, log, start/restart/stop/release."""
+
+    bl_label = "Model & Backend"
+    bl_idname = "VIEW3D_PT_atlasvae_model"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.panel_layout()
+        path = settings(context).model_path()
+        card = layout.column(align=True)
+        for key, value in model_card(path):
+            for i, line in enumerate(wrap(f"{key}: {value}")):
+                card.label(text=line if i == 0 else f"   {line}")
+        row = layout.row(align=True)
+        row.operator("atlasvae.load_model", icon="IMPORT")
+        row.operator("atlasvae.open_folder", text="", icon="FILE_FOLDER")
         state, text = jobs.backend.status()
-        device = addon_settings().device
         running_on = (jobs.backend.handshake or {}).get("device")
         box = layout.box()
         box.label(text=f"Backend: {state}", icon=STATUS_ICONS.get(state, "QUESTION"))
-        for line in _wrap(text, 40):
-            box.label(text=line)
-        box.label(text=f"Device: {device}" + (f" (running on {running_on})" if running_on else ""))
+        col = box.column(align=True)
+        for line in wrap(text):
+            col.label(text=line)
+        device = addon_settings().device
+        col.label(text=f"Device: {device}" + (f" (running on {running_on})" if running_on else ""))
         row = layout.row(align=True)
-        row.operator(ATLASVAE_OT_backend_start.bl_idname, text="Start", icon="PLAY")
-        row.operator(ATLASVAE_OT_backend_restart.bl_idname, text="Restart", icon="FILE_REFRESH")
-        row.operator(ATLASVAE_OT_backend_stop.bl_idname, text="Stop", icon="PAUSE")
-        layout.operator(ATLASVAE_OT_release_memory.bl_idname, icon="TRASH")
-        state_rt = runtime()
-        if state_rt is not None and state_rt.last_report:
-            for line in _wrap(state_rt.last_report, 40)[:3]:
-                layout.label(text=line)
+        row.operator("atlasvae.backend_start", text="Start", icon="PLAY")
+        row.operator("atlasvae.backend_restart", text="Restart", icon="FILE_REFRESH")
+        row.operator("atlasvae.backend_stop", text="Stop", icon="PAUSE")
+        row = layout.row(align=True)
+        row.operator("atlasvae.release_memory", icon="TRASH")
+        row.operator("atlasvae.open_log", text="Log", icon="TEXT")
 
 
-class VIEW3D_PT_atlasvae_sample(_AtlasPanel):
+class VIEW3D_PT_atlasvae_sample(_AtlasSubPanel):
     """Sample new shapes from the model."""
 
     bl_label = "Sample Shapes"
@@ -101,26 +213,30 @@ class VIEW3D_PT_atlasvae_sample(_AtlasPanel):
         row.prop(s, "seed")
         row.prop(s, "random_seed", text="", icon="FILE_REFRESH")
         layout.prop(s, "temperature")
-        _resolution(layout, context)
+        _resolution(layout, s)
         layout.prop(s, "spacing")
-        layout.operator(ATLASVAE_OT_sample.bl_idname, icon="OUTLINER_OB_POINTCLOUD")
+        _look(layout, s)
+        layout.operator("atlasvae.sample", icon="OUTLINER_OB_POINTCLOUD")
 
 
-class VIEW3D_PT_atlasvae_reconstruct(_AtlasPanel):
+class VIEW3D_PT_atlasvae_reconstruct(_AtlasSubPanel):
     """Reconstruct the selected meshes through the model."""
 
     bl_label = "Reconstruct"
     bl_idname = "VIEW3D_PT_atlasvae_reconstruct"
+    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
-        _resolution(layout, context)
+        s = settings(context)
+        _resolution(layout, s)
+        _look(layout, s)
         count = len(selected_meshes(context))
         layout.label(text=f"{count} mesh object(s) selected")
-        layout.operator(ATLASVAE_OT_reconstruct.bl_idname, icon="MOD_REMESH")
+        layout.operator("atlasvae.reconstruct", icon="MOD_REMESH")
 
 
-class VIEW3D_PT_atlasvae_interpolate(_AtlasPanel):
+class VIEW3D_PT_atlasvae_interpolate(_AtlasSubPanel):
     """Morph between two selected meshes."""
 
     bl_label = "Interpolate"
@@ -129,16 +245,18 @@ class VIEW3D_PT_atlasvae_interpolate(_AtlasPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
-        layout.prop(settings(context), "steps")
+        s = settings(context)
+        layout.prop(s, "steps")
+        layout.prop(s, "as_shape_keys")
         objs = selected_meshes(context)
         if len(objs) == 2:
             layout.label(text=f"{objs[0].name} -> {objs[1].name}")
         else:
             layout.label(text="Select two meshes (the active one is the end)")
-        layout.operator(ATLASVAE_OT_interpolate.bl_idname, icon="IPO_LINEAR")
+        layout.operator("atlasvae.interpolate", icon="IPO_LINEAR")
 
 
-class VIEW3D_PT_atlasvae_variations(_AtlasPanel):
+class VIEW3D_PT_atlasvae_variations(_AtlasSubPanel):
     """Random variations of the active mesh."""
 
     bl_label = "Variations"
@@ -151,11 +269,11 @@ class VIEW3D_PT_atlasvae_variations(_AtlasPanel):
         layout.prop(s, "variation_count")
         layout.prop(s, "spread")
         layout.prop(s, "variation_seed")
-        layout.operator(ATLASVAE_OT_variations.bl_idname, icon="MOD_PARTICLES")
+        layout.operator("atlasvae.variations", icon="MOD_PARTICLES")
 
 
-class VIEW3D_PT_atlasvae_finetune(_AtlasPanel):
-    """Fine-tune on a folder of meshes, with progress."""
+class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
+    """Fine-tune on a folder of meshes, the selected objects or a collection, with progress."""
 
     bl_label = "Fine-tune"
     bl_idname = "VIEW3D_PT_atlasvae_finetune"
@@ -164,12 +282,18 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasPanel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
         s = settings(context)
-        layout.prop(s, "finetune_data")
+        layout.prop(s, "finetune_source")
+        if s.finetune_source == "FOLDER":
+            layout.prop(s, "finetune_data")
+        elif s.finetune_source == "COLLECTION":
+            layout.prop(s, "finetune_collection")
+        else:
+            layout.label(text=f"{len(selected_meshes(context))} mesh object(s) selected")
         layout.prop(s, "finetune_epochs")
         layout.prop(s, "finetune_name")
         row = layout.row(align=True)
-        row.operator(ATLASVAE_OT_finetune_start.bl_idname, icon="PLAY")
-        row.operator(ATLASVAE_OT_finetune_cancel.bl_idname, text="Cancel", icon="CANCEL")
+        row.operator("atlasvae.finetune_start", icon="PLAY")
+        row.operator("atlasvae.finetune_cancel", text="Cancel", icon="CANCEL")
         state = runtime()
         if state is None or not state.job_state:
             return
@@ -178,32 +302,14 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasPanel):
             text += f", loss {state.loss:.4g}"
         if state.job_running() and state.eta_s > 0:
             text += f", ETA {_format_eta(state.eta_s)}"
-        progress = getattr(layout, "progress", None)
-        if progress is not None:
-            progress(factor=float(state.progress), type="BAR", text=text)
-        else:
-            layout.label(text=f"{text} ({state.progress * 100:.0f}%)")
+        layout.progress(factor=float(state.progress), type="BAR", text=text)
         if state.job_message:
-            for line in _wrap(state.job_message, 40)[:3]:
-                layout.label(text=line)
+            col = layout.column(align=True)
+            for line in wrap(state.job_message):
+                col.label(text=line)
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    """Split `text` into lines of at most `width` characters at spaces (labels do not wrap)."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        if current and len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    if current:
-        lines.append(current)
-    return lines or [""]
-
-
-CLASSES = (VIEW3D_PT_atlasvae_model, VIEW3D_PT_atlasvae_sample, VIEW3D_PT_atlasvae_reconstruct,
+CLASSES = (VIEW3D_PT_atlasvae, VIEW3D_PT_atlasvae_model, VIEW3D_PT_atlasvae_sample, VIEW3D_PT_atlasvae_reconstruct,
            VIEW3D_PT_atlasvae_interpolate, VIEW3D_PT_atlasvae_variations, VIEW3D_PT_atlasvae_finetune)
 
 
@@ -215,3 +321,4 @@ def register() -> None:
 def unregister() -> None:
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
+    _card_cache.clear()

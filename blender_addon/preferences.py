@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import locate
+from . import jobs
+from .bpyfree import locate
+from .runtime import runtime
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -66,9 +68,9 @@ class AtlasVAEPreferences(bpy.types.AddonPreferences):
     bl_idname = __package__ or ""
 
     python_path: StringProperty(name="Python Interpreter", subtype="FILE_PATH",
-                                description="Python with torch for the backend. Empty: $ATLASVAE_PYTHON, the "
-                                "environment made by 'Install backend dependencies', the project .venv, then "
-                                "Blender's own Python")
+                                description="Python with torch for the backend; an error if it is missing or lacks torch. "
+                                "Empty: $ATLASVAE_PYTHON, the environment made by 'Install backend dependencies', "
+                                "the project .venv, then Blender's own Python")
     device: EnumProperty(name="Device", items=DEVICES, default="auto",
                          description="Where the model runs (applies on the next backend start)")
     user_dir: StringProperty(name="User Folder", subtype="DIR_PATH",
@@ -140,9 +142,6 @@ _installer = _Installer()
 
 def _finish_install(ok: bool, message: str, announce: bool = True) -> None:
     """Main thread: forget cached interpreter checks and restart the backend on the new environment."""
-    from . import jobs
-    from .properties import runtime
-
     locate.forget_checks()
     jobs.backend.stop()
     state = runtime()
@@ -154,8 +153,6 @@ def _finish_install(ok: bool, message: str, announce: bool = True) -> None:
 
 
 def _install_tick() -> float | None:
-    from .properties import runtime
-
     state = runtime()
     last = None
     while True:
@@ -186,8 +183,6 @@ class ATLASVAE_OT_install_backend(bpy.types.Operator):
         return True
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        from .properties import runtime
-
         settings = addon_settings()
         try:
             source = locate.requirements_file()

@@ -1,6 +1,6 @@
 # mypy: disable-error-code="valid-type"
-"""Add-on properties: per-scene settings (Scene.atlasvae) and per-session runtime state
-(WindowManager.atlasvae_runtime: backend reports and fine-tune progress, never saved nor undone).
+"""Per-scene settings (Scene.atlasvae): the model choice and the sidebar's last values, which every
+operator takes as the defaults of its own options (runtime state lives in runtime.py).
 
 The model list is scanned from disk (bundled models, the user models folder with fine-tuned
 outputs) without the backend, so it is available before the backend starts.
@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import locate
+from .bpyfree import locate
 from .preferences import addon_settings
 
 RESOLUTION_PRESETS = (("642", "642 (level 3)", "Icosphere level 3: 642 vertices"),
                       ("2562", "2562 (level 4)", "Icosphere level 4: 2562 vertices"),
                       ("10242", "10242 (level 5)", "Icosphere level 5: 10242 vertices"),
                       ("CUSTOM", "Custom", "Any vertex count (the backend snaps to its template)"))
+SHADING = (("SMOOTH", "Smooth", "Smooth shading"), ("FLAT", "Flat", "Flat shading: every triangle visible"))
+FINETUNE_SOURCES = (("FOLDER", "Folder", "Mesh files in a folder"),
+                    ("SELECTED", "Selected Objects", "The selected mesh objects, modifiers applied"),
+                    ("COLLECTION", "Collection", "The mesh objects of a collection, modifiers applied"))
 NO_MODEL = "NONE"
 ANY_FAMILY = "ANY"
 _ANY_ITEM = (ANY_FAMILY, "Any", "Sample from the model's whole prior, any family", 0)
@@ -33,24 +37,29 @@ _family_cache: dict[str, tuple[tuple[int, int], list[str], list[tuple[str, str, 
 
 
 def refresh_models() -> list[locate.ModelEntry]:
-    """Rescan the model folders; keeps the enum items alive (Blender needs the strings referenced)."""
+    """Rescan the model folders; keeps the enum items alive (Blender needs the strings referenced).
+
+    Items are identified by each model's stable key ("bundled/base", "user/my-model"), never by an
+    absolute path, so a saved choice means the same model on another machine."""
     prefs = addon_settings()
     roots: list[tuple[Path | None, str]] = [(locate.bundled_models_dir(), "bundled"),
                                             (locate.user_models_dir(prefs.user_dir), "user")]
-    entries = locate.find_models(roots)
+    entries = []
+    keys: set[str] = set()
+    for entry in locate.find_models(roots):
+        key, n = entry.key, 2
+        while key in keys:  # two roots with a folder of the same name: keep both, distinctly
+            key, n = f"{entry.key}#{n}", n + 1
+        keys.add(key)
+        entries.append(replace(entry, key=key))
     _model_entries[:] = entries
-    items = [(str(e.path), e.name, f"{e.name} ({e.source}): {e.path}",
-              "FILE_FOLDER" if e.source == "user" else "MESH_ICOSPHERE", _enum_number(str(e.path)))
-             for e in entries]
+    items = [(e.key, e.name, f"{e.name} ({e.source}): {e.path}",
+              "FILE_FOLDER" if e.source == "user" else "MESH_ICOSPHERE", i)
+             for i, e in enumerate(entries)]
     if not items:
         items = [(NO_MODEL, "No models found", "Add a model folder or fine-tune one", "ERROR", 0)]
     _model_items[:] = items
     return entries
-
-
-def _enum_number(path: str) -> int:
-    """A stable enum number per path, so a saved choice survives new models joining the list."""
-    return zlib.crc32(path.encode("utf-8")) & 0x3FFFFFFF or 1
 
 
 def model_items(_self: object, _context: bpy.types.Context | None) -> list[tuple[str, str, str, str, int]]:
@@ -58,6 +67,27 @@ def model_items(_self: object, _context: bpy.types.Context | None) -> list[tuple
     if not _model_items:
         refresh_models()
     return _model_items
+
+
+def _get_model(self: "AtlasVAESettings") -> int:
+    """The enum value of the saved model key; the first model when that key is not here."""
+    items = model_items(self, None)
+    for identifier, _name, _desc, _icon, number in items:
+        if identifier == self.model_key:
+            return number
+    return items[0][4]
+
+
+def _set_model(self: "AtlasVAESettings", value: int) -> None:
+    for identifier, _name, _desc, _icon, number in model_items(self, None):
+        if number == value and identifier != NO_MODEL:
+            self.model_key = identifier
+
+
+def entry_for_path(path: str | Path) -> locate.ModelEntry | None:
+    """The listed model whose folder is `path` (after a rescan), or None."""
+    wanted = Path(path).resolve()
+    return next((e for e in model_entries() if e.path == wanted), None)
 
 
 def model_entries() -> list[locate.ModelEntry]:
@@ -108,13 +138,8 @@ def _family_entry(model_path: str | None) -> tuple[list[str], list[tuple[str, st
         return cached[1], cached[2]
     labels = _read_labels(config_path)
     items = [_ANY_ITEM]
-    used = {0}
-    for label in labels:
-        number = _enum_number(label)
-        while number in used:
-            number = number % 0x3FFFFFFF + 1
-        used.add(number)
-        items.append((label, label, f"Sample a {label} from this family's own prior", number))
+    for i, label in enumerate(labels, start=1):
+        items.append((label, label, f"Sample a {label} from this family's own prior", i))
     _family_cache[model_path] = (stamp, labels, items)
     return labels, items
 
@@ -129,12 +154,32 @@ def family_items(self: "AtlasVAESettings", _context: bpy.types.Context | None) -
     return _family_entry(self.model_path())[1]
 
 
+def _get_family(self: "AtlasVAESettings") -> int:
+    """The enum value of the saved family; Any when the chosen model does not offer it."""
+    for identifier, _name, _desc, number in family_items(self, None):
+        if identifier == self.family_key:
+            return number
+    return 0
+
+
+def _set_family(self: "AtlasVAESettings", value: int) -> None:
+    for identifier, _name, _desc, number in family_items(self, None):
+        if number == value:
+            self.family_key = identifier
+
+
 class AtlasVAESettings(bpy.types.PropertyGroup):
     """What the sidebar edits: model choice and the parameters of each action."""
 
-    model: EnumProperty(name="Model", description="Model used for every action", items=model_items)
+    model_key: StringProperty(name="Model Key", description="Saved model choice: its source and folder name",
+                              options={"HIDDEN"})
+    model: EnumProperty(name="Model", description="Model used for every action", items=model_items,
+                        get=_get_model, set=_set_model)
+    family_key: StringProperty(name="Family Key", description="Saved family choice", default=ANY_FAMILY,
+                               options={"HIDDEN"})
     family: EnumProperty(name="Family", description="Shape family to sample from (the labels the model was "
-                         "trained on); Any samples from the whole model", items=family_items, default=0)
+                         "trained on); Any samples from the whole model", items=family_items,
+                         get=_get_family, set=_set_family)
     count: IntProperty(name="Count", description="Number of shapes to sample", default=4, min=1, max=256,
                        soft_max=64)
     seed: IntProperty(name="Seed", description="Random seed: the same seed and model give the same shapes",
@@ -155,8 +200,18 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
     spread: FloatProperty(name="Spread", description="How far variations stray from the original's code",
                           default=0.5, min=0.0, max=10.0, soft_max=2.0)
     variation_seed: IntProperty(name="Seed", description="Random seed for variations", default=0, min=0)
+    shading: EnumProperty(name="Shading", description="Shading of new meshes", items=SHADING, default="SMOOTH")
+    add_material: BoolProperty(name="Material", description="Give new meshes the shared AtlasVAE material",
+                               default=True)
+    as_shape_keys: BoolProperty(name="As Shape Keys", description="Interpolate into one object with a shape key "
+                                "per step (animatable) instead of one object per step", default=False)
+    finetune_source: EnumProperty(name="Train On", description="Where the fine-tune's meshes come from",
+                                  items=FINETUNE_SOURCES, default="FOLDER")
     finetune_data: StringProperty(name="Folder", description="Folder of meshes to fine-tune on (OBJ, STL, "
                                   "PLY, OFF, GLB/GLTF); never modified", subtype="DIR_PATH")
+    finetune_collection: PointerProperty(name="Collection", type=bpy.types.Collection,
+                                         description="Collection whose mesh objects (and those of its children) "
+                                         "to fine-tune on")
     finetune_epochs: IntProperty(name="Epochs", description="Passes over the folder", default=10, min=1,
                                  max=100_000, soft_max=500)
     finetune_name: StringProperty(name="Name", description="Name of the new model (its folder in the user "
@@ -170,39 +225,26 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
 
     def sample_label(self) -> str | None:
         """The family to send with a sample request; None for "Any" or a choice the model no longer offers."""
-        value = str(self.family)
+        value = str(self.family_key)
         if not value or value == ANY_FAMILY:
             return None
         return value if value in model_labels(self.model_path()) else None
 
+    def use_model(self, path: str | Path) -> None:
+        """Choose the listed model in folder `path` (rescanning once); ValueError naming it otherwise."""
+        entry = entry_for_path(path)
+        if entry is None:
+            refresh_models()
+            entry = entry_for_path(path)
+        if entry is None:
+            raise ValueError(f"{path} is not a model folder in the bundled or user models folder")
+        self.model_key = entry.key
+
     def model_path(self) -> str | None:
         """Folder of the chosen model; the first listed one if the saved choice is gone; None if none."""
-        value = str(self.model)
-        if value and value != NO_MODEL:
-            return value
         entries = model_entries()
-        return str(entries[0].path) if entries else None
-
-
-class AtlasVAERuntime(bpy.types.PropertyGroup):
-    """Session state shown in the UI: last report and fine-tune progress (not saved, not undone)."""
-
-    last_report: StringProperty(name="Last Report", options={"SKIP_SAVE"})
-    job_id: StringProperty(name="Job", options={"SKIP_SAVE"})
-    job_state: StringProperty(name="Job State", options={"SKIP_SAVE"})
-    job_out: StringProperty(name="Output", options={"SKIP_SAVE"})
-    epoch: IntProperty(name="Epoch", options={"SKIP_SAVE"})
-    epochs: IntProperty(name="Epochs", options={"SKIP_SAVE"})
-    loss: FloatProperty(name="Loss", options={"SKIP_SAVE"})
-    eta_s: FloatProperty(name="ETA (s)", options={"SKIP_SAVE"})
-    progress: FloatProperty(name="Progress", min=0.0, max=1.0, options={"SKIP_SAVE"}, subtype="FACTOR")
-    job_message: StringProperty(name="Message", options={"SKIP_SAVE"})
-    install_running: BoolProperty(name="Installing", options={"SKIP_SAVE"})
-    install_line: StringProperty(name="Install Output", options={"SKIP_SAVE"})
-
-    def job_running(self) -> bool:
-        """True while a fine-tune job is submitted or running."""
-        return self.job_state in ("submitting", "running", "cancelling")
+        chosen = next((e for e in entries if e.key == self.model_key), entries[0] if entries else None)
+        return str(chosen.path) if chosen is not None else None
 
 
 def settings(context: bpy.types.Context) -> AtlasVAESettings:
@@ -213,25 +255,17 @@ def settings(context: bpy.types.Context) -> AtlasVAESettings:
     return scene.atlasvae  # type: ignore[attr-defined, no-any-return]
 
 
-def runtime() -> AtlasVAERuntime | None:
-    """Session runtime state (None before registration)."""
-    wm = bpy.context.window_manager
-    return getattr(wm, "atlasvae_runtime", None) if wm is not None else None
-
-
-CLASSES = (AtlasVAESettings, AtlasVAERuntime)
+CLASSES = (AtlasVAESettings,)
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.atlasvae = PointerProperty(type=AtlasVAESettings)  # type: ignore[attr-defined]
-    bpy.types.WindowManager.atlasvae_runtime = PointerProperty(type=AtlasVAERuntime)  # type: ignore[attr-defined]
     refresh_models()
 
 
 def unregister() -> None:
-    del bpy.types.WindowManager.atlasvae_runtime  # type: ignore[attr-defined]
     del bpy.types.Scene.atlasvae  # type: ignore[attr-defined]
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -1,7 +1,8 @@
 """The end-to-end demo: headless Blender (the bpy module) with the AtlasVAE add-on enabled.
 
-The add-on starts the real backend subprocess, samples shapes into the scene, reconstructs Blender's
-monkey and a procedural sword beside their originals, then saves out/demo.blend and renders out/demo.png.
+The add-on starts the real backend subprocess, samples shapes standing on a floor at the 3D cursor,
+reconstructs Blender's monkey and a procedural sword beside their originals (each result keeps its
+source's transform), then saves out/demo.blend and renders out/demo.png.
 Blender's user folders point into the output folder, so the user's own Blender settings are never touched.
 """
 
@@ -23,16 +24,41 @@ def isolate_blender_user_dirs(out: Path) -> None:
         os.environ.setdefault(var, str(out / "blender_user" / sub))
 
 
-def run_operator(op, label: str) -> None:  # type: ignore[no-untyped-def]
-    """Call a bpy operator and fail loudly, with the add-on's report, when it does not finish."""
+def run_operator(op, label: str, **options) -> None:  # type: ignore[no-untyped-def]
+    """Call a bpy operator with its options and fail loudly, with the add-on's report, when it does not finish."""
     import bpy
 
     started = time.perf_counter()
-    result = op()
+    result = op(**options)
     runtime = bpy.context.window_manager.atlasvae_runtime
     print(f"  {label}: {runtime.last_report} ({time.perf_counter() - started:.1f} s)")
     if result != {"FINISHED"}:
         raise SystemExit(f"demo failed at '{label}': {runtime.last_report}")
+
+
+def stand_on_floor(obj) -> None:  # type: ignore[no-untyped-def]
+    """Lift or lower `obj` so its lowest point touches z = 0."""
+    import bpy
+    from mathutils import Vector
+
+    bpy.context.view_layer.update()
+    lowest = min((obj.matrix_world @ Vector(c)).z for c in obj.bound_box)
+    obj.location.z -= lowest
+
+
+def add_floor(scene, objects) -> None:  # type: ignore[no-untyped-def]
+    """A light plane at z = 0 under `objects`, with a margin."""
+    import bpy
+    from mathutils import Vector
+
+    corners = [o.matrix_world @ Vector(c) for o in objects for c in o.bound_box]
+    lo = Vector((min(c.x for c in corners), min(c.y for c in corners), 0.0))
+    hi = Vector((max(c.x for c in corners), max(c.y for c in corners), 0.0))
+    size = max(hi.x - lo.x, hi.y - lo.y) + 12.0
+    bpy.ops.mesh.primitive_plane_add(size=size, location=(lo + hi) / 2)
+    floor = bpy.context.active_object
+    floor.name = "Floor"
+    floor.color = (0.85, 0.85, 0.82, 1.0)
 
 
 def frame_camera(scene, objects) -> None:  # type: ignore[no-untyped-def]
@@ -77,32 +103,43 @@ def main() -> int:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("blender_addon", default_set=True, handle_error=None)
     scene = bpy.context.scene
-    settings = scene.atlasvae
-    settings.count, settings.seed, settings.spacing = args.count, args.seed, 2.4
-    print(f"AtlasVAE demo: model '{settings.model}', backend Python {os.environ['ATLASVAE_PYTHON']}")
+    print(f"AtlasVAE demo: model '{scene.atlasvae.model}', backend Python {os.environ['ATLASVAE_PYTHON']}")
 
-    scene.cursor.location = (0.0, 3.0, 0.0)
-    run_operator(bpy.ops.atlasvae.sample, f"sample {args.count} shapes")
+    scene.cursor.location = (-1.0, 1.5, 0.0)
+    run_operator(bpy.ops.atlasvae.sample, f"sample {args.count} shapes", count=args.count, seed=args.seed,
+                 spacing=2.8)
+    samples = list(bpy.context.selected_objects)
 
     sword_file = out / "demo_sword.obj"
     save_mesh(sword_file, generate("sword", 11))
     bpy.ops.wm.obj_import(filepath=str(sword_file), forward_axis="Y", up_axis="Z")
     sword = bpy.context.selected_objects[0]
-    sword.location, sword.scale = (-3.0, -2.0, 0.0), (2.5, 2.5, 2.5)
-    bpy.ops.mesh.primitive_monkey_add(location=(2.0, -2.0, 0.0), rotation=(0.0, 0.0, 0.4))
+    sword.location, sword.scale = (-3.0, -2.5, 0.0), (2.5, 2.5, 2.5)
+    bpy.ops.mesh.primitive_monkey_add(location=(1.5, -2.5, 0.0), rotation=(0.0, 0.0, 0.4))
     monkey = bpy.context.active_object
+    for obj in (sword, monkey):
+        stand_on_floor(obj)
     bpy.ops.object.select_all(action="DESELECT")
     for obj in (sword, monkey):
         obj.select_set(True)
     bpy.context.view_layer.objects.active = monkey
     run_operator(bpy.ops.atlasvae.reconstruct, "reconstruct the monkey and a sword")
+    reconstructions = list(bpy.context.selected_objects)
 
     meshes = [o for o in scene.objects if o.type == "MESH"]
+    for i, obj in enumerate(samples):
+        obj.color = (0.35 + 0.5 * (i % 3) / 2, 0.55, 0.85 - 0.4 * (i % 4) / 3, 1.0)
+    for obj in (sword, monkey):
+        obj.color = (0.55, 0.6, 0.68, 1.0)
+    for obj in reconstructions:
+        obj.color = (0.9, 0.55, 0.3, 1.0)
+    add_floor(scene, meshes)
     frame_camera(scene, meshes)
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.display.shading.light = "STUDIO"
-    scene.display.shading.color_type = "RANDOM"
+    scene.display.shading.color_type = "OBJECT"
     scene.display.shading.show_cavity = True
+    scene.display.shading.show_shadows = True
     scene.render.resolution_x, scene.render.resolution_y = 1280, 720
     scene.render.filepath = str(out / "demo.png")
     bpy.ops.render.render(write_still=True)

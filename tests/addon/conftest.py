@@ -99,7 +99,7 @@ def scene(addon: Any, bpy_module: Any, models_dir: Path) -> Iterator[Any]:
     clear_scene(bpy)
     scene = bpy.context.scene
     settings = scene.atlasvae
-    settings.model = str((models_dir / "tiny").resolve())
+    settings.model = "bundled/tiny"
     settings.resolution_preset = "642"
     settings.random_seed = False
     scene.cursor.location = (0.0, 0.0, 0.0)
@@ -142,18 +142,32 @@ def select_only(bpy: Any, objects: list[Any], active: Any | None = None) -> None
     view_layer.objects.active = active if active is not None else (objects[-1] if objects else None)
 
 
+class WindowedApp:
+    """Stands in for bpy.app as Blender reports it with a window open (not background); everything
+    else is the real bpy.app. Background bpy never fires timers, so tests call jobs.tick() themselves."""
+
+    background = False
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
 @pytest.fixture()
 def interactive(scene: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The add-on's non-blocking path (as in a Blender window): yields `jobs`; drains and unregisters
-    the dispatch timer afterwards."""
+    """The add-on as in a Blender window (only bpy.app.background stood in): operators return at once
+    and the dispatch timer applies results. Yields `jobs`; drains and unregisters the timer afterwards."""
+    import bpy
+
     from blender_addon import jobs
 
-    monkeypatch.setattr(jobs, "blocking_default", lambda: False)
+    monkeypatch.setattr(bpy, "app", WindowedApp(bpy.app))
+    assert not jobs.blocking_default()
     yield jobs
     while jobs.pending_kinds():
         time.sleep(0.01)
         jobs.tick()
-    import bpy
-
     if bpy.app.timers.is_registered(jobs.tick):
         bpy.app.timers.unregister(jobs.tick)

@@ -44,7 +44,8 @@ def test_build_zip_layout(tmp_path: Path) -> None:
     zip_path = build_addon.build(tmp_path / "dist", repo)
     assert zip_path == tmp_path / "dist" / "atlasvae-0.1.0.zip"
     names = set(zipfile.ZipFile(zip_path).namelist())
-    for required in ("blender_manifest.toml", "__init__.py", "client.py", "locate.py", "operators.py",
+    for required in ("blender_manifest.toml", "__init__.py", "bpyfree/client.py", "bpyfree/locate.py",
+                     "operators/__init__.py", "operators/generation.py", "menus.py", "runtime.py",
                      "backend/__init__.py", "backend/server.py", "models/base/config.json",
                      "models/base/model.safetensors", "models/base/MODEL_CARD.md", "requirements.txt", "LICENSE"):
         assert required in names, f"{required} missing from the zip"
@@ -142,10 +143,11 @@ module = "bl_ext.user_default.atlasvae"
 assert module in bpy.context.preferences.addons, [a.module for a in bpy.context.preferences.addons]
 prefs = bpy.context.preferences.addons[module].preferences
 assert type(prefs).bl_idname == module, type(prefs).bl_idname
-addon = sys.modules[module]
-assert addon.locate.backend_root() == addon.locate.ADDON_DIR, "bundled backend not used"
+import importlib
+locate = importlib.import_module(module + ".bpyfree.locate")
+assert locate.backend_root() == locate.ADDON_DIR, "bundled backend not used"
 settings = bpy.context.scene.atlasvae
-settings.model = model_path
+settings.use_model(model_path)
 settings.count = 2
 settings.resolution_preset = "642"
 assert bpy.ops.atlasvae.sample() == {"FINISHED"}
@@ -170,5 +172,6 @@ def test_zip_installs_as_an_extension_and_runs(tmp_path: Path, models_dir: Path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "SAMPLED ['tiny_s0_0', 'tiny_s0_1']" in proc.stdout
     assert "OK" in proc.stdout
+    assert "matches no enum" not in proc.stdout + proc.stderr
     installed = user / "extensions" / "user_default" / "atlasvae"
     assert (installed / "backend" / "server.py").is_file()

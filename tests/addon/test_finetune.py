@@ -51,7 +51,7 @@ def test_finetune_one_epoch_adds_and_loads_the_new_model(scene: Any, bpy_module:
     assert state.loss > 0.0
     assert "Fine-tune finished" in state.job_message and str(out) in state.job_message
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
-    assert settings.model == str(out.resolve())
+    assert settings.model == "user/boxes-ft" and settings.model_path() == str(out.resolve())
     assert Path(jobs.backend.loaded_model["path"]).resolve() == out.resolve()
     settings.count, settings.seed = 1, 0
     assert bpy.ops.atlasvae.sample() == {"FINISHED"}
@@ -92,3 +92,65 @@ def test_finetune_input_errors_are_reported(scene: Any, bpy_module: Any, tmp_pat
     with pytest.raises(RuntimeError, match="Fine-tune failed: no mesh files .* found under"):
         bpy.ops.atlasvae.finetune_start()
     assert bpy.context.window_manager.atlasvae_runtime.job_state == "failed"
+    for obj in bpy.context.view_layer.objects:
+        obj.select_set(False)
+    with pytest.raises(RuntimeError, match="Select the mesh objects to fine-tune on"):
+        bpy.ops.atlasvae.finetune_start(source="SELECTED", name="from-nothing")
+    with pytest.raises(RuntimeError, match="Collection 'Nope' does not exist"):
+        bpy.ops.atlasvae.finetune_start(source="COLLECTION", collection="Nope", name="from-nothing")
+
+
+@pytest.mark.parametrize("source", ["SELECTED", "COLLECTION"])
+def test_finetune_from_scene_objects_writes_their_evaluated_meshes_then_cleans_up(
+        scene: Any, bpy_module: Any, user_dir: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    """Artists keep assets in .blend files: the selected objects or a collection's objects (modifiers
+    applied) go to a temporary folder, the same fine-tune runs on it, and the folder is removed."""
+    import shutil
+    import tempfile
+
+    from .conftest import add_mesh_object, select_only
+
+    bpy = bpy_module
+    props = bpy.data.collections.new("Props")
+    scene.collection.children.link(props)
+    objs = []
+    for i in range(8):
+        obj = add_mesh_object(bpy, f"Crate{i}", kind="cube", location=(3.0 * i, 0.0, 0.0),
+                              scale=(1.0 + 0.1 * i, 1.0, 0.5))
+        bevel = obj.modifiers.new("Bevel", "BEVEL")
+        bevel.width = 0.05
+        for collection in list(obj.users_collection):
+            collection.objects.unlink(obj)
+        props.objects.link(obj)
+        objs.append(obj)
+    select_only(bpy, objs if source == "SELECTED" else [])
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    exported: list[list[str]] = []
+    real_rmtree = shutil.rmtree
+
+    def remove(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path) in made:
+            exported.append(sorted(str(p.relative_to(path)) for p in Path(path).rglob("*.obj")))
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", spy)
+    monkeypatch.setattr(shutil, "rmtree", remove)
+    family = "Props" if source == "COLLECTION" else f"crates-{source.lower()}"
+    name = f"crates-{source.lower()}"
+    assert bpy.ops.atlasvae.finetune_start(source=source, collection="Props", epochs=1, name=name) == {"FINISHED"}
+    state = bpy.context.window_manager.atlasvae_runtime
+    assert state.job_state == "done", state.job_message
+    assert exported == [[f"{family}/Crate{i}.obj" for i in range(8)]], "one OBJ per object, the family's folder"
+    assert (user_dir / "models" / name / "model.safetensors").is_file()
+    assert scene.atlasvae.model == f"user/{name}"
+    assert len(made) == 1 and not Path(made[0]).exists(), "the temporary export is removed afterwards"
+    assert [o.name for o in props.objects] == [f"Crate{i}" for i in range(8)], "the scene objects are untouched"
+    assert all(len(o.data.vertices) == 8 for o in objs), "modifiers are applied to a copy, not to the objects"
+    real_rmtree(user_dir / "models" / name)
+    scene.atlasvae.model = "bundled/tiny"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from blender_addon import installer, locate
+from blender_addon.bpyfree import installer, locate
 
 REQUIREMENTS = ["torch==2.13.0", "atlasvae-standin-dep==1.0"]
 

@@ -66,6 +66,6 @@ def test_finetune_progress_and_completion_through_the_timer(interactive: Any, bp
     assert state.job_state == "done", state.job_message
     assert state.epoch == 1 and state.progress == pytest.approx(1.0)
     out = (user_dir / "models" / "timer-ft").resolve()
-    assert settings.model == str(out)
+    assert settings.model == "user/timer-ft" and settings.model_path() == str(out)
     assert state.last_report.startswith("INFO: Fine-tune finished: model timer-ft")
     assert bpy.ops.atlasvae.finetune_start.poll()

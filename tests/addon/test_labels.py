@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from .conftest import HERE, REPO, backend_python
-from .test_ui import draw
+from .ui_recorder import draw
 
 LABELS = ("sword", "mug")
 
@@ -41,27 +41,10 @@ def families_model(addon: Any, user_dir: Path) -> Iterator[Path]:
 def families(scene: Any, families_model: Path) -> Any:
     """The scene's settings with the labelled model chosen."""
     settings = scene.atlasvae
-    settings.model = str(families_model)
+    settings.model = "user/families"
     settings.family = "ANY"
     settings.count, settings.seed = 3, 5
     return settings
-
-
-@pytest.fixture()
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Params of every `sample` request the add-on sends (the request still goes to the backend)."""
-    from blender_addon.client import BackendClient
-
-    calls: list[dict[str, Any]] = []
-    original = BackendClient.call
-
-    def spy(self: Any, method: str, params: Any = None, timeout: float | None = None) -> Any:
-        if method == "sample":
-            calls.append(dict(params or {}))
-        return original(self, method, params, timeout)
-
-    monkeypatch.setattr(BackendClient, "call", spy)
-    return calls
 
 
 def identifiers(bpy: Any, settings: Any) -> list[str]:
@@ -78,7 +61,7 @@ def test_family_enum_offers_any_plus_the_models_labels(families: Any, bpy_module
     families.family = "sword"
     assert families.family == "sword" and families.sample_label() == "sword"
     assert "family" in draw(bpy, panels.VIEW3D_PT_atlasvae_sample)["props"]
-    families.model = str((models_dir / "tiny").resolve())
+    families.model = "bundled/tiny"
     assert identifiers(bpy, families) == ["ANY"], "a model without labels offers only Any"
     assert families.sample_label() is None, "a family the new model lacks is not sent"
     with pytest.raises(TypeError, match="sword"):
@@ -117,12 +100,19 @@ def local_vertices(obj: Any) -> np.ndarray:
     return co.reshape(-1, 3)
 
 
-def test_sampling_a_family_sends_the_label_and_names_the_collection(families: Any, bpy_module: Any,
-                                                                   sent: list[dict[str, Any]]) -> None:
+def first_shape(bpy: Any, family: str) -> np.ndarray:
+    """Vertices of the first shape the add-on samples now (seed 5) with `family` chosen."""
+    bpy.context.scene.atlasvae.family = family
+    before = set(bpy.data.objects)
+    assert bpy.ops.atlasvae.sample(count=1, seed=5) == {"FINISHED"}
+    (obj,) = set(bpy.data.objects) - before
+    return local_vertices(obj)
+
+
+def test_sampling_a_family_sends_the_label_and_names_the_collection(families: Any, bpy_module: Any) -> None:
     bpy = bpy_module
     families.family = "sword"
     assert bpy.ops.atlasvae.sample() == {"FINISHED"}
-    assert sent[-1]["label"] == "sword"
     collection = bpy.data.collections["AtlasVAE Samples families sword seed 5"]
     objs = sorted(collection.objects, key=lambda o: o["atlasvae_index"])
     assert len(objs) == 3
@@ -131,17 +121,26 @@ def test_sampling_a_family_sends_the_label_and_names_the_collection(families: An
     assert "Sampled 3 sword shapes from families (seed 5)" in state.last_report
     families.family = "mug"
     assert bpy.ops.atlasvae.sample() == {"FINISHED"}
-    assert sent[-1]["label"] == "mug"
     mug = sorted(bpy.data.collections["AtlasVAE Samples families mug seed 5"].objects,
                  key=lambda o: o["atlasvae_index"])
-    assert not np.allclose(local_vertices(objs[0]), local_vertices(mug[0])), "each family has its own prior"
+    assert not np.allclose(local_vertices(objs[0]), local_vertices(mug[0])), \
+        "each family has its own prior: the label reached the backend"
 
 
-def test_any_sends_no_label(families: Any, bpy_module: Any, sent: list[dict[str, Any]]) -> None:
+def test_any_sends_no_label(families: Any, bpy_module: Any) -> None:
     bpy = bpy_module
     assert families.family == "ANY" and families.sample_label() is None
     assert bpy.ops.atlasvae.sample() == {"FINISHED"}
-    assert "label" not in sent[-1]
     collection = bpy.data.collections["AtlasVAE Samples families seed 5"]
     assert len(collection.objects) == 3
     assert all("atlasvae_label" not in o for o in collection.objects)
+
+
+def test_any_samples_the_whole_model_not_one_family(families: Any, bpy_module: Any) -> None:
+    """With Any no label goes to the backend: the shape differs from each family's shape for the same
+    seed (a label sent by mistake would reproduce that family's shape exactly)."""
+    bpy = bpy_module
+    whole = first_shape(bpy, "ANY")
+    assert np.allclose(first_shape(bpy, "ANY"), whole), "same seed, same shape"
+    for label in LABELS:
+        assert not np.allclose(first_shape(bpy, label), whole), label

@@ -1,4 +1,4 @@
-"""blender_addon.locate without bpy: backend root, model folders, interpreter search and its cache."""
+"""blender_addon.bpyfree.locate without bpy: backend root, model folders, interpreter search and its cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from blender_addon import locate
+from blender_addon.bpyfree import locate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,8 @@ def fresh_checks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_add_on_modules_import_without_bpy() -> None:
-    code = ("import sys; import blender_addon, blender_addon.client, blender_addon.wire, blender_addon.locate; "
+    code = ("import sys; import blender_addon, blender_addon.bpyfree.client, blender_addon.bpyfree.wire, "
+            "blender_addon.bpyfree.locate, blender_addon.bpyfree.uvs; "
             "assert 'bpy' not in sys.modules, 'bpy imported'; assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -100,28 +101,40 @@ def test_find_models_accepts_a_model_folder_as_root(tmp_path: Path) -> None:
     assert [e.path for e in locate.find_models([(single, "env")])] == [single.resolve()]
 
 
-def test_find_python_order_and_error_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_named_python_is_used_or_refused_never_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     good = fake_python(tmp_path / "good", 0)
     bad = fake_python(tmp_path / "bad", 1)
     addon = tmp_path / "repo" / "addon"
     addon.mkdir(parents=True)
-    monkeypatch.setattr(sys, "executable", str(bad))
+    monkeypatch.setattr(sys, "executable", str(good))
     assert locate.find_python(str(good), tmp_path / "user", addon) == str(good)
+    with pytest.raises(locate.LocateError) as info:
+        locate.find_python(str(bad), tmp_path / "user", addon)
+    assert str(info.value).startswith(f"Backend Python {bad} (set in the add-on preferences) cannot run the "
+                                      "backend (ModuleNotFoundError: No module named torch)")
+    missing = tmp_path / "nowhere" / "python3"
+    with pytest.raises(locate.LocateError, match=f"Backend Python {missing} .*does not exist"):
+        locate.find_python(str(missing), tmp_path / "user", addon)
+    monkeypatch.setenv(locate.PYTHON_ENV, str(bad))
+    with pytest.raises(locate.LocateError, match=rf"Backend Python {bad} \(set by \$ATLASVAE_PYTHON\)"):
+        locate.find_python("", tmp_path / "user", addon)
+    assert locate.find_python(str(good), tmp_path / "user", addon) == str(good), "preferences come first"
 
-    monkeypatch.setenv(locate.PYTHON_ENV, str(good))
-    assert locate.find_python(str(bad), tmp_path / "user", addon) == str(good)
 
-    monkeypatch.delenv(locate.PYTHON_ENV)
+def test_find_python_searches_in_order_when_none_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = fake_python(tmp_path / "bad", 1)
+    addon = tmp_path / "repo" / "addon"
+    addon.mkdir(parents=True)
+    monkeypatch.setattr(sys, "executable", str(bad))
     venv_python = locate.venv_python(locate.user_venv_dir(tmp_path / "user"))
     venv_python.parent.mkdir(parents=True)
     fake_python(venv_python, 0)
-    assert locate.find_python(str(bad), tmp_path / "user", addon) == str(venv_python)
+    assert locate.find_python("", tmp_path / "user", addon) == str(venv_python)
 
     with pytest.raises(locate.LocateError) as info:
-        locate.find_python(str(tmp_path / "nowhere"), tmp_path / "nouser", addon)
+        locate.find_python("", tmp_path / "nouser", addon)
     text = str(info.value)
     assert "No Python with torch" in text
-    assert f"preferences {tmp_path / 'nowhere'}: no such file" in text
     assert "user environment" in text and "project .venv" in text
     assert f"this Python {bad}: ModuleNotFoundError" in text
 
@@ -179,3 +192,20 @@ def test_fallback_user_dir_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path
         pytest.skip("XDG layout is Linux-only")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert locate.fallback_user_dir() == tmp_path / "atlasvae"
+
+
+def test_model_card_facts_come_from_config_json(tmp_path: Path) -> None:
+    folder = make_model(tmp_path / "chairs")
+    config = json.loads((folder / "config.json").read_text())
+    config["labels"] = ["chair", "stool"]
+    config["meta"] = {"name": "chairs", "epoch": 20, "finished": False, "train_shapes": 40,
+                      "metrics": {"val_chamfer_x1e3": 2.345}, "trained_at": "2026-11-20 14:05",
+                      "train_config": {"data": "/assets/chairs", "init": "/models/base"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    assert locate.model_card(folder) == [
+        ("Families", "chair, stool"), ("Trained on", "/assets/chairs (40 shapes)"), ("Fine-tuned from", "/models/base"),
+        ("Epochs", "20 (unfinished)"), ("Validation Chamfer", "2.35 x1e-3"), ("Trained", "2026-11-20 14:05")]
+    del config["meta"]["trained_at"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert locate.model_card(folder)[-1][0] == "Saved", "without a date the weights file's date, so named"
+    assert locate.model_card(tmp_path / "missing") == []

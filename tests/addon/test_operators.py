@@ -112,7 +112,8 @@ def test_reconstruct_uses_world_space_with_rotation_and_non_uniform_scale(scene:
     radius = float(np.linalg.norm(world - center, axis=1).max())
     lo, hi = bbox(world)
     assert hi[1] - lo[1] == pytest.approx(4.0, rel=1e-3), "the rotation turns the long axis onto Y"
-    result = world_vertices(bpy.data.objects["Egg_recon"]) - np.array([(hi[0] - lo[0]) * 1.2, 0.0, 0.0])
+    recon = bpy.data.objects["Egg_recon"]
+    result = world_vertices(recon) - (np.array(recon.location) - np.array(egg.location))
     assert np.allclose(result.mean(axis=0), center, atol=0.03)
     assert np.linalg.norm(result - center, axis=1).max() == pytest.approx(radius, rel=0.02)
 
@@ -127,7 +128,8 @@ def test_reconstruct_applies_modifiers_and_handles_several_objects(scene: Any, b
     assert bpy.ops.atlasvae.reconstruct() == {"FINISHED"}
     result = bpy.data.objects["Box_recon"]
     evaluated_width = 6.0
-    assert result.location.x == pytest.approx(2.0 + evaluated_width * 1.2, abs=1e-4)
+    assert tuple(result.location) == pytest.approx((evaluated_width * 1.2, 5.0, 0.0), abs=1e-4), \
+        "the source's origin, moved beside it by the evaluated width and a fifth"
     assert len(box.data.vertices) == 8, "the original mesh keeps its own data"
     assert "Ball2_recon" in bpy.data.objects
 
@@ -156,7 +158,10 @@ def test_variations_of_the_active_mesh(scene: Any, bpy_module: Any) -> None:
     assert bpy.ops.atlasvae.variations() == {"FINISHED"}
     objs = sorted(bpy.data.collections["AtlasVAE Variations Orb"].objects, key=lambda o: o.name)
     assert [o.name for o in objs] == ["Orb_var0", "Orb_var1", "Orb_var2"]
-    assert [round(o.location.x, 4) for o in objs] == [2.4, 4.8, 7.2]
+    xs = [o.location.x for o in objs]
+    assert xs[0] >= 2.4 and xs[1] - xs[0] == pytest.approx(xs[0]) and xs[2] - xs[1] == pytest.approx(xs[0]), \
+        "an even row beside the source, at least its width and a fifth apart"
+    assert all(tuple(o.location)[1:] == pytest.approx((0.0, 2.0)) for o in objs)
     assert not np.allclose(local_vertices(objs[0]), local_vertices(objs[1]))
 
 
@@ -314,7 +319,7 @@ def test_async_path_applies_results_on_tick(scene: Any, bpy_module: Any) -> None
         applied.append(threading.current_thread().name)
         return f"worked on {worker}"
 
-    task = jobs.Task("probe", "Probe", lambda backend: threading.current_thread().name, apply)
+    task = jobs.Task("probe", "Probe", lambda task, backend: threading.current_thread().name, apply)
     assert jobs.run(task, blocking=False) is None
     assert "probe" in jobs.pending_kinds() and bpy.app.timers.is_registered(jobs.tick)
     _drain(jobs)
@@ -323,7 +328,7 @@ def test_async_path_applies_results_on_tick(scene: Any, bpy_module: Any) -> None
     assert runtime(bpy).last_report.startswith("INFO: worked on atlasvae")
 
     errors: list[str] = []
-    failing = jobs.Task("probe", "Probe", lambda backend: 1 / 0, apply,
+    failing = jobs.Task("probe", "Probe", lambda task, backend: 1 / 0, apply,
                         on_error=lambda exc: errors.append(type(exc).__name__))
     jobs.run(failing, blocking=False)
     _drain(jobs)

@@ -24,11 +24,11 @@ SMALL_MAX_BYTES = 1 << 20
 
 
 def load_addon_module(name: str) -> ModuleType:
-    """Import blender_addon/<name>.py by path (no bpy, no add-on __init__)."""
+    """Import blender_addon/bpyfree/<name>.py by path (no bpy, no add-on __init__)."""
     key = f"_atlasvae_test_addon_{name}"
     if key in sys.modules:
         return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, REPO / "blender_addon" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(key, REPO / "blender_addon" / "bpyfree" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[key] = module

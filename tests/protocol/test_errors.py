@@ -125,3 +125,11 @@ def test_load_model_names_a_broken_folder(bare_server: RawServer, tmp_path: Path
     (tmp_path / "config.json").write_text("{not json")
     error = bare_server.request("load_model", {"path": str(tmp_path)})["error"]
     assert error["code"] == BACKEND_ERROR and str(tmp_path) in error["message"]
+
+
+def test_template_uvs_need_no_model_and_name_a_bad_template(bare_server: RawServer) -> None:
+    reply = bare_server.request("template_uvs", {"template": "sphere", "resolution": 642})
+    uvs = np.frombuffer(base64.b64decode(reply["result"]["uvs"]), dtype="<f4").reshape(-1, 2)
+    assert reply["result"]["corner_count"] == len(uvs) == 1280 * 3
+    bad = bare_server.request("template_uvs", {"template": "torus"})
+    assert bad["error"]["code"] == INVALID_PARAMS and "template" in bad["error"]["message"]

@@ -12,11 +12,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-ADDON_DIR = Path(__file__).resolve().parent
+ADDON_DIR = Path(__file__).resolve().parent.parent  # the add-on folder (this file is in its bpyfree/)
 PYTHON_ENV = "ATLASVAE_PYTHON"
 MODELS_ENV = "ATLASVAE_MODELS_DIR"
 MODEL_FORMAT = "atlasvae-model"
@@ -37,6 +38,7 @@ class ModelEntry:
     name: str
     path: Path
     source: str  # "bundled", "user" (fine-tuned outputs live there too) or "env"
+    key: str = ""  # "<source>/<folder name>": the same on every machine, saved in .blend files
 
 
 def backend_root(addon_dir: Path | None = None) -> Path:
@@ -120,7 +122,7 @@ def find_models(roots: Sequence[tuple[Path | None, str]]) -> list[ModelEntry]:
             if name is None or resolved in seen:
                 continue
             seen.add(resolved)
-            found.append(ModelEntry(name=name, path=resolved, source=source))
+            found.append(ModelEntry(name=name, path=resolved, source=source, key=f"{source}/{folder.name}"))
     return found
 
 
@@ -177,10 +179,24 @@ def python_candidates(preference: str, user_dir: Path | None,
     return out
 
 
+EXPLICIT = ("preferences", f"${PYTHON_ENV}")
+_EXPLICIT_TEXT = {"preferences": "set in the add-on preferences", f"${PYTHON_ENV}": f"set by ${PYTHON_ENV}"}
+
+
 def find_python(preference: str = "", user_dir: Path | None = None, addon_dir: Path | None = None) -> str:
-    """The first candidate interpreter that can import torch; LocateError lists every one tried."""
+    """The interpreter for the backend. One the user named (preferences, else $ATLASVAE_PYTHON) is used
+    or refused, never silently replaced: LocateError names its path and why. Without one, the first
+    automatic candidate that imports torch; LocateError lists every one tried."""
     tried: list[str] = []
     for label, path in python_candidates(preference, user_dir, addon_dir):
+        if label in EXPLICIT:
+            ok, reason = check_python(path)
+            if ok:
+                return str(path)
+            problem = "does not exist" if reason == "no such file" else f"cannot run the backend ({reason})"
+            raise LocateError(f"Backend Python {path} ({_EXPLICIT_TEXT[label]}) {problem}. It must be a Python "
+                              "interpreter with torch installed: fix the path, or clear it to let AtlasVAE "
+                              "search (or use 'Install Backend Dependencies').")
         ok, reason = check_python(path)
         if ok:
             return str(path)
@@ -223,3 +239,41 @@ def install_commands(base_python: str | Path, user_dir: Path, requirements: Path
     return [[str(base_python), "-m", "venv", str(venv)],
             [python, "-m", "pip", "install", "--upgrade", "pip"],
             [python, "-m", "pip", "install", "-r", str(requirements)]]
+
+
+def model_card(folder: Path) -> list[tuple[str, str]]:
+    """Facts about a model folder for the UI, read from its config.json without torch: the families it
+    can sample, what it was trained on, how long, how well, and when. [] if the folder has no config."""
+    config_path = Path(folder) / CONFIG_FILE
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    if not isinstance(config, dict):
+        return []
+    meta: dict[str, Any] = config["meta"] if isinstance(config.get("meta"), dict) else {}
+    train: dict[str, Any] = meta["train_config"] if isinstance(meta.get("train_config"), dict) else {}
+    labels = config.get("labels") or meta.get("labels") or []
+    facts = [("Families", ", ".join(str(x) for x in labels) if labels else "one (no family labels)")]
+    data = train.get("data") or (f"procedural {train['procedural']}" if train.get("procedural") else None)
+    if data:
+        shapes = meta.get("train_shapes")
+        facts.append(("Trained on", f"{data}" + (f" ({shapes} shapes)" if isinstance(shapes, int) else "")))
+    if train.get("init"):
+        facts.append(("Fine-tuned from", str(train["init"])))
+    if isinstance(meta.get("epoch"), int):
+        done = "" if meta.get("finished", True) else " (unfinished)"
+        facts.append(("Epochs", f"{meta['epoch']}{done}"))
+    metrics: dict[str, Any] = meta["metrics"] if isinstance(meta.get("metrics"), dict) else {}
+    if isinstance(metrics.get("val_chamfer_x1e3"), (int, float)):
+        facts.append(("Validation Chamfer", f"{metrics['val_chamfer_x1e3']:.2f} x1e-3"))
+    trained = meta.get("trained_at")
+    if isinstance(trained, str) and trained:
+        facts.append(("Trained", trained))
+    else:  # older model folders record no date: the weights file's own date is the best there is
+        weights = Path(folder) / WEIGHTS_FILE
+        try:
+            facts.append(("Saved", time.strftime("%Y-%m-%d %H:%M", time.localtime(weights.stat().st_mtime))))
+        except OSError:
+            pass
+    return facts

@@ -1,0 +1,104 @@
+"""What every AtlasVAE operator shares: how the backend is launched, how a task is dispatched and
+reported, the selection helpers, and options that default to the sidebar's last values."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import bpy
+
+from .. import jobs
+from ..preferences import AddonSettings, addon_settings
+from ..properties import AtlasVAESettings, model_entries, models_dirs, settings
+from ..runtime import note
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+PanelDefault = Callable[[AtlasVAESettings], Any]
+
+
+def launch_config(scene_settings: AtlasVAESettings | None, prefs: AddonSettings | None = None) -> jobs.LaunchConfig:
+    """What to start the backend with: preferences plus the scene's chosen model."""
+    prefs = prefs or addon_settings()
+    model_path = scene_settings.model_path() if scene_settings is not None else None
+    if model_path is None:
+        entries = model_entries()
+        model_path = str(entries[0].path) if entries else None
+    return jobs.LaunchConfig(python_preference=prefs.python_path, user_dir=prefs.user_dir, device=prefs.device,
+                             model_path=model_path, models_dirs=models_dirs())
+
+
+def fail(op: bpy.types.Operator, message: str) -> set[OperatorReturnItems]:
+    """Report an error with its real, whole text and cancel."""
+    note("ERROR", message)
+    op.report({"ERROR"}, message)
+    return {"CANCELLED"}
+
+
+def dispatch(op: bpy.types.Operator, task: jobs.Task, queued: str, blocking: bool | None = None
+             ) -> set[OperatorReturnItems]:
+    """Run `task` (now in background mode or when `blocking`, queued otherwise) and report its outcome."""
+    task.text = task.text or queued
+    try:
+        message = jobs.run(task, blocking=blocking)
+    except jobs.Cancelled as exc:
+        note("WARNING", str(exc))
+        op.report({"WARNING"}, str(exc))
+        return {"CANCELLED"}
+    except Exception as exc:
+        return fail(op, f"{task.label} failed: {jobs.error_text(exc)}")
+    text = message if message is not None else queued
+    note("INFO", text)
+    op.report({"INFO"}, text)
+    return {"FINISHED"}
+
+
+def run_now(op: bpy.types.Operator) -> bool:
+    """Whether an operator must finish before returning: always in background mode, and when Blender
+    re-runs it from the Adjust Last Operation panel (F9), which needs the result at once."""
+    return jobs.blocking_default() or bool(op.options.is_repeat)
+
+
+def selected_meshes(context: bpy.types.Context) -> list[bpy.types.Object]:
+    """Selected mesh objects, active one last (so pairs read 'from other to active')."""
+    objs = [o for o in (context.selected_objects or []) if o.type == "MESH"]
+    active = context.active_object
+    if active in objs:
+        objs.remove(active)
+        objs.append(active)
+    return objs
+
+
+class PanelOptions:
+    """Mixin: operator options that take the sidebar's last values unless the caller set them
+    (a script's keyword, the F9 panel, Shift+R's repeat all count as set)."""
+
+    panel_defaults: dict[str, PanelDefault] = {}
+
+    def fill_from_panel(self, context: bpy.types.Context) -> None:
+        """Copy the sidebar's value into every option the caller did not set."""
+        s = settings(context)
+        props = self.properties  # type: ignore[attr-defined]
+        for name, value_of in self.panel_defaults.items():
+            if not props.is_property_set(name):
+                setattr(self, name, value_of(s))
+
+
+class ModelOperator(PanelOptions, bpy.types.Operator):
+    """Shared poll: a model must exist and the same request must not be pending."""
+
+    kind = ""
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.scene is None or not hasattr(context.scene, "atlasvae"):
+            cls.poll_message_set("AtlasVAE needs a scene")
+            return False
+        if settings(context).model_path() is None:
+            cls.poll_message_set("No AtlasVAE model found: add one to the models folder or fine-tune one")
+            return False
+        if cls.kind in jobs.pending_kinds():
+            cls.poll_message_set("Already working on this; wait for the result or press Cancel")
+            return False
+        return True

@@ -1,0 +1,351 @@
+# mypy: disable-error-code="valid-type"
+"""Fine-tune operators: start (from a folder, the selected objects or a collection) and cancel, plus the
+handlers that follow the backend's progress and job_done notifications on the main thread.
+
+Scene sources are written as their evaluated meshes (modifiers applied, world space) to a temporary
+folder, one OBJ per object, which the backend then reads like any folder; it is removed when the job ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bpy
+import numpy as np
+from bpy.props import EnumProperty, IntProperty, StringProperty
+
+from .. import jobs
+from ..bpyfree import locate
+from ..mesh_convert import MeshConvertError, object_triangles
+from ..preferences import addon_settings
+from ..properties import FINETUNE_SOURCES, refresh_models, settings
+from ..runtime import runtime
+from .common import PanelOptions, dispatch, fail, launch_config, selected_meshes
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+JOB_POLL_S = 0.2
+JOB_STATUS_EVERY_S = 2.0
+FINAL_JOB_STATES = ("done", "failed", "cancelled")
+OPTION = {"SKIP_SAVE"}
+
+_finetune_scene: list[str] = []
+_early_done: dict[str, dict[str, Any]] = {}
+
+
+def _finish_job(state_name: str, params: dict[str, Any]) -> tuple[str, str]:
+    """Main thread, on job_done: refresh models and select the new one; returns (level, message)."""
+    state = runtime()
+    out = state.job_out if state is not None else ""
+    if state is not None:
+        state.job_state = state_name
+    if state_name == "done":
+        result = params.get("result") or {}
+        model = result.get("model") if isinstance(result, dict) else None
+        if isinstance(model, dict):
+            jobs.backend.set_loaded(model)
+        refresh_models()
+        if out and _finetune_scene:
+            scene = bpy.data.scenes.get(_finetune_scene[0])
+            if scene is not None:
+                try:
+                    scene.atlasvae.use_model(out)  # type: ignore[attr-defined]
+                except ValueError as exc:
+                    return "WARNING", f"Fine-tune finished but the new model is not listed: {exc}"
+        if isinstance(result, dict) and result.get("load_error"):
+            return "WARNING", f"Fine-tune finished ({out}) but loading it failed: {result['load_error']}"
+        if state is not None:
+            state.progress = 1.0
+        return "INFO", f"Fine-tune finished: model {Path(out).name} saved to {out} and loaded"
+    if state_name == "cancelled":
+        return "WARNING", f"Fine-tune cancelled (partial model kept in {out})"
+    return "ERROR", f"Fine-tune failed: {params.get('error') or 'no reason given'}"
+
+
+def on_notification(message: dict[str, Any]) -> None:
+    """Main thread: progress events and job_done for the current fine-tune job."""
+    state = runtime()
+    params = message.get("params") or {}
+    if state is None or not isinstance(params, dict):
+        return
+    if state.job_state == "submitting" and message.get("method") == "job_done":
+        _early_done[str(params.get("job_id"))] = params  # the job ended before its reply was applied
+        return
+    if params.get("job_id") != state.job_id or not state.job_id:
+        return
+    method = message.get("method")
+    if method == "progress":
+        _apply_progress(state, params)
+    elif method == "job_done":
+        level, text = _finish_job(str(params.get("state", "failed")), params)
+        _remove_exports()
+        state.job_message = text
+        if not jobs.blocking_default():  # a blocking fine-tune operator reports the outcome itself
+            jobs.report(level, text)
+
+
+def _apply_progress(state: Any, event: dict[str, Any]) -> None:
+    epochs = int(event.get("epochs") or state.epochs or 1)
+    epoch = int(event.get("epoch") or state.epoch or 0)
+    state.epochs, state.epoch = epochs, epoch
+    if isinstance(event.get("loss"), (int, float)):
+        state.loss = float(event["loss"])
+    if isinstance(event.get("eta_s"), (int, float)):
+        state.eta_s = float(event["eta_s"])
+    steps, step = event.get("steps"), event.get("step")
+    if event.get("event") == "step" and isinstance(steps, int) and steps > 0 and isinstance(step, int):
+        done = max(0, epoch - 1) + step / steps
+    else:
+        done = float(epoch)
+    state.progress = min(1.0, max(0.0, done / max(1, epochs)))
+    if event.get("message"):
+        state.job_message = str(event["message"])
+
+
+def job_watch() -> bool:
+    """Timer check: True while a fine-tune needs ticking; fails the job if the backend died."""
+    state = runtime()
+    if state is None or not state.job_running():
+        return False
+    if state.job_state != "submitting" and not jobs.backend.running:
+        client = jobs.backend.client
+        why = (client.last_error if client is not None else "") or "the backend stopped"
+        state.job_state = "failed"
+        state.job_message = f"Fine-tune failed: {why}"
+        jobs.report("ERROR", state.job_message)
+        return False
+    return True
+
+
+def _valid_model_name(name: str) -> str | None:
+    if not name.strip():
+        return "Enter a name for the new model"
+    if any(ch in name for ch in '/\\:*?"<>|') or name.strip() in (".", ".."):
+        return f"Model name {name!r} must not contain / \\ : * ? \" < > |"
+    return None
+
+
+def _scene_objects(context: bpy.types.Context, source: str, collection_name: str) -> list[bpy.types.Object] | str:
+    """The mesh objects a scene source names, or the reason there are none."""
+    if source == "SELECTED":
+        objs = selected_meshes(context)
+        return objs or "Select the mesh objects to fine-tune on"
+    collection = bpy.data.collections.get(collection_name) if collection_name else None
+    if collection is None:
+        return f"Collection {collection_name!r} does not exist; choose the collection to fine-tune on"
+    objs = [o for o in collection.all_objects if o.type == "MESH"]
+    return objs or f"Collection {collection_name!r} holds no mesh objects"
+
+
+def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """A minimal Wavefront OBJ (vertices and triangles) that the backend's mesh loader reads."""
+    lines = ["v {:.7g} {:.7g} {:.7g}".format(*v) for v in vertices.tolist()]
+    lines += ["f {} {} {}".format(*f) for f in (faces + 1).tolist()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def export_objects(context: bpy.types.Context, objs: list[bpy.types.Object], label: str) -> Path:
+    """Write each object's evaluated mesh (modifiers applied, world space) to a new temporary folder,
+    as <folder>/<label>/<object>.obj (the label is the family the backend sees); returns the folder."""
+    depsgraph = context.evaluated_depsgraph_get()
+    root = Path(tempfile.mkdtemp(prefix="atlasvae-finetune-"))
+    family = root / (bpy.path.clean_name(label) or "scene")
+    family.mkdir()
+    try:
+        for obj in objs:
+            vertices, faces = object_triangles(obj, depsgraph)
+            _write_obj(family / f"{bpy.path.clean_name(obj.name)}.obj", vertices, faces)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return root
+
+
+_exported: list[Path] = []  # temporary folders of scene fine-tunes, removed when their job ends
+
+
+def _remove_exports() -> None:
+    for folder in _exported:
+        shutil.rmtree(folder, ignore_errors=True)
+    _exported.clear()
+
+
+class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
+    """Fine-tune the chosen model on a folder of meshes, the selected objects or a collection; the result
+    becomes a new model in the list"""
+
+    bl_idname = "atlasvae.finetune_start"
+    bl_label = "Start Fine-tune"
+    bl_options = {"REGISTER"}
+
+    source: EnumProperty(name="Train On", items=FINETUNE_SOURCES, default="FOLDER", options=OPTION)
+    data: StringProperty(name="Folder", description="Folder of meshes (never modified)", subtype="DIR_PATH",
+                         options=OPTION)
+    collection: StringProperty(name="Collection", description="Collection whose mesh objects to train on",
+                               options=OPTION)
+    epochs: IntProperty(name="Epochs", description="Passes over the meshes", default=10, min=1, max=100_000,
+                        soft_max=500, options=OPTION)
+    name: StringProperty(name="Name", description="Name of the new model (its folder in the user models folder)",
+                         default="my-model", options=OPTION)
+
+    panel_defaults = {"source": lambda s: s.finetune_source, "data": lambda s: s.finetune_data,
+                      "collection": lambda s: s.finetune_collection.name if s.finetune_collection else "",
+                      "epochs": lambda s: s.finetune_epochs, "name": lambda s: s.finetune_name}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        state = runtime()
+        if context.scene is None or state is None or not hasattr(context.scene, "atlasvae"):
+            cls.poll_message_set("AtlasVAE needs a scene")
+            return False
+        if state.job_running() or "finetune" in jobs.pending_kinds():
+            cls.poll_message_set("A fine-tune is already running; cancel it or wait for it to finish")
+            return False
+        return True  # what to train on is an option of the call, checked (with a reason) in execute
+
+    def _data_folder(self, context: bpy.types.Context) -> Path | str:
+        """The folder the backend reads: the chosen one, or a temporary export of scene objects."""
+        if self.source == "FOLDER":
+            return Path(bpy.path.abspath(self.data))
+        objs = _scene_objects(context, self.source, self.collection)
+        if isinstance(objs, str):
+            return objs
+        label = self.collection if self.source == "COLLECTION" else self.name
+        try:
+            folder = export_objects(context, objs, label)
+        except (MeshConvertError, OSError) as exc:
+            return f"Cannot write the objects for fine-tuning: {exc}"
+        _exported.append(folder)
+        return folder
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        self.fill_from_panel(context)
+        s = settings(context)
+        state = runtime()
+        assert state is not None
+        folder = Path(bpy.path.abspath(self.data)) if self.data.strip() else None
+        if self.source == "FOLDER" and (folder is None or not folder.is_dir()):
+            return fail(self, f"Fine-tune folder {str(folder) if folder else '(empty)'!r} does not exist")
+        name = self.name.strip()
+        problem = _valid_model_name(name)
+        if problem:
+            return fail(self, problem)
+        prefs = addon_settings()
+        out = locate.user_models_dir(prefs.user_dir) / name
+        if out.exists():
+            return fail(self, f"A model named {name!r} already exists at {out}; choose another name")
+        data = self._data_folder(context)
+        if isinstance(data, str):
+            return fail(self, data)
+        epochs = int(self.epochs)
+        config = launch_config(s, prefs)
+        params: dict[str, Any] = {"data": str(data), "out": str(out), "epochs": epochs, "name": name}
+        if config.model_path:
+            params["init"] = config.model_path
+        scene = context.scene
+        assert scene is not None
+        _finetune_scene[:] = [scene.name]
+        state.job_id, state.job_state, state.job_out = "", "submitting", str(out)
+        state.epoch, state.epochs, state.progress, state.loss, state.eta_s = 0, epochs, 0.0, 0.0, 0.0
+        state.job_message = "Starting fine-tune..."
+        what = str(data) if self.source == "FOLDER" else f"{len(list(Path(data).rglob('*.obj')))} scene object(s)"
+
+        def work(task: jobs.Task, backend: jobs.Backend) -> str:
+            return str(backend.call(config, "finetune", params)["job_id"])
+
+        def apply(job_id: str) -> str:
+            state.job_id, state.job_state = job_id, "running"
+            early = _early_done.pop(job_id, None)
+            if early is not None:
+                on_notification({"method": "job_done", "params": early})
+            return f"Fine-tune {job_id} started: {epochs} epoch(s) on {what} -> {out}"
+
+        def reset(_exc: BaseException) -> None:
+            state.job_state = "failed"
+            _remove_exports()
+
+        task = jobs.Task("finetune", "Fine-tune", work, apply, on_error=reset)
+        if not jobs.blocking_default():
+            return dispatch(self, task, "Starting fine-tune...")
+        try:
+            apply(work(task, jobs.backend))
+            self._wait(state)
+        except Exception as exc:
+            state.job_state = "failed"
+            return fail(self, f"Fine-tune failed: {jobs.error_text(exc)}")
+        finally:
+            if state.job_state in FINAL_JOB_STATES:
+                _remove_exports()
+        if state.job_state == "done":
+            self.report({"INFO"}, state.job_message)
+            return {"FINISHED"}
+        if state.job_state == "cancelled":
+            self.report({"WARNING"}, state.job_message)
+            return {"CANCELLED"}
+        return fail(self, state.job_message)
+
+    @staticmethod
+    def _wait(state: Any) -> None:
+        """Background mode: block until the job ends, pumping progress into the runtime properties."""
+        last_status = time.monotonic()
+        while state.job_state not in FINAL_JOB_STATES:
+            jobs.pump_notifications()
+            if state.job_state in FINAL_JOB_STATES:
+                break
+            if not jobs.backend.running:
+                client = jobs.backend.client
+                raise RuntimeError((client.last_error if client is not None else "") or "the backend stopped")
+            if time.monotonic() - last_status > JOB_STATUS_EVERY_S:
+                last_status = time.monotonic()
+                client = jobs.backend.client
+                assert client is not None
+                status = client.call("job_status", {"job_id": state.job_id})
+                if status.get("state") in FINAL_JOB_STATES:
+                    jobs.pump_notifications()
+                    if state.job_state not in FINAL_JOB_STATES:
+                        on_notification({"method": "job_done", "params": status})
+                    break
+            time.sleep(JOB_POLL_S)
+
+
+class ATLASVAE_OT_finetune_cancel(bpy.types.Operator):
+    """Stop the running fine-tune after its current step (the partial model is kept)"""
+
+    bl_idname = "atlasvae.finetune_cancel"
+    bl_label = "Cancel Fine-tune"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        state = runtime()
+        if state is None or state.job_state != "running" or not state.job_id:
+            cls.poll_message_set("No fine-tune is running")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        state = runtime()
+        assert state is not None
+        job_id = state.job_id
+
+        def work(task: jobs.Task, backend: jobs.Backend) -> str:
+            client = backend.client
+            if client is None:
+                raise RuntimeError("the backend is not running")
+            return str(client.call("cancel", {"job_id": job_id}).get("state", "cancelling"))
+
+        def apply(job_state: str) -> str:
+            if state.job_id == job_id and state.job_state == "running":
+                state.job_state = job_state if job_state in FINAL_JOB_STATES else "cancelling"
+            return f"Cancelling fine-tune {job_id}"
+
+        return dispatch(self, jobs.Task("cancel", "Cancel fine-tune", work, apply), f"Cancelling fine-tune {job_id}...")
+
+
+
+
+CLASSES = (ATLASVAE_OT_finetune_start, ATLASVAE_OT_finetune_cancel)
