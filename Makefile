@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv typecheck bench addon base-model clean
+.PHONY: demo test venv typecheck bench addon wheelhouse base-model clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ bench: $(STAMP)
 
 addon: $(STAMP)
 	$(VPY) build_addon.py --out dist
+
+# Wheels of the backend's packages for this platform, for the add-on's offline install (needs internet).
+wheelhouse: $(STAMP)
+	$(VPY) build_addon.py --out dist --wheelhouse dist/wheelhouse
 
 base-model: $(STAMP)
 	$(VPY) -m backend train --procedural sword,plane,chair,table,mug:240 --out models/base --name base --epochs 60 --seed 0 --sheet-every 10 --device cpu --force

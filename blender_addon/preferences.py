@@ -5,10 +5,7 @@ installs the backend's Python environment (a venv plus pip) without freezing Ble
 
 from __future__ import annotations
 
-import queue
-import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +14,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from . import jobs
-from .bpyfree import locate
+from .bpyfree import installer, locate
 from .runtime import runtime
 
 if TYPE_CHECKING:
@@ -28,6 +25,7 @@ DEVICES = (("auto", "Auto", "CUDA if available, then Apple MPS, then CPU"),
            ("cuda", "CUDA", "NVIDIA GPU"),
            ("mps", "MPS", "Apple-silicon GPU"))
 INSTALL_TICK_S = 0.25
+TORCH_BUILD_ITEMS = [(b.key, b.label, b.description) for b in installer.builds_for()]
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,9 @@ class AddonSettings:
     device: str
     user_dir: Path
     start_on_load: bool
+    torch_build: str = installer.default_build().key
+    index_url: str = ""
+    wheelhouse: str = ""
 
 
 def default_user_dir() -> Path:
@@ -59,7 +60,9 @@ def addon_settings() -> AddonSettings:
     return AddonSettings(python_path=bpy.path.abspath(str(prefs.python_path)).strip() if prefs.python_path else "",
                          device=str(prefs.device),
                          user_dir=Path(bpy.path.abspath(user_dir)) if user_dir else default_user_dir(),
-                         start_on_load=bool(prefs.start_on_load))
+                         start_on_load=bool(prefs.start_on_load), torch_build=str(prefs.torch_build),
+                         index_url=str(prefs.index_url).strip(),
+                         wheelhouse=bpy.path.abspath(str(prefs.wheelhouse)).strip() if prefs.wheelhouse else "")
 
 
 class AtlasVAEPreferences(bpy.types.AddonPreferences):
@@ -79,6 +82,15 @@ class AtlasVAEPreferences(bpy.types.AddonPreferences):
     start_on_load: BoolProperty(name="Start Backend on Load", default=False,
                                 description="Start the backend when the add-on loads instead of on first use")
 
+    torch_build: EnumProperty(name="Torch Build", items=TORCH_BUILD_ITEMS, default=installer.default_build().key,
+                              description="Which torch the installer puts in the backend environment")
+    index_url: StringProperty(name="Torch Package Index",
+                              description="Where torch is downloaded from. Empty: the chosen build's own index "
+                              "(shown below); set it for a mirror or another CUDA version")
+    wheelhouse: StringProperty(name="Offline Wheel Folder", subtype="DIR_PATH",
+                               description="Install from this folder of wheels without any download (make it "
+                               "with 'python build_addon.py --wheelhouse DIR'). Empty: download")
+
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "python_path")
@@ -86,64 +98,73 @@ class AtlasVAEPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "user_dir")
         layout.label(text=f"In use: {addon_settings().user_dir}", icon="FILE_FOLDER")
         layout.prop(self, "start_on_load")
-        row = layout.row()
-        row.operator(ATLASVAE_OT_install_backend.bl_idname, icon="CONSOLE")
-        wm = context.window_manager
-        state = getattr(wm, "atlasvae_runtime", None)
-        if state is not None and (state.install_running or state.install_line):
-            layout.label(text=state.install_line or "Installing...",
-                         icon="SORTTIME" if state.install_running else "INFO")
+        self.draw_install(context, layout.box())
+
+    def draw_install(self, context: bpy.types.Context, box: bpy.types.UILayout) -> None:
+        """The backend environment box: torch build, sources, Install/Cancel/Log and progress."""
+        box.label(text="Backend Environment", icon="CONSOLE")
+        venv = locate.user_venv_dir(addon_settings().user_dir)
+        if locate.venv_python(venv).is_file():
+            box.label(text=f"Installed: {venv}", icon="CHECKMARK")
+        box.prop(self, "torch_build")
+        box.prop(self, "index_url")
+        if not self.index_url.strip() and not self.wheelhouse.strip():
+            url = installer.torch_build(self.torch_build).index_url or "the default package index"
+            box.label(text=f"Torch comes from {url}", icon="URL")
+        box.prop(self, "wheelhouse")
+        if not self.wheelhouse.strip() and not getattr(bpy.app, "online_access", True):
+            box.label(text="Online access is off in Blender: set an Offline Wheel Folder to install", icon="ERROR")
+        row = box.row()
+        row.operator(ATLASVAE_OT_install_backend.bl_idname, icon="IMPORT")
+        row.operator(ATLASVAE_OT_cancel_install.bl_idname, icon="CANCEL")
+        row.operator(ATLASVAE_OT_open_install_log.bl_idname, icon="TEXT")
+        state = runtime()
+        if state is not None and state.install_running:
+            box.progress(factor=state.install_progress, type="BAR",
+                         text=f"{state.install_phase} ({state.install_progress:.0%})")
+        if state is not None and state.install_line:
+            box.label(text=state.install_line, icon="SORTTIME" if state.install_running else "INFO")
 
 
-class _Installer:
-    """Runs the install commands on a thread; output lines and the verdict come back by queue."""
-
-    def __init__(self) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.verdict: tuple[bool, str] | None = None
-        self.thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def start(self, commands: list[list[str]]) -> None:
-        self.verdict = None
-        self.thread = threading.Thread(target=self.run, args=(commands,), name="atlasvae-install", daemon=True)
-        self.thread.start()
-
-    def run(self, commands: list[list[str]]) -> tuple[bool, str]:
-        """Run every command in order; stop at the first failure, naming it and its last output."""
-        last = ""
-        for command in commands:
-            self.lines.put("$ " + " ".join(command))
-            try:
-                proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        stdin=subprocess.DEVNULL, bufsize=1)
-            except OSError as exc:
-                self.verdict = (False, f"Cannot run {command[0]}: {exc}")
-                return self.verdict
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.rstrip()
-                if line:
-                    last = line
-                    self.lines.put(line)
-            code = proc.wait()
-            if code != 0:
-                self.verdict = (False, f"'{' '.join(command[:4])} ...' failed (exit status {code}): {last}")
-                return self.verdict
-        self.verdict = (True, "Backend environment installed")
-        return self.verdict
+_installer = installer.Installer()
 
 
-_installer = _Installer()
+def install_plan(settings: AddonSettings | None = None) -> installer.InstallPlan:
+    """The install the current preferences ask for; InstallError or LocateError say what is wrong."""
+    settings = settings or addon_settings()
+    requirements = locate.runtime_requirements(locate.requirements_file())
+    return installer.plan_install(sys.executable, settings.user_dir, requirements,
+                                  installer.torch_build(settings.torch_build), settings.index_url or None,
+                                  settings.wheelhouse or None)
+
+
+def online_refusal(plan: installer.InstallPlan) -> str | None:
+    """Why an online install may not run now (Blender's Allow Online Access is off), else None."""
+    if plan.offline or getattr(bpy.app, "online_access", True):
+        return None
+    return ("Blender's 'Allow Online Access' is off (Preferences > System > Network), so AtlasVAE will not "
+            "download anything. Turn it on, or install offline: on a machine with internet run "
+            "'python build_addon.py --wheelhouse DIR', copy DIR here and set it as 'Offline Wheel Folder'")
+
+
+def _show_install_progress() -> None:
+    """Main thread: copy the installer's progress into the runtime state the preferences draw."""
+    state = runtime()
+    if state is None:
+        return
+    progress = _installer.progress()
+    state.install_running = progress.running
+    state.install_progress = progress.fraction
+    state.install_phase = progress.phase
+    state.install_line = progress.line[:300]
 
 
 def _finish_install(ok: bool, message: str, announce: bool = True) -> None:
-    """Main thread: forget cached interpreter checks and restart the backend on the new environment."""
+    """Main thread: forget cached interpreter checks and stop the backend so its next start uses the new
+    environment (its handshake then reports the device the panel shows)."""
     locate.forget_checks()
     jobs.backend.stop()
+    _show_install_progress()
     state = runtime()
     if state is not None:
         state.install_running = False
@@ -152,25 +173,27 @@ def _finish_install(ok: bool, message: str, announce: bool = True) -> None:
         jobs.report("INFO" if ok else "ERROR", message)
 
 
+def _redraw_preferences() -> None:
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm is not None else []:
+        for area in window.screen.areas if window.screen is not None else []:
+            if area.type == "PREFERENCES":
+                area.tag_redraw()
+
+
 def _install_tick() -> float | None:
-    state = runtime()
-    last = None
-    while True:
-        try:
-            last = _installer.lines.get_nowait()
-        except queue.Empty:
-            break
-    if state is not None and last is not None:
-        state.install_line = last[:200]
+    _show_install_progress()
+    _redraw_preferences()
     if _installer.running:
         return INSTALL_TICK_S
-    verdict = _installer.verdict or (False, "Installer stopped without a result")
+    verdict = _installer.progress().verdict or (False, "Installer stopped without a result")
     _finish_install(*verdict)
     return None
 
 
 class ATLASVAE_OT_install_backend(bpy.types.Operator):
-    """Create a Python environment in the user folder and install torch and the backend's packages"""
+    """Create a Python environment in the user folder and install torch and the backend's packages into it
+    (asks first: what, where, how big)"""
 
     bl_idname = "atlasvae.install_backend"
     bl_label = "Install Backend Dependencies"
@@ -182,39 +205,94 @@ class ATLASVAE_OT_install_backend(bpy.types.Operator):
             return False
         return True
 
-    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        settings = addon_settings()
+    def _plan(self) -> installer.InstallPlan | None:
         try:
-            source = locate.requirements_file()
-            lines = locate.runtime_requirements(source)
-            settings.user_dir.mkdir(parents=True, exist_ok=True)
-            requirements = settings.user_dir / "backend-requirements.txt"
-            requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        except (locate.LocateError, OSError) as exc:
-            self.report({"ERROR"}, f"Cannot prepare the install: {exc}")
+            plan = install_plan()
+        except (installer.InstallError, locate.LocateError) as exc:
+            self.report({"ERROR"}, f"Cannot install the backend: {exc}")
+            return None
+        refusal = online_refusal(plan)
+        if refusal is not None:
+            self.report({"ERROR"}, refusal)
+            return None
+        return plan
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        if self._plan() is None:
             return {"CANCELLED"}
-        commands = locate.install_commands(sys.executable, settings.user_dir, requirements)
-        state = runtime()
+        wm = context.window_manager
+        if wm is None:
+            return self.execute(context)
+        return wm.invoke_props_dialog(self, width=640, title="Install the AtlasVAE backend?", confirm_text="Install")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        try:
+            lines = install_plan().summary()
+        except (installer.InstallError, locate.LocateError) as exc:
+            lines = [str(exc)]
+        if self.layout is None:
+            return
+        column = self.layout.column(align=True)
+        for line in lines:
+            column.label(text=line)
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        plan = self._plan()
+        if plan is None or _installer.running:
+            return {"CANCELLED"}
         if bpy.app.background:
-            ok, message = _installer.run(commands)
+            ok, message = _installer.run(plan)
             while not _installer.lines.empty():
                 print(_installer.lines.get_nowait())
             _finish_install(ok, message, announce=False)
-            if not ok:
-                self.report({"ERROR"}, message)
-                return {"CANCELLED"}
-            self.report({"INFO"}, message)
-            return {"FINISHED"}
-        _installer.start(commands)
-        if state is not None:
-            state.install_running = True
-            state.install_line = "Starting install..."
+            self.report({"INFO"} if ok else {"ERROR"}, message)
+            return {"FINISHED"} if ok else {"CANCELLED"}
+        _installer.start(plan)
+        _show_install_progress()
         bpy.app.timers.register(_install_tick, first_interval=INSTALL_TICK_S, persistent=True)
-        self.report({"INFO"}, f"Installing the backend environment into {locate.user_venv_dir(settings.user_dir)}")
+        self.report({"INFO"}, f"Installing the backend environment into {plan.venv} (log: {plan.log})")
         return {"FINISHED"}
 
 
-CLASSES = (ATLASVAE_OT_install_backend, AtlasVAEPreferences)
+class ATLASVAE_OT_cancel_install(bpy.types.Operator):
+    """Stop the running install; the half-made environment is removed and a previous one kept"""
+
+    bl_idname = "atlasvae.cancel_install"
+    bl_label = "Cancel Install"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not _installer.running:
+            cls.poll_message_set("No install is running")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        _installer.cancel()
+        self.report({"INFO"}, "Cancelling the install...")
+        return {"FINISHED"}
+
+
+class ATLASVAE_OT_open_install_log(bpy.types.Operator):
+    """Open the backend install log (every command and pip's whole output)"""
+
+    bl_idname = "atlasvae.open_install_log"
+    bl_label = "Open Install Log"
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        path = addon_settings().user_dir / "logs" / installer.LOG_NAME
+        if not path.is_file():
+            self.report({"ERROR"}, f"No install log yet at {path}: it is written by 'Install Backend Dependencies'")
+            return {"CANCELLED"}
+        if bpy.app.background:
+            self.report({"INFO"}, f"The install log is {path}")
+            return {"FINISHED"}
+        bpy.ops.wm.path_open(filepath=str(path))
+        return {"FINISHED"}
+
+
+CLASSES = (ATLASVAE_OT_install_backend, ATLASVAE_OT_cancel_install, ATLASVAE_OT_open_install_log,
+           AtlasVAEPreferences)
 
 
 def register() -> None:

@@ -32,6 +32,9 @@ class AtlasVAERuntime(bpy.types.PropertyGroup):
     job_message: StringProperty(name="Message", options={"SKIP_SAVE"})
     install_running: BoolProperty(name="Installing", options={"SKIP_SAVE"})
     install_line: StringProperty(name="Install Output", options={"SKIP_SAVE"})
+    install_phase: StringProperty(name="Install Step", options={"SKIP_SAVE"})
+    install_progress: FloatProperty(name="Install Progress", min=0.0, max=1.0, options={"SKIP_SAVE"},
+                                    subtype="FACTOR")
 
     def job_running(self) -> bool:
         """True while a fine-tune job is submitted or running."""

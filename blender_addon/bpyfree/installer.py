@@ -116,7 +116,10 @@ class InstallPlan:
         else:
             source = []
             torch_source = ["--index-url", self.index_url] if self.index_url else []
-        check = "import torch, sys; print('torch', torch.__version__, 'on Python', sys.version.split()[0])"
+        check = ("import sys, torch; mps = getattr(getattr(torch, 'backends', None), 'mps', None); "
+                 "device = 'cuda' if torch.cuda.is_available() else "
+                 "'mps' if mps is not None and mps.is_available() else 'cpu'; "
+                 "print(f'torch {torch.__version__} on Python {sys.version.split()[0]} sees device {device}')")
         return [Step("Creating the environment", [str(self.base_python), "-m", "venv", str(self.venv)]),
                 Step(f"Installing {self.torch_requirement} ({self.build.label})", [*pip, *torch_source,
                                                                                   self.torch_requirement]),
@@ -146,7 +149,7 @@ def _name(requirement: str) -> str:
 
 def plan_install(base_python: Path | str, user_dir: Path, requirements: list[str], build: TorchBuild,
                  index_url: str | None = None, wheelhouse: Path | str | None = None) -> InstallPlan:
-    """Check the inputs and write the requirements file the install uses; InstallError names a bad one."""
+    """Check the inputs and decide every step (writing nothing yet); InstallError names a bad input."""
     torch_lines = [r for r in requirements if _name(r).lower() == "torch"]
     if len(torch_lines) != 1:
         raise InstallError(f"the backend's requirements must name torch exactly once, found {len(torch_lines)}")
@@ -162,10 +165,8 @@ def plan_install(base_python: Path | str, user_dir: Path, requirements: list[str
     if url and not re.match(r"^(https?|file)://", url):
         raise InstallError(f"Package index URL {url!r} must start with https://, http:// or file://")
     user_dir = Path(user_dir)
-    user_dir.mkdir(parents=True, exist_ok=True)
     others = [r for r in requirements if r not in torch_lines]
     req_file = user_dir / "backend-requirements.txt"
-    req_file.write_text("\n".join(others) + "\n", encoding="utf-8")
     return InstallPlan(base_python=Path(base_python), venv=locate.user_venv_dir(user_dir),
                        torch_requirement=torch_lines[0], other_requirements=others, build=build, index_url=url,
                        wheelhouse=folder, requirements_file=req_file, log=user_dir / "logs" / LOG_NAME)
@@ -233,7 +234,11 @@ class Installer:
         """Run every step in this thread; returns (ok, message) and keeps it as the verdict."""
         if not self.progress().running:
             self._reset()
-        plan.log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            plan.log.parent.mkdir(parents=True, exist_ok=True)
+            plan.requirements_file.write_text("\n".join(plan.other_requirements) + "\n", encoding="utf-8")
+        except OSError as exc:
+            return self._conclude(False, f"Cannot write into {plan.log.parent.parent}: {exc.strerror or exc}")
         with plan.log.open("a", encoding="utf-8") as log:
             log.write(f"\n=== AtlasVAE backend install {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n")
             for line in plan.summary():
@@ -249,6 +254,9 @@ class Installer:
                     previous.rename(plan.venv)
                     message += "; the previous environment was kept"
             log.write(f"=== {'done' if ok else 'stopped'}: {message}\n")
+        return self._conclude(ok, message)
+
+    def _conclude(self, ok: bool, message: str) -> tuple[bool, str]:
         with self._lock:
             self._progress.running = False
             self._progress.verdict = (ok, message)
@@ -257,6 +265,7 @@ class Installer:
 
     def _run_steps(self, plan: InstallPlan, log: TextIO) -> tuple[bool, str]:
         steps = plan.steps()
+        last = ""
         for index, step in enumerate(steps):
             if self._cancel.is_set():
                 return False, "Install cancelled"
@@ -281,7 +290,7 @@ class Installer:
                 return False, "Install cancelled"
             if code != 0:
                 return False, f"{step.phase} failed (exit status {code}): {last or 'no output'}; see {plan.log}"
-        return True, f"Backend environment installed in {plan.venv}"
+        return True, f"Backend environment installed in {plan.venv}: {last}"
 
     def _pump(self, proc: subprocess.Popen[str], log: TextIO, index: int, total: int) -> str:
         assert proc.stdout is not None

@@ -232,15 +232,6 @@ def requirements_file(addon_dir: Path | None = None) -> Path:
                       + ", ".join(str(p) for p in candidates) + ")")
 
 
-def install_commands(base_python: str | Path, user_dir: Path, requirements: Path) -> list[list[str]]:
-    """Commands that build the backend environment: a venv in the user folder, then pip installs."""
-    venv = user_venv_dir(user_dir)
-    python = str(venv_python(venv))
-    return [[str(base_python), "-m", "venv", str(venv)],
-            [python, "-m", "pip", "install", "--upgrade", "pip"],
-            [python, "-m", "pip", "install", "-r", str(requirements)]]
-
-
 def model_card(folder: Path) -> list[tuple[str, str]]:
     """Facts about a model folder for the UI, read from its config.json without torch: the families it
     can sample, what it was trained on, how long, how well, and when. [] if the folder has no config."""

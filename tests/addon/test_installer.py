@@ -19,6 +19,15 @@ import pytest
 from blender_addon.bpyfree import installer, locate
 
 REQUIREMENTS = ["torch==2.13.0", "atlasvae-standin-dep==1.0"]
+# What the installer's check step and locate.check_python touch of torch: a version and device probes.
+STANDIN_TORCH = """__version__ = "2.13.0+standin"
+
+
+class cuda:
+    @staticmethod
+    def is_available():
+        return False
+"""
 
 
 def write_wheel(folder: Path, name: str, version: str, module: str, source: str) -> Path:
@@ -45,7 +54,7 @@ def write_wheel(folder: Path, name: str, version: str, module: str, source: str)
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("wheels")
-    write_wheel(folder, "torch", "2.13.0", "torch", "__version__ = '2.13.0+standin'\n")
+    write_wheel(folder, "torch", "2.13.0", "torch", STANDIN_TORCH)
     write_wheel(folder, "atlasvae-standin-dep", "1.0", "atlasvae_standin_dep", "VALUE = 42\n")
     return folder
 
@@ -71,7 +80,9 @@ def test_offline_install_builds_a_working_environment(tmp_path: Path, wheelhouse
     fractions = [p.fraction for p in seen] + [runner.progress().fraction]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     log = plan.log.read_text()
-    assert "--no-index" in log and "torch 2.13.0+standin" in log and "=== done" in log
+    assert "--no-index" in log and "=== done" in log
+    assert message.endswith("sees device cpu") and "torch 2.13.0+standin on Python 3." in message, message
+    assert plan.requirements_file.read_text().split() == ["atlasvae-standin-dep==1.0"]
 
 
 def test_the_plan_says_what_where_how_big_and_which_torch(tmp_path: Path, wheelhouse: Path) -> None:
@@ -82,7 +93,8 @@ def test_the_plan_says_what_where_how_big_and_which_torch(tmp_path: Path, wheelh
     assert online.steps()[1].argv[-3:] == ["--index-url", installer.TORCH_INDEX + "cu128", "torch==2.13.0"]
     offline = "\n".join(plan_for(tmp_path, wheelhouse).summary())
     assert "nothing is downloaded" in offline and "MB to download" not in offline
-    assert (tmp_path / "backend-requirements.txt").read_text().split() == ["atlasvae-standin-dep==1.0"]
+    assert online.other_requirements == ["atlasvae-standin-dep==1.0"] and not list(tmp_path.iterdir()), \
+        "planning writes nothing"
 
 
 def test_each_platform_offers_builds_that_exist_there() -> None:
@@ -176,3 +188,9 @@ def test_a_second_start_while_running_is_refused(tmp_path: Path, wheelhouse: Pat
         runner.cancel()
         runner.wait(timeout=60)
     assert not plan.venv.exists()
+
+
+def test_a_missing_interpreter_is_named(tmp_path: Path, wheelhouse: Path) -> None:
+    plan = plan_for(tmp_path / "user", wheelhouse, base="/nonexistent/python")
+    ok, message = installer.Installer().run(plan)
+    assert not ok and message.startswith("Creating the environment: cannot run /nonexistent/python")

@@ -179,14 +179,6 @@ def test_repo_requirements_keep_torch_and_drop_bpy() -> None:
     assert not names & {"bpy", "pytest", "mypy", "fake-bpy-module", "hypothesis"}
 
 
-def test_install_commands_make_a_venv_then_pip(tmp_path: Path) -> None:
-    commands = locate.install_commands("/usr/bin/python3", tmp_path, tmp_path / "req.txt")
-    venv_python = str(locate.venv_python(tmp_path / "venv"))
-    assert commands[0] == ["/usr/bin/python3", "-m", "venv", str(tmp_path / "venv")]
-    assert commands[-1] == [venv_python, "-m", "pip", "install", "-r", str(tmp_path / "req.txt")]
-    assert all(cmd[0] == venv_python for cmd in commands[1:])
-
-
 def test_fallback_user_dir_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     if os.name == "nt" or sys.platform == "darwin":
         pytest.skip("XDG layout is Linux-only")

@@ -1,4 +1,4 @@
-"""Sidebar panels and the dependency installer, headless.
+"""Sidebar panels, headless.
 
 Background bpy has no regions to draw in, so each registered panel's real draw() runs with only its
 `layout` stood in (ui_recorder.RecordingLayout), which checks every call against Blender's UILayout
@@ -7,7 +7,6 @@ API and every property and operator named against the registered add-on.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import pytest
@@ -148,26 +147,3 @@ def test_finetune_progress_shows_epoch_loss_and_eta(scene: Any, bpy_module: Any)
         assert texts == ["running: epoch 2/4, loss 0.0123, ETA 2:05"]
     finally:
         state.job_id, state.job_state = saved
-
-
-def test_installer_streams_lines_and_stops_at_the_first_failure() -> None:
-    from blender_addon.preferences import _Installer
-
-    installer = _Installer()
-    ok, message = installer.run([[sys.executable, "-c", "print('step one'); print('step two')"],
-                                 [sys.executable, "-c", "import sys; print('broken wheel'); sys.exit(3)"],
-                                 [sys.executable, "-c", "print('never runs')"]])
-    lines = []
-    while not installer.lines.empty():
-        lines.append(installer.lines.get_nowait())
-    assert not ok
-    assert "exit status 3" in message and "broken wheel" in message
-    assert "step one" in lines and "step two" in lines and "never runs" not in lines
-    assert installer.run([[sys.executable, "-c", "print('fine')"]]) == (True, "Backend environment installed")
-
-
-def test_installer_names_a_missing_program() -> None:
-    from blender_addon.preferences import _Installer
-
-    ok, message = _Installer().run([["/nonexistent/python", "-m", "venv", "x"]])
-    assert not ok and message.startswith("Cannot run /nonexistent/python")
