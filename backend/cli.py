@@ -13,7 +13,24 @@ from typing import Any, Sequence
 from . import __version__
 from .errors import AtlasError, ConfigError
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "base"
+
+
+def bundled_model(name: str = "base") -> Path:
+    """The model shipped beside the backend (a checkout or the add-on zip: ../models), or the copy that
+    `pip install` puts in the atlasvae_models package; the first path when neither exists."""
+    beside = Path(__file__).resolve().parent.parent / "models" / name
+    if beside.is_dir():
+        return beside
+    try:
+        from importlib.resources import files
+
+        installed = Path(str(files("atlasvae_models") / name))
+    except (ImportError, TypeError):
+        return beside
+    return installed if installed.is_dir() else beside
+
+
+DEFAULT_MODEL = bundled_model()
 
 EPILOG = """examples:
   python -m backend sample --n 8 --out out/samples          8 new shapes from the bundled model

@@ -13,7 +13,8 @@ from .data.datasets import PointSets, load_folder, procedural_point_sets
 from .device import resolve_device
 from .metrics import generation_metrics, reconstruction_metrics
 from .prior import standard_normal
-from .train import decode_latents, parse_procedural, pick_points, reconstruct_points
+from .inference import decode_latents, pick_points, reconstruct_points
+from .train import parse_procedural
 
 GEN_POINTS = 2048
 

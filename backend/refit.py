@@ -14,8 +14,8 @@ from typing import Any
 from .checkpoints import is_model_folder, load_model, save_model
 from .device import resolve_device
 from .errors import ConfigError
-from .train import (OutputLock, ProgressFn, _emit, choose_default_prior, config_from_args, fit_priors,
-                    load_data)
+from .inference import choose_default_prior, fit_priors
+from .train import OutputLock, ProgressFn, _emit, config_from_args, load_data
 
 
 def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: float | None = None,

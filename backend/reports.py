@@ -61,7 +61,7 @@ def point_sheet(clouds: Sequence[np.ndarray], path: Path, titles: Sequence[str] 
 
 def sample_sheet(model: Any, device: Any, path: Path, seed: int = 0, count: int = 8) -> None:
     """Eight shapes decoded from N(0, I) latents: a glance at what the model samples right now."""
-    from .train import decode_latents
+    from .inference import decode_latents
 
     z = np.random.default_rng(seed).standard_normal((count, model.cfg.latent_dim))
     was_training = model.training

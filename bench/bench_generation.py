@@ -35,8 +35,8 @@ from backend.errors import ConfigError
 from backend.evaluate import GEN_POINTS
 from backend.metrics import generation_metrics, pairwise_chamfer, reconstruction_metrics
 from backend.prior import fit_gmm, standard_normal
-from backend.train import (TrainConfig, decode_latents, encode_all, fit_priors, load_data, pick_points,
-                           reconstruct_points, run)
+from backend.inference import decode_latents, encode_all, fit_priors, pick_points, reconstruct_points
+from backend.train import TrainConfig, load_data, run
 
 SAMPLE_SEED = 1  # reference points and the reference rows; samples use --seeds
 

@@ -15,8 +15,9 @@ import trimesh
 from backend.checkpoints import load_model
 from backend.data.meshio import Mesh, save_mesh
 from backend.errors import BusyError, ConfigError, DataError
-from backend.train import (HISTORY_FILE, STATE_JSON, OutputLock, TrainConfig, encode_posteriors, fit_priors,
-                           kl_weight, load_data, parse_procedural, prepare_output, run)
+from backend.inference import encode_posteriors, fit_priors
+from backend.train import (HISTORY_FILE, STATE_JSON, OutputLock, TrainConfig, kl_weight, load_data, parse_procedural,
+                           prepare_output, run)
 
 STEP_KEYS = {"event", "epoch", "epochs", "step", "steps", "loss", "chamfer", "kl", "eta_s"}
 EPOCH_KEYS = {"event", "epoch", "epochs", "loss", "chamfer", "kl", "val_chamfer", "eta_s"}
@@ -300,7 +301,7 @@ def test_kl_warmup_is_linear_to_beta() -> None:
 
 
 def test_decode_latents_draws_fresh_template_points_per_shape(make_tiny_model) -> None:
-    from backend.train import decode_latents
+    from backend.inference import decode_latents
 
     model = make_tiny_model(0, template="squares", patches=3)
     z = np.zeros((2, model.cfg.latent_dim), dtype=np.float32)
