@@ -1,0 +1,46 @@
+"""ufoai-data: UFO: Alien Invasion's models (MD2, a few OBJ) inside base/0models.pk3, Z-up."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+from ..common import Candidate, categorise, open_zip
+from ..md2 import read_md2
+from .sweethome import read_obj
+
+PACKAGE = "ufoai-data"
+SHORT = "ufoai"
+ARCHIVE = "usr/share/games/ufoai/base/0models.pk3"
+LICENCE = "GPL-2+"
+# Folders that hold no stand-alone objects: globe icons, the intro's earth, weapon pods of the air war.
+SKIP_FOLDERS = ("models/geoscape/", "models/sequence/", "models/aircraft/craft_")
+# Pieces of a model rather than a model: heads and bodies of characters, crash parts, tree parts, roofs.
+PART = re.compile(r"(^|_)(head\d*\w*|body\d*|part\d+|leaf|leaves\d*|blaetter\d*|stamm\d*|trunk\w*|branch|"
+                  r"stem|bloom|roof\d*|bottom|turret|gun|int|int_top|pod\w*|top\w*|flying|rack|ammobox|extinguiser|seats|carryall)$")
+
+
+def candidates(root: Path) -> Iterator[Candidate]:
+    """Every MD2/OBJ model outside the skipped folders; labels from the file and folder names."""
+    archive = root / ARCHIVE
+    members = sorted(n for n in open_zip(archive).namelist() if n.lower().endswith((".md2", ".obj")))
+    for member in members:
+        if member.startswith(SKIP_FOLDERS):
+            continue
+        parts = member.split("/")
+        stem = Path(member).stem
+        reject = "part of a model" if PART.search(stem) else None
+        category = categorise(stem, *reversed(parts[1:-1]))
+        yield Candidate(source=PACKAGE, path=f"{ARCHIVE}!{member}", category=category, licence=LICENCE,
+                        read=_reader(archive, member), up="z", reject=reject, title=stem)
+
+
+def _reader(archive: Path, member: str):  # -> Callable[[], tuple[np.ndarray, np.ndarray]]
+    def read():  # -> tuple[np.ndarray, np.ndarray]
+        data = open_zip(archive).read(member)
+        if member.lower().endswith(".obj"):
+            return read_obj(data, member)
+        vertices, faces, _frames = read_md2(data, member)
+        return vertices, faces
+    return read
