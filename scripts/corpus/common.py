@@ -63,13 +63,13 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
                  r"doghouse|tipi|yurt|cabin|pavilion|bridge|well|fountain|obelisk|pyramid|ziggurat"),
     ("appliance", r"oven|fridge|refrigerator|freezer|washing|washer|dryer|dishwasher|cooker|stove|hood|"
                   r"microwave|toaster|boiler|heater|radiator|furnace|conditioning|fan|mixer|squeezer"),
-    ("electronics", r"tv|television|computer|pc|monitor|laptop|phone|iphone|printer|speaker|stereo|"
+    ("electronics", r"tv|television|computer|monitor|laptop|phone|iphone|printer|speaker|stereo|"
                     r"camera|projector|radio|playstation\w*|console|tablet|switchboard|dvd|amplifier"),
     ("bathroom", r"toilets?|wc|bath\w*|bathtub|shower|washbasin|basin|sink|urinal|bidet|jacuzzi|lavatory"),
     ("fence", r"fences?|railing|balustrade|palisades?"),
     ("staircase", r"stairs?|staircase|ladder|escalator"),
     ("door_window", r"doors?|windows?"),
-    ("piano", r"piano|guitar|drum|violin|harp"),
+    ("instrument", r"piano|guitar|drum|violin|harp"),
 )
 _COMPILED = tuple((label, re.compile(rf"^(?:{pattern})$")) for label, pattern in CATEGORY_RULES)
 

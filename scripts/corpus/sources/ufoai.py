@@ -1,4 +1,4 @@
-"""ufoai-data: UFO: Alien Invasion's models (MD2, a few OBJ) inside base/0models.pk3, Z-up."""
+"""ufoai-data: UFO: Alien Invasion's models (MD2, Z-up; a few OBJ, Y-up) inside base/0models.pk3."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ def candidates(root: Path) -> Iterator[Candidate]:
         stem = Path(member).stem
         reject = "part of a model" if PART.search(stem) else None
         category = categorise(stem, *reversed(parts[1:-1]))
+        # MD2 models are Z-up (Quake's frame); the few OBJ files were exported Y-up.
+        up = "y" if member.lower().endswith(".obj") else "z"
         yield Candidate(source=PACKAGE, path=f"{ARCHIVE}!{member}", category=category, licence=LICENCE,
-                        read=_reader(archive, member), up="z", reject=reject, title=stem)
+                        read=_reader(archive, member), up=up, reject=reject, title=stem)
 
 
 def _reader(archive: Path, member: str):  # -> Callable[[], tuple[np.ndarray, np.ndarray]]

@@ -13,12 +13,15 @@ PACKAGE = "0ad-data"
 SHORT = "0ad"
 ARCHIVE = "usr/share/games/0ad/mods/public/public.zip"
 LICENCE = "CC-BY-SA-3.0"
-SKIP_FOLDERS = ("art/meshes/test/", "art/meshes/temp/", "art/meshes/props/helmet/props/",
-                "art/meshes/props/shield/props/", "art/meshes/props/new/capes/")
+# Test and temporary meshes, and props that are attachments of other models (harness and armour of horses
+# and elephants, heads, capes, standards, the decorations of helmets and shields) rather than objects.
+SKIP_FOLDERS = tuple(f"art/meshes/{f}/" for f in (
+    "test", "temp", "props/helmet/props", "props/shield/props", "props/new", "props/elephant", "props/horse",
+    "props/armor", "props/heads", "props/special", "props/quivers", "props/standard", "props/campaigns"))
 # Pieces of a model (a tree's leaves or trunk, a ship's sails, a building's roof or props) are not objects.
 PART = re.compile(r"(^|_)(leaves|trunks?|branches|stilts|needles|sails?|shrouds|shields|roof|props?\w*|decor|"
                   r"nature|banner|turf|tiles?\w*|tent|base|pivot|water|transp|fruit|plants|reliefs|door|"
-                  r"tran|struct_b|cape\w*|rope\w*|oars?|flag\w*)(_?[a-z]?\d*)$")
+                  r"tran|struct_b|cape\w*|rope\w*|oars?|flag\w*|back)(_?[a-z]?\d*)$")
 
 
 def candidates(root: Path) -> Iterator[Candidate]:
