@@ -13,12 +13,12 @@ import numpy as np
 
 # Name keywords -> category, first match wins (so "table lamp" is a lamp and "armchair" is not a chair).
 CATEGORY_RULES: tuple[tuple[str, str], ...] = (
-    ("lamp", r"lamps?|light|lantern|chandelier|candelabr\w*|farola|streetlight"),
+    ("lamp", r"lamps?|light|lantern|chandelier|candelabr\w*|farola|streetlight|trafficlight"),
     ("armchair", r"armchairs?"),
     ("sofa", r"sofas?|couch|settee|futon"),
     ("chair", r"chairs?|stools?|silla|seats?"),
     ("bench", r"bench|bank\d*"),
-    ("table", r"tables?|desks?|comptable"),
+    ("table", r"tables?|desks?|comptable|parktable"),
     ("bed", r"beds?|crib|campbed|cot|hammock"),
     ("cabinet", r"cabinets?|wardrobe|closet|cupboard|dresser|drawers?|lockers?|shelf|shelves|bookcase|vanity"),
     ("aircraft", r"\w*plane|aircraft|helicopter|heli|jet|glider|airliner|"
@@ -26,9 +26,10 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("ship", r"ship|boat|trireme|bireme|quinquereme|longship|galley|yacht|hovercraft|warship|fishing"),
     ("car", r"cars?|sedan|suv|van|chevrolet|peugeot|renault|leon|smart|jeep|taxi|hatchback|coupe|limo\w*|"
             r"convertible|pickup|buggy"),
-    ("truck", r"trucks?|lorry|bus|citybus|tanker|forklift|lift|abrams|tank|railcar|tractor"),
+    ("truck", r"trucks?|lorry|bus|citybus|tanker|forklift|lift|abrams|tank|alientank|tractor|humvee"),
+    ("train", r"trains?|locomotive|coach|wagon|railcar|tender"),
     ("motorbike", r"motorbike|scooter\d*|yamaha\w*|bicycle|tricycle|bike"),
-    ("cart", r"cart|wagon|carriage|pushcart|wheelbarrow"),
+    ("cart", r"cart|carriage|pushcart|wheelbarrow|chariot"),
     ("siege_engine", r"ram|ballista|onager|catapult|scorpio|lithobolos|sambuca|oxybeles|trebuchet"),
     ("helmet", r"helmets?|helm"),
     ("shield", r"shields?|aspis|scutum|pelta"),
@@ -39,15 +40,19 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("tableware", r"cups?|mugs?|glass|glasses|bowls?|plates?|dish\w*|tray|teapot|creamer|fork|spoon|"
                   r"kettle|saucepan|pan|coffeemaker|coffee_machine"),
     ("container", r"barrels?|crates?|box\w*|containers?|sacks?|amphorae?|baskets?|chests?|bins?|dustbin|"
-                  r"oiltank|gas_tank|cylinder|gascylinder|bucket|trunk"),
+                  r"garbagecan|"
+                  r"oiltank|cylinder|gascylinder|bucket"),
     ("weapon", r"swords?|spears?|axe|bow|crossbow|pistol\d*|rifle|\w*gun|cannon|autocannon|launcher|"
                r"knife\w*|blade|grenade|\w*gren|rpg\d*|smg|shotgun\w*|sniper|flamer|\w*blaster|bolterrifle|"
-               r"laserrifle|laserpistol|needlergun|xaw95|javelin|dagger|mace|club|sling|quiver"),
-    ("animal", r"dog|cat|rabbit|deer|chicken|pig|sheep|goat|cow|bull|wolf|bear|lion|fox|boar|crocodile|"
+               r"laserrifle|laserpistol|needlergun|xaw95|javelin|jav|dagger|maces?|club|sling|weap|gladius|falcata|"
+               r"xiphos|sagaris|kopis|lance|csword|electrolaser|plasblade|pbeampistol|plasrifle"),
+    ("animal", r"dog|cat|rabbit|deer|chicken|pig|piglet|sheep|goat|cow|bull|wolf|bear|lion|fox|boar|crocodile|"
+               r"donkey|mastiff|seagull|zebu|"
                r"fish\d*|shark|whale|dolphin|spider|bloodspider|muskox|camel|zebra|giraffe|rhino|hippo|"
                r"gazelle|wildebeest|ostrich|peacock|duck|walrus|seal|penguin|hawk|eagle|rat|bird"),
     ("person", r"male|female|man|woman|girl|boy|mannequin\w*|character|soldier|civilian|people|"
-               r"sitting|holding|lying|child|baby|pilot"),
+               r"sitting|holding|lying|child|baby|pilot|tunic|dress|pants|naked"),
+    ("pile", r"piles?|hay|woodcord|logs?|planks?|firewood"),
     ("bush", r"bush\w*|shrub|hedge\w*|fern\w*|grass|plants?|flowers?|cactus|tulips?|orchids?|lavender|"
              r"vegi|papyrus|reeds?|cattails|berry|berries|mushrooms?|calla\w*|bonsai"),
     ("tree", r"trees?|oak\w*|pines?\w*|palms?|birch|cypress|fir|maple|baobab|poplar|deciduous|cedar|acacia|"
@@ -55,14 +60,19 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
              r"coconut\w*|sabal\w*|copper\w*|peach\w*|japanesemaple|christmas|carob|tamarix|teak|senegal|"
              r"elm|aleppo|larch|spruce"),
     ("rock", r"rocks?|stones?|boulder|geo|cliff|mineral|crag"),
+    ("statue", r"statues?|sculpture|bust|sphinx|sphynx"),
+    ("tool", r"tools?|hoe|scythe|tongs|shovel|hammer|marteau|saw|drill|screwdriver|tournevis|wrench|rake|"
+             r"pitchfork|broom|pince\w*|meuleuse\w*|perceuse\w*|scie\w*"),
     ("building", r"house|temple|barracks|fortress|tower|market|storehouse|farmstead|dock|stable|civic|"
+                 r"cc|tc|fc|hc|academy|forge|apartment|embassy|superdock|mausoleum|gerousia|settlements?|"
+                 r"crannog|kennel|stonehenge|gardens|watertower|"
                  r"centre|center|workshop|blacksmith|wonder|gate|wall|library|theat\w*|gymnasium|range|"
                  r"corral|palace|hut|tent|shrine|building|church|chapel|hangar|warehouse|garage|station|"
                  r"lighthouse|windmill|mill|arsenal|castle|monument|arch|pantheon|colonnade|stoa|"
                  r"amphitheat\w*|sentry|outpost|fort|palisade|camp|farm|granary|silo|kiosk|shed|"
                  r"doghouse|tipi|yurt|cabin|pavilion|bridge|well|fountain|obelisk|pyramid|ziggurat"),
     ("appliance", r"oven|fridge|refrigerator|freezer|washing|washer|dryer|dishwasher|cooker|stove|hood|"
-                  r"microwave|toaster|boiler|heater|radiator|furnace|conditioning|fan|mixer|squeezer"),
+                  r"microwave|toaster|boiler|heater|radiator|furnace|conditioning|fan|mixer|squeezer|generator"),
     ("electronics", r"tv|television|computer|monitor|laptop|phone|iphone|printer|speaker|stereo|"
                     r"camera|projector|radio|playstation\w*|console|tablet|switchboard|dvd|amplifier"),
     ("bathroom", r"toilets?|wc|bath\w*|bathtub|shower|washbasin|basin|sink|urinal|bidet|jacuzzi|lavatory"),
