@@ -156,3 +156,52 @@ def test_categories_come_from_name_words_in_rule_order(names: tuple[str, ...], e
 
 def test_words_split_camel_case_and_separators() -> None:
     assert words("bowlWithSalad_2.obj") == ["bowl", "with", "salad", "obj"]
+
+
+DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: the team
+License: CC-BY-SA-3.0+
+
+Files: data/nieb/*
+ data/jojo/*
+Copyright: someone
+License: CC0-1.0
+
+Files: data/nieb/signage/*
+Copyright: someone else
+License: CC-BY-3.0
+
+License: CC0-1.0
+ The full text.
+"""
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("data/mikeplus64/drum/drum.obj", "CC-BY-SA-3.0+"),
+    ("data/nieb/desk/model.obj", "CC0-1.0"),
+    ("data/jojo/barrel01/tris.obj", "CC0-1.0"),
+    ("data/nieb/signage/model.obj", "CC-BY-3.0"),
+])
+def test_dep5_licence_is_the_last_matching_files_stanza(path: str, expected: str) -> None:
+    from scripts.corpus.licences import licence_of
+
+    assert licence_of(DEP5, path) == expected
+
+
+@pytest.mark.parametrize("relative,expected", [
+    ("Residential/SDHouse1.ac", "building"),
+    ("Maritime/Civilian/Trawler.ac", "ship"),
+    ("Transport/110Bus.ac", "truck"),
+    ("Transport/ICE3middlecar.ac", "train"),
+    ("Aircraft/H-60.ac", "aircraft"),
+    ("Aircraft/strobe.ac", None),
+    ("Weather/cumulus.ac", None),
+    ("Effects/Wildfire/fire.ac", None),
+    ("Maritime/Misc/RedBuoy.ac", None),
+])
+def test_flightgear_categories_come_from_folders(relative: str, expected: str | None) -> None:
+    from scripts.corpus.sources.flightgear import category_of
+
+    assert category_of(relative) == expected

@@ -6,14 +6,12 @@ effects, astronomy, carrier-deck helpers and the parts under Geometry/ are left 
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from ..common import Candidate, categorise
+from ..convert import with_assimp
 from ..fetch import ensure_assimp
-from .sweethome import read_obj
 
 PACKAGE = "flightgear-data-models"
 SHORT = "fg"
@@ -52,18 +50,7 @@ def candidates(root: Path) -> Iterator[Candidate]:
                         read=_reader(assimp, path), up="y", title=path.stem)
 
 
-def convert(assimp: str, path: Path) -> tuple:  # -> tuple[np.ndarray, np.ndarray]
-    """Vertices and faces of an AC3D file, via `assimp export` to a temporary OBJ."""
-    with tempfile.TemporaryDirectory(prefix="atlasvae-ac-") as tmp:
-        target = Path(tmp) / "model.obj"
-        done = subprocess.run([assimp, "export", str(path), str(target)], capture_output=True, text=True,
-                              check=False)
-        if done.returncode != 0 or not target.is_file():
-            raise ValueError(f"{path.name}: assimp could not convert it ({done.stderr.strip()[-200:]})")
-        return read_obj(target.read_bytes(), path.name)
-
-
 def _reader(assimp: str, path: Path):  # -> Callable[[], tuple[np.ndarray, np.ndarray]]
     def read():  # -> tuple[np.ndarray, np.ndarray]
-        return convert(assimp, path)
+        return with_assimp(assimp, path)
     return read
