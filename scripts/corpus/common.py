@@ -40,7 +40,7 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("tableware", r"cups?|mugs?|glass|glasses|bowls?|plates?|dish\w*|tray|teapot|creamer|fork|spoon|"
                   r"kettle|saucepan|pan|coffeemaker|coffee_machine"),
     ("container", r"barrels?|crates?|box\w*|containers?|sacks?|amphorae?|baskets?|chests?|bins?|dustbin|"
-                  r"garbagecan|"
+                  r"garbagecan|gaz|gas|"
                   r"oiltank|cylinder|gascylinder|bucket"),
     ("weapon", r"swords?|spears?|axe|bow|crossbow|pistol\d*|rifle|\w*gun|cannon|autocannon|launcher|"
                r"knife\w*|blade|grenade|\w*gren|rpg\d*|smg|shotgun\w*|sniper|flamer|\w*blaster|bolterrifle|"

@@ -37,14 +37,23 @@ def test_weld_merges_split_vertices_and_drops_degenerate_faces() -> None:
     assert len(wv) == 4 and len(wf) == 2
 
 
+def detailed_box(extents: tuple[float, float, float], at: tuple[float, float, float] = (0.0, 0.0, 0.0)
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    m = trimesh.creation.box(extents=extents).subdivide().subdivide()
+    return np.asarray(m.vertices) + np.asarray(at), np.asarray(m.faces)
+
+
 def test_a_far_away_marker_is_dropped_and_a_near_second_part_kept() -> None:
-    # A 20 m train body, a buffer 1 m from it, and an editor marker 400 m away.
-    body, buffer, marker = box((20.0, 3.0, 4.0)), box((0.5, 1.0, 1.0), (10.8, 0.0, 0.0)), box((1, 1, 1), (400, 0, 0))
+    # As in FlightGear's ICE3 car: a detailed 25 m body, a buffer beside it, and a coarse editor marker
+    # 400 m above with far more surface area than the car but few faces.
+    body, buffer = detailed_box((25.0, 3.0, 4.0)), detailed_box((0.5, 1.0, 1.0), (12.8, 0.0, 0.0))
+    marker = box((25.0, 25.0, 25.0), (0.0, 0.0, 400.0))
     v, f = join(body, buffer, marker)
+    assert filters.face_areas(*marker).sum() > 3 * filters.face_areas(*body).sum()
     kept_v, kept_f, removed = filters.drop_stray_parts(v, f)
     assert removed == 1
     assert len(kept_f) == len(body[1]) + len(buffer[1])
-    assert kept_v[:, 0].max() < 12.0
+    assert kept_v[:, 2].max() < 3.0
 
 
 def test_two_large_separate_parts_are_both_kept() -> None:

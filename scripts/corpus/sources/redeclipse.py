@@ -1,6 +1,6 @@
 """redeclipse-data: Red Eclipse's map props and weapons (OBJ; IQM and MD5 via `assimp`): Y-up as read.
 
-Player models (one file per animation), projectiles, cosmetic attachments and animation-only files are
+Player models (one file per animation), projectiles (also weapons' proj/ folders), cosmetic attachments and animation-only files are
 left out. Licences differ per author folder and come from the package's DEP-5 copyright file.
 """
 
@@ -33,7 +33,7 @@ def candidates(root: Path) -> Iterator[Candidate]:
     assimp = None
     for path in files:
         relative = path.relative_to(data).as_posix()
-        if relative.startswith(SKIP_FOLDERS):
+        if relative.startswith(SKIP_FOLDERS) or "/proj/" in relative:
             continue
         folders = relative.split("/")[:-1]
         stem = path.stem if path.stem not in ("model", "mesh", "tris") else folders[-1]
