@@ -19,7 +19,8 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str:
     try:
         done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise FetchError(f"{cmd[0]}: command not found (the corpus builder needs Debian's apt-get and dpkg-deb)") from None
+        raise FetchError(f"{cmd[0]}: command not found (the corpus builder needs Debian's apt-get and "
+                         f"dpkg-deb)") from None
     if done.returncode != 0:
         raise FetchError(f"{' '.join(cmd)} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
     return done.stdout

@@ -2,8 +2,9 @@
 
 Deterministic: within each category, objects are ordered by a seeded hash of their id and the first
 fractions go to test and val, so the same corpus always gives the same split (and the order within a
-category does not depend on which other objects exist). The split is committed as scripts/corpus/split.json; `materialise` lays it out as folders per
-label (hard links to the corpus meshes) that `python -m backend train/finetune/evaluate --data` reads.
+category does not depend on which other objects exist). The split is committed as
+scripts/corpus/split.json; `materialise` lays it out as folders per label (hard links to the corpus
+meshes) that `python -m backend train/finetune/evaluate --data` reads.
 """
 
 from __future__ import annotations

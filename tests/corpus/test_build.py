@@ -49,6 +49,12 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tree / "DEBIAN" / "control").write_text(
         "Package: ufoai-data\nVersion: 9.9-test\nArchitecture: all\nMaintainer: Test <t@example.org>\n"
         "Description: tiny test package\n")
+    doc = tree / "usr/share/doc/ufoai-data"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: the team\nLicense: GPL-2+\n\n"
+        "Files:\n base/models/objects/vegi/tree03/tree03.md2\nCopyright: a modeller\nLicense: CC-BY-SA-3.0\n")
     pk3 = tree / ARCHIVE
     pk3.parent.mkdir(parents=True)
     buf = io.BytesIO()
@@ -73,7 +79,8 @@ def test_build_labels_filters_deduplicates_and_resumes(cache: Path, tmp_path: Pa
     summary = json.loads((out / "manifest.json").read_text())["summary"]
     assert summary["per_category"] == {"chair": 1, "tree": 1}
     assert summary["skipped"] == {"duplicate": 1, "flat": 1, "no category": 1, "part of a model": 1}
-    assert summary["packages"] == {"ufoai-data": "9.9-test"} and summary["per_licence"] == {"GPL-2+": 2}
+    assert summary["packages"] == {"ufoai-data": "9.9-test"}
+    assert summary["per_licence"] == {"CC-BY-SA-3.0": 1, "GPL-2+": 1}
     assert "chair" in printed and "tree" in printed
     record = json.loads(next((out / "meshes" / "chair").glob("*.json")).read_text())
     assert record["original_path"].endswith("!models/objects/furniture/chairs/chair.md2")

@@ -1,7 +1,8 @@
 """redeclipse-data: Red Eclipse's map props and weapons (OBJ; IQM and MD5 via `assimp`): Y-up as read.
 
-Player models (one file per animation), projectiles (also weapons' proj/ folders), cosmetic attachments and animation-only files are
-left out. Licences differ per author folder and come from the package's DEP-5 copyright file.
+Player models (one file per animation), projectiles (also weapons' proj/ folders), cosmetic
+attachments and animation-only files are left out. Licences differ per author folder and come from
+the package's DEP-5 copyright file.
 """
 
 from __future__ import annotations

@@ -15,13 +15,12 @@ import numpy as np
 import trimesh
 
 from ..common import Candidate, categorise, open_zip
+from ..licences import licence_of
 
 PACKAGE = "sweethome3d-furniture"
 SHORT = "sh3d"
 FOLDER = "usr/share/sweethome3d/furniture"
-# Licences from the package's debian/copyright, per catalogue file.
-LICENCES = {"KatorLegaz": "CC-BY-3.0-US", "Reallusion": "CC-BY-3.0-US", "Scopia": "CC-BY-3.0",
-            "BlendSwap-CC-BY": "CC-BY-3.0", "BlendSwap-CC-0": "CC0-1.0"}
+COPYRIGHT = "usr/share/doc/sweethome3d-furniture/copyright"  # DEP-5, one Files: stanza per catalogue
 _ENTRY = re.compile(r"^(\w+)#(\d+)=(.*)$", re.M)
 
 
@@ -59,8 +58,9 @@ def read_obj(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def candidates(root: Path) -> Iterator[Candidate]:
     """Every catalogue model, labelled from its name (else its catalogue category), with its rotation."""
+    copyright_text = (root / COPYRIGHT).read_text(encoding="utf-8", errors="replace")
     for archive in sorted((root / FOLDER).glob("*.sh3f")):
-        licence = LICENCES.get(archive.stem, "see /usr/share/doc/sweethome3d-furniture/copyright")
+        licence = licence_of(copyright_text, f"{archive.stem}/{archive.name}")
         text = open_zip(archive).read("PluginFurnitureCatalog.properties").decode("latin-1")
         for entry in parse_catalogue(text):
             model = entry.get("model", "").lstrip("/")
