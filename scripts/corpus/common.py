@@ -47,7 +47,7 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
                r"laserrifle|laserpistol|needlergun|xaw95|javelin|jav|dagger|maces?|club|sling|weap|gladius|falcata|"
                r"xiphos|sagaris|kopis|lance|csword|electrolaser|plasblade|pbeampistol|plasrifle"),
     ("animal", r"dog|cat|rabbit|deer|chicken|pig|piglet|sheep|goat|cow|bull|wolf|bear|lion|fox|boar|crocodile|"
-               r"donkey|mastiff|seagull|zebu|"
+               r"donkey|mastiff|seagull|zebu|cattle|"
                r"fish\d*|shark|whale|dolphin|spider|bloodspider|muskox|camel|zebra|giraffe|rhino|hippo|"
                r"gazelle|wildebeest|ostrich|peacock|duck|walrus|seal|penguin|hawk|eagle|rat|bird"),
     ("person", r"male|female|man|woman|girl|boy|mannequin\w*|character|soldier|civilian|people|"

@@ -87,6 +87,7 @@ def test_a_mirrored_and_scaled_copy_is_a_duplicate_and_another_shape_is_not() ->
     ("Effects/clouds/cumulus.ac", "effect"),
     ("models/cart_debris_2.md2", "debris"),
     ("models/anim/walk.md2", "animation frame"),
+    ("models/aircraft/drop_raptor/drop_raptor_low.md2", "LOD copy"),
 ])
 def test_names_that_are_not_objects(path: str, why: str) -> None:
     assert filters.name_reject(path) == why
