@@ -155,3 +155,12 @@ def test_every_layer_group_names_some_parameters(make_tiny_model) -> None:
     for group in LAYER_GROUPS:
         model = make_tiny_model(5)
         assert freeze(model, (group,)) > 0, group
+
+
+def test_a_model_fine_tuned_with_freeze_can_have_its_prior_refitted(ae_dir: Path, tmp_path: Path) -> None:
+    from backend.refit import refit_prior
+
+    tuned = tmp_path / "frozen_then_refit"
+    run(TrainConfig(out=str(tuned), init=str(ae_dir), freeze=("encoder",), **RUN))
+    summary = refit_prior(tuned, tmp_path / "refitted", None, None, None, "cpu", False)
+    assert summary and (tmp_path / "refitted" / "model.safetensors").is_file()
