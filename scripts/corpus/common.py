@@ -33,7 +33,7 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("siege_engine", r"ram|ballista|onager|catapult|scorpio|lithobolos|sambuca|oxybeles|trebuchet"),
     ("helmet", r"helmets?|helm"),
     ("shield", r"shields?|aspis|scutum|pelta"),
-    ("horse", r"horses?|mare|pony|camel"),
+    ("horse", r"horses?|mare|pony"),
     ("elephant", r"elephants?"),
     ("bottle", r"bottles?|flacon|carafe|jug"),
     ("vase", r"vases?|pots?|pottery|jars?|urn|flowerpot\d*|maceta"),
@@ -49,9 +49,7 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("animal", r"dog|cat|rabbit|deer|chicken|pig|piglet|sheep|goat|cow|bull|wolf|bear|lion|fox|boar|crocodile|"
                r"donkey|mastiff|seagull|zebu|cattle|"
                r"fish\d*|shark|whale|dolphin|spider|bloodspider|muskox|camel|zebra|giraffe|rhino|hippo|"
-               r"gazelle|wildebeest|ostrich|peacock|duck|walrus|seal|penguin|hawk|eagle|rat|bird"),
-    ("person", r"male|female|man|woman|girl|boy|mannequin\w*|character|soldier|civilian|people|"
-               r"sitting|holding|lying|child|baby|pilot|tunic|dress|pants|naked"),
+               r"gazelle|wildebeest|ostrich|peacock|duck|walrus|seal|penguin|hawk|eagle|rat|bird|camel"),
     ("pile", r"piles?|hay|woodcord|logs?|planks?|firewood"),
     ("bush", r"bush\w*|shrub|hedge\w*|fern\w*|grass|plants?|flowers?|cactus|tulips?|orchids?|lavender|"
              r"vegi|papyrus|reeds?|cattails|berry|berries|mushrooms?|calla\w*|bonsai"),
@@ -71,8 +69,10 @@ CATEGORY_RULES: tuple[tuple[str, str], ...] = (
                  r"lighthouse|windmill|mill|arsenal|castle|monument|arch|pantheon|colonnade|stoa|"
                  r"amphitheat\w*|sentry|outpost|fort|palisade|camp|farm|granary|silo|kiosk|shed|"
                  r"doghouse|tipi|yurt|cabin|pavilion|bridge|well|fountain|obelisk|pyramid|ziggurat"),
-    ("appliance", r"oven|fridge|refrigerator|freezer|washing|washer|dryer|dishwasher|cooker|stove|hood|"
-                  r"microwave|toaster|boiler|heater|radiator|furnace|conditioning|fan|mixer|squeezer|generator"),
+    ("person", r"male|female|man|woman|girl|boy|mannequin\w*|character|soldier|civilian|people|"
+               r"sitting|holding|lying|child|baby|pilot|tunic|dress|pants|naked"),
+    ("appliance", r"oven|fridge|refrigerator|freezer|washing|washer|dryer|dishwasher|cooker|stove|"
+                  r"microwave|toaster|boiler|heater|radiator|furnace|conditioning|fan|mixer|squeezer|generator|rangehood"),
     ("electronics", r"tv|television|computer|monitor|laptop|phone|iphone|printer|speaker|stereo|"
                     r"camera|projector|radio|playstation\w*|console|tablet|switchboard|dvd|amplifier"),
     ("bathroom", r"toilets?|wc|bath\w*|bathtub|shower|washbasin|basin|sink|urinal|bidet|jacuzzi|lavatory"),
