@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {category:<14} {n:5d}")
     print("skipped: " + ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()))
     if args.new_split:
-        doc = make_split(records, [c.strip() for c in args.new_split.split(",") if c.strip()], args.seed)
+        try:
+            doc = make_split(records, [c.strip() for c in args.new_split.split(",") if c.strip()], args.seed)
+        except ValueError as exc:
+            print(f"error: --new-split: {exc}", file=sys.stderr)
+            return 2
         save_split(doc, args.split)
         print(f"wrote a new split to {args.split}")
     if not args.split.is_file():

@@ -100,6 +100,9 @@ def categorise(*names: str) -> str | None:
     return None
 
 
+MeshArrays = tuple[np.ndarray, np.ndarray]  # (vertices (V, 3) float, faces (F, 3) int)
+Reader = Callable[[], MeshArrays]
+
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # (x, y, z) -> (x, -z, y)
 
 
@@ -111,7 +114,7 @@ class Candidate:
     path: str                   # original path inside the package (archive member paths after '!')
     category: str | None        # None: no category fits; the builder records it and skips the mesh
     licence: str
-    read: Callable[[], tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    read: Reader = field(repr=False)
     rotation: np.ndarray | None = None   # applied to vertices first (a catalogue's model rotation)
     up: str = "z"                        # the source's up axis after `rotation`: "y" or "z"
     reject: str | None = None            # a reason known from the name alone (LOD copy, effect, part, ...)

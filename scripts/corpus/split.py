@@ -58,12 +58,12 @@ def make_split(records: list[dict[str, Any]], held_out: list[str], seed: int = 0
                              f"a transfer measurement needs at least {MIN_HELD_OUT}")
     base = [(r["id"], r["category"]) for r in records if r["category"] not in held_out]
     transfer = [(r["id"], r["category"]) for r in records if r["category"] in held_out]
-    category = {r["id"]: r["category"] for r in records}
+    label = {r["id"]: r["category"] for r in records}
     doc: dict[str, Any] = {"seed": seed, "held_out": sorted(held_out), "base_fractions": BASE_FRACTIONS,
                            "transfer_fractions": TRANSFER_FRACTIONS,
                            "base": stratified(base, BASE_FRACTIONS, seed),
                            "transfer": stratified(transfer, TRANSFER_FRACTIONS, seed)}
-    doc["counts"] = {group: {part: dict(sorted(Counter(category[i] for i in doc[group][part]).items()))
+    doc["counts"] = {group: {part: dict(sorted(Counter(label[i] for i in doc[group][part]).items()))
                              for part in PARTS} for group in ("base", "transfer")}
     return doc
 

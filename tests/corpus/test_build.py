@@ -101,6 +101,17 @@ def test_build_labels_filters_deduplicates_and_resumes(cache: Path, tmp_path: Pa
     assert obj.stat().st_mtime_ns == before
 
 
+def test_a_held_out_category_that_is_too_small_is_refused(cache: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    split = tmp_path / "split.json"
+    argv = ["--out", str(tmp_path / "c"), "--cache", str(cache), "--sources", "ufoai-data", "--split", str(split),
+            "--new-split", "chair"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--new-split" in err and "'chair' has 1" in err
+    assert not split.exists()
+
+
 def test_an_unknown_source_is_refused_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path / "c"), "--sources", "sweethome3d-furniture,libcgal-demo"]) == 2
     assert "libcgal-demo" in capsys.readouterr().err

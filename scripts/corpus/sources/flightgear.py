@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from ..common import Candidate, categorise
+from ..common import Candidate, MeshArrays, Reader, categorise
 from ..convert import with_assimp
 from ..fetch import ensure_assimp
 
@@ -50,7 +50,7 @@ def candidates(root: Path) -> Iterator[Candidate]:
                         read=_reader(assimp, path), up="y", title=path.stem)
 
 
-def _reader(assimp: str, path: Path):  # -> Callable[[], tuple[np.ndarray, np.ndarray]]
-    def read():  # -> tuple[np.ndarray, np.ndarray]
+def _reader(assimp: str, path: Path) -> Reader:
+    def read() -> MeshArrays:
         return with_assimp(assimp, path)
     return read

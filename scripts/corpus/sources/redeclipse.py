@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from ..common import Candidate, categorise
+from ..common import Candidate, MeshArrays, Reader, categorise
 from ..convert import with_assimp
 from ..fetch import ensure_assimp
 from ..licences import licence_of
@@ -48,8 +48,8 @@ def candidates(root: Path) -> Iterator[Candidate]:
                         reject="animation frame" if animation else None)
 
 
-def _reader(assimp: str | None, path: Path):  # -> Callable[[], tuple[np.ndarray, np.ndarray]]
-    def read():  # -> tuple[np.ndarray, np.ndarray]
+def _reader(assimp: str | None, path: Path) -> Reader:
+    def read() -> MeshArrays:
         if path.suffix.lower() == ".obj":
             return read_obj(path.read_bytes(), path.name)
         return with_assimp(str(assimp), path)

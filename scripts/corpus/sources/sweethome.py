@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import trimesh
 
-from ..common import Candidate, categorise, open_zip
+from ..common import Candidate, MeshArrays, Reader, categorise, open_zip
 from ..licences import licence_of
 
 PACKAGE = "sweethome3d-furniture"
@@ -43,7 +43,7 @@ def rotation_of(entry: dict[str, str]) -> np.ndarray | None:
     return np.array(values).reshape(3, 3)
 
 
-def read_obj(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+def read_obj(data: bytes, name: str) -> MeshArrays:
     """Vertices and triangles of OBJ bytes (UTF-8, else Latin-1 text); materials are not read."""
     try:
         text = data.decode("utf-8")
@@ -74,7 +74,7 @@ def candidates(root: Path) -> Iterator[Candidate]:
                             title=name)
 
 
-def _reader(archive: Path, member: str):  # -> Callable[[], tuple[np.ndarray, np.ndarray]]
-    def read() -> tuple[np.ndarray, np.ndarray]:
+def _reader(archive: Path, member: str) -> Reader:
+    def read() -> MeshArrays:
         return read_obj(open_zip(archive).read(member), f"{archive.name}!{member}")
     return read

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from ..common import Candidate, categorise, open_zip
+from ..common import Candidate, MeshArrays, Reader, categorise, open_zip
 from ..licences import licence_of
 from ..md2 import read_md2
 from .sweethome import read_obj
@@ -43,8 +43,8 @@ def candidates(root: Path) -> Iterator[Candidate]:
                         read=_reader(archive, member), up=up, reject=reject, title=stem)
 
 
-def _reader(archive: Path, member: str):  # -> Callable[[], tuple[np.ndarray, np.ndarray]]
-    def read():  # -> tuple[np.ndarray, np.ndarray]
+def _reader(archive: Path, member: str) -> Reader:
+    def read() -> MeshArrays:
         data = open_zip(archive).read(member)
         if member.lower().endswith(".obj"):
             return read_obj(data, member)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from ..common import Candidate, categorise, open_zip
+from ..common import Candidate, MeshArrays, Reader, categorise, open_zip
 from ..pmd import read_pmd
 
 PACKAGE = "0ad-data"
@@ -39,7 +39,7 @@ def candidates(root: Path) -> Iterator[Candidate]:
                         read=_reader(archive, member), up="y", reject=reject, title=stem)
 
 
-def _reader(archive: Path, member: str):  # -> Callable[[], tuple[np.ndarray, np.ndarray]]
-    def read():  # -> tuple[np.ndarray, np.ndarray]
+def _reader(archive: Path, member: str) -> Reader:
+    def read() -> MeshArrays:
         return read_pmd(open_zip(archive).read(member), member)
     return read
