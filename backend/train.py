@@ -26,9 +26,9 @@ from .checkpoints import (atomic_write_bytes, atomic_write_json, bytes_to_tensor
                           load_model, read_config, save_model, tensors_to_bytes)
 from .data.datasets import PointSets, load_folder, procedural_point_sets, split_files
 from .data.procedural import FAMILIES
+from .errors import BusyError, ConfigError, DataError
 from .finetune import (ARCHITECTURE_FLAGS, check_freeze, convert_mode, freeze, hold_frozen_in_eval,
                        inherit_architecture, parse_freeze)
-from .errors import BusyError, ConfigError, DataError
 from .losses import chamfer_per_shape, kl_divergence
 from .model import AtlasVAE, ModelConfig
 from .prior import GaussianMixturePrior, fit_gmm, fit_label_priors, posterior_mixture
