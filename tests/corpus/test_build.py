@@ -116,3 +116,12 @@ def test_an_unknown_source_is_refused_by_name(tmp_path: Path, capsys: pytest.Cap
     assert main(["--out", str(tmp_path / "c"), "--sources", "sweethome3d-furniture,libcgal-demo"]) == 2
     assert "libcgal-demo" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_missing_assimp_that_cannot_be_installed_says_how(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scripts.corpus.fetch import FetchError, ensure_assimp
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # an OS with neither assimp nor apt-get on the PATH
+    with pytest.raises(FetchError, match="apt-get install assimp-utils") as err:
+        ensure_assimp()
+    assert "--sources" in str(err.value)
