@@ -205,3 +205,14 @@ def test_flightgear_categories_come_from_folders(relative: str, expected: str | 
     from scripts.corpus.sources.flightgear import category_of
 
     assert category_of(relative) == expected
+
+
+@pytest.mark.parametrize("stem,part", [
+    ("hele_trireme_mainsail", True), ("celt_boat_fishing_mast", True), ("kart_merchant_ship_cargo", True),
+    ("hele_trireme_ram", True), ("baobab_1_leaves", True), ("ptol_temple_helle_roof", True),
+    ("rome_ram", False), ("hele_trireme", False), ("oak1", False), ("ptol_temple_helle", False),
+])
+def test_0ad_model_pieces_are_told_from_whole_objects(stem: str, part: bool) -> None:
+    from scripts.corpus.sources.zeroad import PART
+
+    assert bool(PART.search(stem)) == part

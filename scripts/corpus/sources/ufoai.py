@@ -21,7 +21,7 @@ SKIP_FOLDERS = ("models/geoscape/", "models/sequence/", "models/aircraft/craft_"
 # Pieces of a model rather than a model: heads and bodies of characters, crash parts, tree parts, roofs.
 PART = re.compile(r"(^|_)(head\d*\w*|body\d*|part\d+|leaf|leaves\d*|blaetter\d*|stamm\d*|trunk\w*|branch|"
                   r"stem|bloom|roof\d*|bottom|turret|gun|int|int_top|pod\w*|top\w*|flying|rack|ammobox|extinguiser|"
-                  r"seats|carryall)$")
+                  r"seats|carryall|engine|down)$")
 
 
 def candidates(root: Path) -> Iterator[Candidate]:

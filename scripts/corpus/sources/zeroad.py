@@ -18,10 +18,12 @@ LICENCE = "CC-BY-SA-3.0"
 SKIP_FOLDERS = tuple(f"art/meshes/{f}/" for f in (
     "test", "temp", "props/helmet/props", "props/shield/props", "props/new", "props/elephant", "props/horse",
     "props/armor", "props/heads", "props/special", "props/quivers", "props/standard", "props/campaigns"))
-# Pieces of a model (a tree's leaves or trunk, a ship's sails, a building's roof or props) are not objects.
+# Pieces of a model (a tree's leaves or trunk, a ship's sails, mast, ram or cargo, a building's roof or
+# props) are not objects.
 PART = re.compile(r"(^|_)(leaves|trunks?|branches|stilts|needles|sails?|shrouds|shields|roof|props?\w*|decor|"
                   r"nature|banner|turf|tiles?\w*|tent|base|pivot|water|transp|fruit|plants|reliefs|door|"
-                  r"tran|struct_b|cape\w*|rope\w*|oars?|flag\w*|back)(_?[a-z]?\d*)$")
+                  r"tran|struct_b|cape\w*|rope\w*|oars?|flag\w*|back|\w*sail|mast|blanket|cargo|basket|"
+                  r"(trireme|bireme|ship)_ram)(_?[a-z]?\d*)$")
 
 
 def candidates(root: Path) -> Iterator[Candidate]:
