@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv typecheck bench addon wheelhouse base-model clean
+.PHONY: demo test venv typecheck bench addon wheelhouse base-model corpus clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ wheelhouse: $(STAMP)
 
 base-model: $(STAMP)
 	$(VPY) -m backend train --procedural sword,plane,chair,table,mug:240 --out models/base --name base --epochs 60 --seed 0 --sheet-every 10 --device cpu --force
+
+# Maintainers only, never part of `make test`: the real-mesh corpus from Debian packages (README, docs/corpus.md).
+# Pass options through CORPUS_ARGS, e.g. make corpus CORPUS_ARGS="--out /data/corpus".
+corpus: $(STAMP)
+	$(VPY) -m scripts.corpus $(CORPUS_ARGS)
 
 clean:
 	rm -rf out dist .pytest_cache .mypy_cache

@@ -59,6 +59,8 @@ def _resolution_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
+    from .finetune import GROUP_HELP, parse_freeze
+    from .model import ModelConfig
     from .train import TrainConfig
 
     d = TrainConfig(out="")
@@ -80,12 +82,19 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
                    help="KL weight relative to the mean squared Chamfer (default %(default)s; see docs)")
     p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help="linear KL warm-up length")
     p.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dim that cost nothing")
-    p.add_argument("--mode", choices=("vae", "ae"), default=d.mode, help="vae (default) or plain autoencoder")
-    p.add_argument("--template", choices=("sphere", "squares"), default=d.template)
-    p.add_argument("--patches", type=int, default=d.patches, help="number of template primitives")
-    p.add_argument("--latent-dim", type=int, default=d.latent_dim)
-    p.add_argument("--decoder-width", type=int, default=d.decoder_width)
-    p.add_argument("--decoder-layers", type=int, default=d.decoder_layers)
+    # Architecture flags default to None: the --init model's value, else the ModelConfig default below.
+    inherit = "default: the --init model's, else %s" if finetune else "default: %s, or the --init model's"
+    m = ModelConfig()
+    p.add_argument("--mode", choices=("vae", "ae"),
+                   help="vae or plain autoencoder; with --init, 'vae' turns an autoencoder into a VAE (encoder and "
+                        "decoder kept, a narrow variance head added) (" + inherit % m.mode + ")")
+    p.add_argument("--template", choices=("sphere", "squares"), help="(" + inherit % m.template + ")")
+    p.add_argument("--patches", type=int, help="number of template primitives (" + inherit % m.patches + ")")
+    p.add_argument("--latent-dim", type=int, help="(" + inherit % m.latent_dim + ")")
+    p.add_argument("--decoder-width", type=int, help="(" + inherit % m.decoder_width + ")")
+    p.add_argument("--decoder-layers", type=int, help="(" + inherit % m.decoder_layers + ")")
+    p.add_argument("--freeze", type=parse_freeze, default=(), metavar="GROUPS",
+                   help="keep these layer groups of the --init model fixed, comma-separated: " + GROUP_HELP)
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--prior-components", type=int, default=d.prior_components,
                    help="autoencoder only: Gaussians in the latent mixture fitted after training "

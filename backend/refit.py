@@ -34,7 +34,8 @@ def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: fl
     if not isinstance(recorded, dict):
         raise ConfigError(f"{model_dir}: its config.json does not record how it was trained, so its training "
                           f"shapes are unknown; this model cannot be refitted")
-    cfg = replace(config_from_args(recorded), out=str(target), init=None, resume=False, device=device,
+    # Only the data and split matter here: no --init (the weights are this model's) and nothing to freeze.
+    cfg = replace(config_from_args(recorded), out=str(target), init=None, freeze=(), resume=False, device=device,
                   force=force)
     if spread is not None:
         cfg = replace(cfg, prior_spread=spread)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack, suppress
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,10 +23,12 @@ import torch
 
 from . import distributed
 from .checkpoints import (atomic_write_bytes, atomic_write_json, bytes_to_tensors, is_model_folder,
-                          load_model, save_model, tensors_to_bytes)
+                          load_model, read_config, save_model, tensors_to_bytes)
 from .data.datasets import PointSets, load_folder, procedural_point_sets, split_files
 from .data.procedural import FAMILIES
 from .errors import BusyError, ConfigError, DataError
+from .finetune import (ARCHITECTURE_FLAGS, check_freeze, convert_mode, freeze, hold_frozen_in_eval,
+                       inherit_architecture, parse_freeze)
 from .inference import choose_default_prior, fit_priors, pick_points, val_chamfer
 from .losses import chamfer_per_shape, kl_divergence
 from .model import AtlasVAE, ModelConfig
@@ -56,13 +58,15 @@ class TrainConfig:
     beta: float = 1e-5
     warmup_epochs: int = 5
     free_bits: float = 0.0
-    mode: str = "vae"
-    template: str = "sphere"
-    patches: int = 1
-    latent_dim: int = 128
-    decoder_width: int = 256
-    decoder_layers: int = 2
-    encoder_widths: tuple[int, ...] = (64, 128, 256)
+    # Architecture: None means the --init model's (fine-tuning), else ModelConfig's default; see resolved().
+    mode: str | None = None
+    template: str | None = None
+    patches: int | None = None
+    latent_dim: int | None = None
+    decoder_width: int | None = None
+    decoder_layers: int | None = None
+    encoder_widths: tuple[int, ...] | None = None
+    freeze: tuple[str, ...] = ()
     val_fraction: float = 0.1
     test_fraction: float = 0.0
     prior_components: int = 32
@@ -81,9 +85,26 @@ class TrainConfig:
                 "latent_dim", "decoder_width", "decoder_layers", "encoder_widths", "seed")
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(mode=self.mode, template=self.template, patches=self.patches,
-                           latent_dim=self.latent_dim, encoder_widths=tuple(self.encoder_widths),
-                           decoder_width=self.decoder_width, decoder_layers=self.decoder_layers)
+        """The architecture to build; unset fields take ModelConfig's defaults."""
+        given = {f.name: getattr(self, f.name) for f in fields(ModelConfig)
+                 if getattr(self, f.name, None) is not None}
+        return ModelConfig(**given)
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every architecture field set: from the --init model when there is one, else defaults."""
+        names = ("mode", *ARCHITECTURE_FLAGS)
+        values = {name: getattr(self, name) for name in names}
+        if self.init is not None:
+            try:
+                init_cfg = ModelConfig.from_dict(read_config(self.init).get("model", {}))
+            except (ConfigError, TypeError) as exc:
+                raise ConfigError(f"--init {self.init}: invalid model config ({exc})") from None
+            values = inherit_architecture(values, init_cfg, self.init)
+        else:
+            defaults = ModelConfig()
+            values = {k: getattr(defaults, k) if v is None else v for k, v in values.items()}
+        values["encoder_widths"] = tuple(values["encoder_widths"])
+        return replace(self, **values)
 
     def check(self) -> None:
         """Refuse impossible settings before any data is read."""
@@ -105,7 +126,9 @@ class TrainConfig:
             raise ConfigError(f"--data {self.data}: not a folder")
         if self.init is not None and not is_model_folder(self.init):
             raise ConfigError(f"--init {self.init}: not a model folder (needs config.json and model.safetensors)")
-        self.model_config()
+        self.freeze = parse_freeze(self.freeze) if isinstance(self.freeze, str) else tuple(self.freeze)
+        check_freeze(self.freeze, self.init is not None)
+        self.resolved().model_config()
 
     def run_identity(self) -> dict[str, Any]:
         d = asdict(self)
@@ -243,8 +266,10 @@ def build_model(cfg: TrainConfig, device: torch.device) -> tuple[AtlasVAE, dict[
     """A fresh model, or the --init model's architecture and weights for fine-tuning."""
     if cfg.init is not None:
         base = load_model(cfg.init, device)
-        base.model.train()
-        return base.model, {"init": str(Path(cfg.init).resolve()), "init_name": base.name}
+        model = convert_mode(base.model, cfg.model_config().mode)
+        freeze(model, cfg.freeze)
+        model.train()
+        return model, {"init": str(Path(cfg.init).resolve()), "init_name": base.name, "init_mode": base.config.mode}
     return AtlasVAE(cfg.model_config()).to(device), {}
 
 
@@ -310,6 +335,7 @@ def run(cfg: TrainConfig, progress: ProgressFn | None = None,
     progress, and a cancel on any rank stops every rank at the same step (see docs/distributed.md).
     """
     cfg.check()
+    cfg = cfg.resolved()
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
@@ -365,6 +391,7 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
         _set_lr(opt, cfg.lr * _lr_factor(epoch, total_epochs))
         rng = np.random.default_rng([cfg.seed, epoch])
         model.train()
+        hold_frozen_in_eval(model, cfg.freeze)
         sums = {"loss": 0.0, "chamfer": 0.0, "kl": 0.0}
         n = 0
         for step, idx in enumerate(batches(len(train_pts), cfg.batch_size, rng)):
