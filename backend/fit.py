@@ -1,0 +1,197 @@
+"""Fit the model to one shape at request time (AtlasNet's shape-specific optimisation).
+
+The encoder maps a shape it never saw to the nearest thing it knows; optimising against the shape's own
+surface samples makes the result faithful. Three modes, each starting where the previous one ends:
+
+- ``encoder``: the encoder's posterior mean, one pass (what the model "thinks" the shape is);
+- ``latent``:  Adam on the latent code with the decoder frozen, so the shape stays the model's own
+  (interpolation and variations start here);
+- ``full``:    then Adam on the code and a per-request deep copy of the decoder; the loaded model's
+  weights are never touched (the copy is the only thing that receives gradients).
+
+Every step draws fresh template points and fresh target points from a fixed pool of surface samples, so
+the decoder cannot fit one sample set. Batch norm stays in eval mode (batch size 1 would break batch
+statistics). A step checks `cancel` before it starts, so a cancel is answered within one step. A phase
+stops early once a moving average of its Chamfer has not improved by `min_improvement` (relative) for
+`patience` steps. Nearest neighbours come from backend.losses (a KD-tree on the CPU, chunked exact
+search on a GPU), so the same code runs on CPU, CUDA and MPS.
+
+Default schedule (chosen by bench/bench_fit.py on 16 real meshes, see docs/benchmarks.md): the step
+budget is split 1/3 latent (lr 1e-2) and 2/3 full (decoder lr 1e-3, latent lr 1e-2), every decoder
+layer adapted, 2 500 points a step from a 20 000-point pool, patience 40 steps at 0.5 %.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.meshio import Mesh
+from .data.sampling import sample_surface
+from .errors import AtlasError, ConfigError
+from .losses import chamfer_loss
+from .model import AtlasVAE
+from .fit_limits import DEFAULT_FIT_STEPS, FIT_MODES, MAX_FIT_STEPS, MIN_FIT_STEPS
+from .templates import random_points
+
+ADAPT_CHOICES = ("all", "head")
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+class FitCancelled(AtlasError):
+    """Raised when a fit is cancelled; carries the step it stopped before."""
+
+    def __init__(self, step: int, steps: int) -> None:
+        super().__init__(f"fit cancelled before step {step + 1} of {steps}")
+        self.step, self.steps = step, steps
+
+
+@dataclass(frozen=True)
+class FitSchedule:
+    """How a fit spends its steps; `steps` is the whole budget (both phases for `full`)."""
+
+    steps: int = DEFAULT_FIT_STEPS["full"]
+    latent_share: float = 1 / 3
+    latent_lr: float = 1e-2
+    decoder_lr: float = 1e-3
+    points: int = 2500
+    pool: int = 20_000
+    patience: int = 40
+    min_improvement: float = 0.005
+    adapt: str = "all"
+    ema: float = 0.1
+
+    def phase_steps(self, mode: str) -> tuple[int, int]:
+        """(latent steps, full steps) for a mode."""
+        if mode == "encoder":
+            return 0, 0
+        if mode == "latent":
+            return self.steps, 0
+        latent = max(1, int(round(self.steps * self.latent_share))) if self.steps > 1 else 0
+        return latent, self.steps - latent
+
+
+def check_fit(mode: Any, steps: Any = None, steps_name: str = "steps") -> tuple[str, int]:
+    """Validate a fit mode and step count (None = the mode's default); raises ConfigError naming the param."""
+    if mode not in FIT_MODES:
+        raise ConfigError(f"fit must be one of {', '.join(FIT_MODES)}, got {mode!r}")
+    if steps is None:
+        return mode, DEFAULT_FIT_STEPS[mode]
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or \
+            not MIN_FIT_STEPS <= steps <= MAX_FIT_STEPS:
+        raise ConfigError(f"{steps_name} must be an integer between {MIN_FIT_STEPS} and {MAX_FIT_STEPS}, "
+                          f"got {steps!r}")
+    return mode, int(steps)
+
+
+@dataclass
+class FitResult:
+    """A fitted latent code (1, D), the decoders to use with it, and what the fit did."""
+
+    z: torch.Tensor
+    decoders: nn.ModuleList
+    mode: str
+    history: list[float] = field(default_factory=list)
+    steps_run: int = 0
+    stopped_early: list[str] = field(default_factory=list)
+
+    def decode(self, z: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        """Like AtlasVAE.decode, with this fit's decoders."""
+        return torch.cat([dec(z, template[k]) for k, dec in enumerate(self.decoders)], dim=1)
+
+
+def surface_pool(mesh_unit: Mesh, count: int, seed: int) -> np.ndarray:
+    """`count` surface samples of a unit-ball mesh: the fit's targets."""
+    return sample_surface(mesh_unit, count, np.random.default_rng(seed))
+
+
+class _Plateau:
+    """Early stopping on an exponential moving average of a noisy per-step loss."""
+
+    def __init__(self, patience: int, min_improvement: float, ema: float) -> None:
+        self.patience, self.min_improvement, self.ema = patience, min_improvement, ema
+        self.avg: float | None = None
+        self.best = float("inf")
+        self.since_best = 0
+
+    def update(self, loss: float) -> bool:
+        """Feed one loss; True once it has stopped improving."""
+        self.avg = loss if self.avg is None else (1 - self.ema) * self.avg + self.ema * loss
+        if self.avg < self.best * (1 - self.min_improvement):
+            self.best, self.since_best = self.avg, 0
+        else:
+            self.since_best += 1
+        return self.since_best >= self.patience
+
+
+def _adapted_parameters(decoders: nn.ModuleList, adapt: str) -> list[nn.Parameter]:
+    if adapt == "all":
+        return list(decoders.parameters())
+    if adapt == "head":
+        return [p for dec in decoders for m in (*dec.layers, dec.out) for p in m.parameters()]
+    raise ConfigError(f"adapt must be one of {ADAPT_CHOICES}, got {adapt!r}")
+
+
+def fit_code(model: AtlasVAE, z0: torch.Tensor, targets: np.ndarray, mode: str,
+        schedule: FitSchedule = FitSchedule(), progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None, seed: int = 0) -> FitResult:
+    """Fit latent code `z0` (1, D) (and, for `full`, a copy of the decoder) to `targets` (N, 3) unit-ball points.
+
+    `model` is only read; its decoders are deep-copied so nothing it holds changes or gets gradients.
+    """
+    check_fit(mode, schedule.steps if mode != "encoder" else None)
+    latent_steps, full_steps = schedule.phase_steps(mode)
+    total = latent_steps + full_steps
+    if total == 0:
+        return FitResult(z=z0.detach().clone(), decoders=model.decoders, mode=mode)
+    device = z0.device
+    decoders = copy.deepcopy(model.decoders).eval().requires_grad_(False)
+    result = FitResult(z=z0.detach().clone(), decoders=decoders, mode=mode)
+    cfg = model.cfg
+    target = torch.as_tensor(targets, dtype=torch.float32, device=device)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    points = min(schedule.points, len(targets))
+    z = result.z.requires_grad_(True)
+    step = 0
+    for phase, count in (("latent", latent_steps), ("full", full_steps)):
+        if count == 0:
+            continue
+        groups: list[dict[str, Any]] = [{"params": [z], "lr": schedule.latent_lr}]
+        if phase == "full":
+            weights = _adapted_parameters(decoders, schedule.adapt)
+            for p in weights:
+                p.requires_grad_(True)
+            groups.append({"params": weights, "lr": schedule.decoder_lr})
+        optimiser = torch.optim.Adam(groups)
+        plateau = _Plateau(schedule.patience, schedule.min_improvement, schedule.ema)
+        for i in range(count):
+            if cancel is not None and cancel.is_set():
+                raise FitCancelled(step, total)
+            template = random_points(cfg.template, cfg.patches, points, gen, device)
+            picks = torch.as_tensor(rng.choice(len(targets), size=points, replace=False), device=device)
+            optimiser.zero_grad(set_to_none=True)
+            loss = chamfer_loss(result.decode(z, template), target[picks][None])
+            loss.backward()
+            optimiser.step()
+            value = float(loss.detach())
+            result.history.append(value)
+            step += 1
+            if progress is not None:
+                progress({"event": "step", "phase": phase, "step": step, "steps": total,
+                          "chamfer": value * 1e3, "loss": value})
+            if i + 1 < count and plateau.update(value):
+                result.stopped_early.append(f"{phase}@{i + 1}")
+                step += count - i - 1  # the skipped steps count as done for progress
+                break
+    result.steps_run = len(result.history)
+    result.z = z.detach()
+    decoders.requires_grad_(False)
+    return result
