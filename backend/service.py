@@ -197,7 +197,7 @@ class ModelService:
             targets = (surface_pool(Mesh(norm.apply(m.vertices), m.faces), plan.pool, FIT_SEED)
                        if mode != "encoder" else np.zeros((0, 3), np.float32))
             z0 = torch.as_tensor(mu[k:k + 1], dtype=torch.float32, device=self._device)
-            results.append(fit_code(lm.model, z0, targets, mode, plan, relay, cancel, seed=FIT_SEED + k))
+            results.append(fit_code(lm.model, z0, targets, mode, plan, relay, cancel, seed=FIT_SEED))
         return results
 
     def _decode_random(self, lm: LoadedModel, z: np.ndarray, count: int,
