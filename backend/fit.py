@@ -35,7 +35,7 @@ from torch import nn
 from .data.meshio import Mesh
 from .data.sampling import sample_surface
 from .errors import AtlasError, ConfigError
-from .losses import chamfer_loss
+from .losses import chamfer_loss, nearest_indices
 from .model import AtlasVAE
 from .fit_limits import DEFAULT_FIT_STEPS, FIT_MODES, MAX_FIT_STEPS, MIN_FIT_STEPS
 from .templates import random_points
@@ -67,6 +67,8 @@ class FitSchedule:
     min_improvement: float = 0.005
     adapt: str = "all"
     ema: float = 0.1
+    focus: float = 0.0
+    focus_every: int = 10
 
     def phase_steps(self, mode: str) -> tuple[int, int]:
         """(latent steps, full steps) for a mode."""
@@ -139,6 +141,19 @@ def _adapted_parameters(decoders: nn.ModuleList, adapt: str) -> list[nn.Paramete
     raise ConfigError(f"adapt must be one of {ADAPT_CHOICES}, got {adapt!r}")
 
 
+def _focus_weights(target: torch.Tensor, decoded: torch.Tensor, focus: float) -> np.ndarray:
+    """Sampling probabilities over the target pool: a share `focus` in proportion to each point's squared
+    distance from the current output, so parts the output does not reach yet (thin legs) get more points."""
+    idx, _ = nearest_indices(target[None], decoded)
+    dist = (target - decoded[0, idx[0]]).square().sum(-1).double().cpu().numpy()
+    uniform = np.full(len(dist), 1.0 / len(dist))
+    total = dist.sum()
+    if not total > 0:
+        return uniform
+    p = (1 - focus) * uniform + focus * dist / total
+    return p / p.sum()
+
+
 def fit_code(model: AtlasVAE, z0: torch.Tensor, targets: np.ndarray, mode: str,
         schedule: FitSchedule = FitSchedule(), progress: ProgressFn | None = None,
         cancel: threading.Event | None = None, seed: int = 0) -> FitResult:
@@ -161,6 +176,7 @@ def fit_code(model: AtlasVAE, z0: torch.Tensor, targets: np.ndarray, mode: str,
     points = min(schedule.points, len(targets))
     z = result.z.requires_grad_(True)
     step = 0
+    focus_p: np.ndarray | None = None
     for phase, count in (("latent", latent_steps), ("full", full_steps)):
         if count == 0:
             continue
@@ -176,9 +192,16 @@ def fit_code(model: AtlasVAE, z0: torch.Tensor, targets: np.ndarray, mode: str,
             if cancel is not None and cancel.is_set():
                 raise FitCancelled(step, total)
             template = random_points(cfg.template, cfg.patches, points, gen, device)
-            picks = torch.as_tensor(rng.choice(len(targets), size=points, replace=False), device=device)
+            if focus_p is None:
+                chosen = rng.choice(len(targets), size=points, replace=False)
+            else:
+                chosen = rng.choice(len(targets), size=points, replace=True, p=focus_p)
+            picks = torch.as_tensor(chosen, device=device)
             optimiser.zero_grad(set_to_none=True)
-            loss = chamfer_loss(result.decode(z, template), target[picks][None])
+            decoded = result.decode(z, template)
+            loss = chamfer_loss(decoded, target[picks][None])
+            if schedule.focus > 0 and step % schedule.focus_every == 0:
+                focus_p = _focus_weights(target, decoded.detach(), schedule.focus)
             loss.backward()
             optimiser.step()
             value = float(loss.detach())

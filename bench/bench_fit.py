@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import trimesh
 
-from backend.data.meshio import Mesh, load_mesh, normalisation_of
+from backend.data.meshio import Mesh, Normalisation, load_mesh, normalisation_of
 from backend.data.sampling import sample_surface
 from backend.fit import DEFAULT_FIT_STEPS, FitSchedule
 from backend.metrics import chamfer
@@ -44,11 +44,16 @@ def mesh_files(source: Path) -> list[Path]:
     return [(source.parent / line) if not Path(line).is_absolute() else Path(line) for line in lines]
 
 
-def unit_cloud(mesh: Mesh) -> tuple[Mesh, np.ndarray]:
-    """The mesh in its unit ball and the 2 500 surface samples the service scores against."""
+def unit_cloud(mesh: Mesh) -> tuple[Normalisation, np.ndarray]:
+    """The mesh's unit-ball normalisation and the 2 500 surface samples the service scores against."""
     norm = normalisation_of(mesh.vertices)
-    unit = Mesh(norm.apply(mesh.vertices), mesh.faces)
-    return unit, sample_surface(unit, ENCODE_POINTS, np.random.default_rng(0))
+    return norm, sample_surface(Mesh(norm.apply(mesh.vertices), mesh.faces), ENCODE_POINTS, np.random.default_rng(0))
+
+
+def mesh_chamfer(out: Mesh, norm: Normalisation, cloud: np.ndarray) -> float:
+    """Chamfer x1e-3 of the output *mesh* (its faces' surface, not the decoder's points) against the input."""
+    unit = Mesh(norm.apply(out.vertices), out.faces)
+    return chamfer(sample_surface(unit, ENCODE_POINTS, np.random.default_rng(2)), cloud) * 1e3
 
 
 def ellipsoid_points(cloud: np.ndarray, count: int = ENCODE_POINTS) -> tuple[np.ndarray, str]:
@@ -96,8 +101,9 @@ def run_mode(service: ModelService, mesh: Mesh, mode: str, steps: int | None, sc
             "mesh": out}
 
 
-def render_sheet(rows: list[tuple[str, list[Mesh]]], path: Path) -> None:
-    """A grid: one row per mesh, columns input | encoder | latent | full, same view and unit-ball scale."""
+def render_sheet(rows: list[tuple[str, list[Mesh]]], scores: list[list[float]], path: Path) -> None:
+    """A grid: one row per mesh, columns input | encoder | latent | full (titled with their Chamfer x1e-3),
+    one view, every panel framed like the input."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,24 +111,31 @@ def render_sheet(rows: list[tuple[str, list[Mesh]]], path: Path) -> None:
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     titles = ["input", "encoder", "latent", "full"]
-    fig = plt.figure(figsize=(2.6 * len(titles), 2.6 * len(rows)))
+    fig = plt.figure(figsize=(3.0 * len(titles), 3.0 * len(rows)))
     light = np.array([0.4, 0.8, 0.45]) / np.linalg.norm([0.4, 0.8, 0.45])
     for r, (name, meshes) in enumerate(rows):
         norm = normalisation_of(meshes[0].vertices)
+
+        def plotted(mesh: Mesh) -> np.ndarray:
+            return norm.apply(mesh.vertices)[:, [0, 2, 1]] * np.array([1, -1, 1])  # y-up model -> z-up plot
+
+        lo, hi = plotted(meshes[0]).min(0), plotted(meshes[0]).max(0)
+        mid, half = (lo + hi) / 2, (hi - lo).max() / 2 * 1.05  # every column framed like the input
         for c, mesh in enumerate(meshes):
             ax = fig.add_subplot(len(rows), len(titles), r * len(titles) + c + 1, projection="3d")
-            v = norm.apply(mesh.vertices)[:, [0, 2, 1]] * np.array([1, -1, 1])  # y-up model -> z-up plot
+            v = plotted(mesh)
             tri = v[mesh.faces]
             normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
             normal /= np.linalg.norm(normal, axis=1, keepdims=True).clip(1e-12)
             shade = 0.35 + 0.65 * np.abs(normal @ light)
             ax.add_collection3d(Poly3DCollection(tri, facecolors=np.outer(shade, [0.55, 0.7, 0.9]),
                                                  edgecolors="none"))
-            ax.set_xlim(-1, 1), ax.set_ylim(-1, 1), ax.set_zlim(-1, 1)
-            ax.set_box_aspect((1, 1, 1))
+            ax.set_xlim(mid[0] - half, mid[0] + half), ax.set_ylim(mid[1] - half, mid[1] + half)
+            ax.set_zlim(mid[2] - half, mid[2] + half)
+            ax.set_box_aspect((1, 1, 1), zoom=1.35)
             ax.view_init(elev=15, azim=-60)
             ax.set_axis_off()
-            ax.set_title(f"{name}: {titles[c]}" if c == 0 else titles[c], fontsize=9)
+            ax.set_title(f"{name}: {titles[c]}" if c == 0 else f"{titles[c]} {scores[r][c - 1]:.1f}", fontsize=10)
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.97, wspace=0, hspace=0.08)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -161,19 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     header = "mesh".ljust(14) + "".join(f"{m:>9}" for m in modes) + "  ellips  " + \
         "".join(f"{m[:3]}/ell " for m in modes) + "  " + "".join(f"{m[:3]} s  " for m in modes) + " full s/step"
     print(header, flush=True)
-    rows, sheet_rows = [], []
+    rows, sheet_rows, sheet_scores = [], [], []
     wanted = {n for n in args.sheet_meshes.split(",") if n}
     for path in files:
         mesh = load_mesh(path)
-        _, cloud = unit_cloud(mesh)
+        norm, cloud = unit_cloud(mesh)
         ell, kind = ellipsoid_points(cloud)
         ell_cd = chamfer(ell, cloud) * 1e3
         res = {m: run_mode(service, mesh, m, steps[m], schedule, args.resolution) for m in modes}
+        for r in res.values():
+            r["mesh_chamfer"] = mesh_chamfer(r["mesh"], norm, cloud)
         row = {"mesh": path.name, "path": str(path), "faces": int(len(mesh.faces)), "ellipsoid": ell_cd,
                "ellipsoid_fit": kind, **{m: {k: v for k, v in r.items() if k != "mesh"} for m, r in res.items()}}
         rows.append(row)
         if path.stem in wanted and all(m in res for m in MODES):
             sheet_rows.append((path.stem, [mesh, *(res[m]["mesh"] for m in MODES)]))
+            sheet_scores.append([res[m]["chamfer"] for m in MODES])
         full_sps = res["full"]["s_per_step"] if "full" in res else None
         print(path.stem[:13].ljust(14) + "".join(f"{res[m]['chamfer']:9.2f}" for m in modes) + f"{ell_cd:8.2f}  " +
               "".join(f"{res[m]['chamfer'] / ell_cd:7.3f} " for m in modes) + "  " +
@@ -181,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
               (f"  {full_sps * 1000:6.1f} ms" if full_sps else ""), flush=True)
     summary = {m: {"median_chamfer": statistics.median(r[m]["chamfer"] for r in rows),
                    "median_ratio": statistics.median(r[m]["chamfer"] / r["ellipsoid"] for r in rows),
+                   "median_mesh_ratio": statistics.median(r[m]["mesh_chamfer"] / r["ellipsoid"] for r in rows),
                    "median_seconds": statistics.median(r[m]["seconds"] for r in rows),
                    "median_steps_run": statistics.median(r[m]["steps_run"] for r in rows)} for m in modes}
     summary["ellipsoid"] = {"median_chamfer": statistics.median(r["ellipsoid"] for r in rows)}
@@ -190,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps({"machine": machine(), "argv": sys.argv, "schedule": str(schedule),
                                         "steps": steps, "rows": rows, "summary": summary}, indent=1))
     if args.sheet and sheet_rows:
-        render_sheet(sheet_rows, args.sheet)
+        render_sheet(sheet_rows, sheet_scores, args.sheet)
     return 0
 
 
