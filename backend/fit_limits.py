@@ -6,4 +6,4 @@ Kept free of torch (like protocol.py) so the server can validate requests before
 FIT_MODES = ("encoder", "latent", "full")
 SHARED_DECODER_FITS = ("encoder", "latent")  # interpolate/variations keep the model's own decoder
 MIN_FIT_STEPS, MAX_FIT_STEPS = 1, 5000
-DEFAULT_FIT_STEPS = {"encoder": 0, "latent": 100, "full": 300}
+DEFAULT_FIT_STEPS = {"encoder": 0, "latent": 100, "full": 200}

@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -27,7 +28,8 @@ import trimesh
 
 from backend.data.meshio import Mesh, Normalisation, load_mesh, normalisation_of
 from backend.data.sampling import sample_surface
-from backend.fit import DEFAULT_FIT_STEPS, FitSchedule
+from backend.fit import FitCancelled, FitSchedule
+from backend.fit_limits import DEFAULT_FIT_STEPS, MAX_FIT_STEPS
 from backend.metrics import chamfer
 from backend.service import ENCODE_POINTS, ModelService
 from bench.common import machine
@@ -101,6 +103,29 @@ def run_mode(service: ModelService, mesh: Mesh, mode: str, steps: int | None, sc
             "mesh": out}
 
 
+def cancel_latency(service: ModelService, mesh: Mesh, schedule: FitSchedule, after_s: float = 3.0
+                   ) -> dict[str, float]:
+    """Cancel a running full fit from another thread: seconds until it stopped, and the median step time."""
+    cancel, stamps, outcome = threading.Event(), [], {}
+
+    def work() -> None:
+        try:
+            service.reconstruct(mesh, resolution=642, fit="full", steps=MAX_FIT_STEPS,
+                                progress=lambda e: stamps.append(time.perf_counter()), cancel=cancel,
+                                schedule=schedule)
+        except FitCancelled:
+            outcome["stopped"] = time.perf_counter()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(after_s)
+    asked = time.perf_counter()
+    cancel.set()
+    thread.join()
+    return {"latency_s": outcome["stopped"] - asked, "step_s": float(np.median(np.diff(stamps))) if len(stamps) > 1 else None,
+            "steps_before_cancel": sum(t <= asked for t in stamps), "steps_after_cancel": sum(t > asked for t in stamps)}
+
+
 def render_sheet(rows: list[tuple[str, list[Mesh]]], scores: list[list[float]], path: Path) -> None:
     """A grid: one row per mesh, columns input | encoder | latent | full (titled with their Chamfer x1e-3),
     one view, every panel framed like the input."""
@@ -157,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the per-mesh results here as JSON")
     parser.add_argument("--sheet", type=Path, help="write input | encoder | latent | full renders here")
     parser.add_argument("--sheet-meshes", default="", help="comma-separated mesh names for the sheet")
+    parser.add_argument("--cancel-check", action="store_true",
+                        help="also cancel a full fit on the first mesh after 3 s and time how long it took to stop")
     for f in fields(FitSchedule):
         if f.name != "steps":
             parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default) if
@@ -202,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                    "median_steps_run": statistics.median(r[m]["steps_run"] for r in rows)} for m in modes}
     summary["ellipsoid"] = {"median_chamfer": statistics.median(r["ellipsoid"] for r in rows)}
     print("median", json.dumps(summary, indent=1))
+    if args.cancel_check:
+        summary["cancel"] = cancel_latency(service, load_mesh(files[0]), schedule)
+        print("cancel", json.dumps(summary["cancel"]))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"machine": machine(), "argv": sys.argv, "schedule": str(schedule),
