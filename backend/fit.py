@@ -150,7 +150,7 @@ def _adapted_parameters(decoders: nn.ModuleList, adapt: str) -> list[nn.Paramete
     if adapt == "all":
         return list(decoders.parameters())
     if adapt == "head":
-        return [p for dec in decoders for m in (*dec.layers, dec.out) for p in m.parameters()]
+        return [p for name, p in decoders.named_parameters() if name.split(".")[1] in ("layers", "out")]
     raise ConfigError(f"adapt must be one of {ADAPT_CHOICES}, got {adapt!r}")
 
 

@@ -104,7 +104,7 @@ def run_mode(service: ModelService, mesh: Mesh, mode: str, steps: int | None, sc
 
 
 def cancel_latency(service: ModelService, mesh: Mesh, schedule: FitSchedule, after_s: float = 3.0
-                   ) -> dict[str, float]:
+                   ) -> dict[str, float | None]:
     """Cancel a running full fit from another thread: seconds until it stopped, and the median step time."""
     cancel, stamps, outcome = threading.Event(), [], {}
 
@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     header = "mesh".ljust(14) + "".join(f"{m:>9}" for m in modes) + "  ellips  " + \
         "".join(f"{m[:3]}/ell " for m in modes) + "  " + "".join(f"{m[:3]} s  " for m in modes) + " full s/step"
     print(header, flush=True)
-    rows, sheet_rows, sheet_scores = [], [], []
+    rows: list[dict[str, Any]] = []
+    sheet_rows: list[tuple[str, list[Mesh]]] = []
+    sheet_scores: list[list[float]] = []
     wanted = {n for n in args.sheet_meshes.split(",") if n}
     for path in files:
         mesh = load_mesh(path)
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
               "".join(f"{res[m]['chamfer'] / ell_cd:7.3f} " for m in modes) + "  " +
               "".join(f"{res[m]['seconds']:6.1f} " for m in modes) +
               (f"  {full_sps * 1000:6.1f} ms" if full_sps else ""), flush=True)
-    summary = {m: {"median_chamfer": statistics.median(r[m]["chamfer"] for r in rows),
+    summary: dict[str, Any] = {m: {"median_chamfer": statistics.median(r[m]["chamfer"] for r in rows),
                    "median_ratio": statistics.median(r[m]["chamfer"] / r["ellipsoid"] for r in rows),
                    "median_mesh_ratio": statistics.median(r[m]["mesh_chamfer"] / r["ellipsoid"] for r in rows),
                    "median_seconds": statistics.median(r[m]["seconds"] for r in rows),

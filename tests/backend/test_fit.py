@@ -172,3 +172,22 @@ def test_default_is_one_encoder_pass(service: ModelService) -> None:
     encoder, cd_encoder = service.reconstruct(ring_on_block(), resolution=42, fit="encoder")
     np.testing.assert_array_equal(default.vertices, encoder.vertices)
     assert cd_default == cd_encoder and DEFAULT_FIT_STEPS["encoder"] == 0
+
+
+def test_focus_weights_favour_targets_the_output_misses() -> None:
+    from backend.fit import _focus_weights
+
+    target = torch.tensor([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.05]])
+    decoded = torch.tensor([[[0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]])
+    p = _focus_weights(target, decoded, focus=0.5)
+    assert p.sum() == pytest.approx(1.0) and p.argmax() == 2 and (p > 0).all()
+    np.testing.assert_allclose(_focus_weights(target[:2], decoded, focus=0.5), [0.5, 0.5])
+
+
+def test_focus_sampling_fits_and_repeats(service: ModelService) -> None:
+    focused = FitSchedule(focus=0.5, focus_every=3)
+    a, cd_a = service.reconstruct(ring_on_block(), resolution=42, fit="full", steps=12, schedule=focused)
+    b, cd_b = service.reconstruct(ring_on_block(), resolution=42, fit="full", steps=12, schedule=focused)
+    plain, _ = service.reconstruct(ring_on_block(), resolution=42, fit="full", steps=12)
+    np.testing.assert_array_equal(a.vertices, b.vertices)
+    assert cd_a == cd_b and not np.array_equal(a.vertices, plain.vertices)
