@@ -158,7 +158,7 @@ def _focus_weights(target: torch.Tensor, decoded: torch.Tensor, focus: float) ->
     """Sampling probabilities over the target pool: a share `focus` in proportion to each point's squared
     distance from the current output, so parts the output does not reach yet (thin legs) get more points."""
     idx, _ = nearest_indices(target[None], decoded)
-    dist = (target - decoded[0, idx[0]]).square().sum(-1).double().cpu().numpy()
+    dist = (target - decoded[0, idx[0]]).square().sum(-1).cpu().numpy().astype(np.float64)  # MPS has no float64
     uniform = np.full(len(dist), 1.0 / len(dist))
     total = dist.sum()
     if not total > 0:
