@@ -6,6 +6,7 @@ network and maps results back, so a reconstruction lands where the original is.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 from pathlib import Path
@@ -186,7 +187,7 @@ class ModelService:
              schedule: FitSchedule | None) -> list[FitResult]:
         """One fit per mesh, starting from its encoder code; progress counts steps over all of them."""
         base = schedule or FitSchedule()
-        plan = FitSchedule(**{**base.__dict__, "steps": steps}) if mode != "encoder" else base
+        plan = dataclasses.replace(base, steps=steps) if mode != "encoder" else base
         results = []
         for k, (m, norm) in enumerate(zip(meshes, norms)):
             def relay(event: dict[str, Any], k: int = k) -> None:
