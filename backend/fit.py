@@ -146,6 +146,38 @@ class _Plateau:
         return self.since_best >= self.patience
 
 
+class _Adam:
+    """Adam (Kingma & Ba) over parameter groups {"params", "lr"}, betas 0.9/0.999, eps 1e-8.
+
+    torch.optim's first use imports torch._dynamo, about 2 s that the first fit of every backend process
+    would spend before its first step (and a cancel would wait for); these few tensor ops avoid that."""
+
+    def __init__(self, groups: list[dict[str, Any]], betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.groups, self.betas, self.eps, self.t = groups, betas, eps, 0
+        self.moments = [[(torch.zeros_like(p), torch.zeros_like(p)) for p in g["params"]] for g in groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients of every parameter."""
+        for group in self.groups:
+            for p in group["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One bias-corrected Adam update of every parameter that has a gradient."""
+        self.t += 1
+        b1, b2 = self.betas
+        fix1, fix2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for group, moments in zip(self.groups, self.moments):
+            for p, (m, v) in zip(group["params"], moments):
+                if p.grad is None:
+                    continue
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                p.addcdiv_(m, (v / fix2).sqrt_().add_(self.eps), value=-group["lr"] / fix1)
+
+
 def _adapted_parameters(decoders: nn.ModuleList, adapt: str) -> list[nn.Parameter]:
     if adapt == "all":
         return list(decoders.parameters())
@@ -199,7 +231,7 @@ def fit_code(model: AtlasVAE, z0: torch.Tensor, targets: np.ndarray, mode: str,
             for p in weights:
                 p.requires_grad_(True)
             groups.append({"params": weights, "lr": schedule.decoder_lr})
-        optimiser = torch.optim.Adam(groups)
+        optimiser = _Adam(groups)
         plateau = _Plateau(schedule.patience, schedule.min_improvement, schedule.ema)
         for i in range(count):
             if cancel is not None and cancel.is_set():
