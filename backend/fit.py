@@ -19,7 +19,7 @@ search on a GPU), so the same code runs on CPU, CUDA and MPS.
 Default schedule, chosen with bench/bench_fit.py on 16 real meshes (docs/benchmarks.md, "Request-time
 fit"; ratios are median Chamfer over a fitted ellipsoid's): `latent` 100 Adam steps on the code at lr 2e-2
 (0.24; lr 1e-2 0.30, 50 steps 0.41); `full` 200 steps of 1 000 target and template points, the first 20 %
-on the code alone, then the code (lr 2e-2) and every decoder layer (lr 1e-3) together (0.074, 5 s median on
+on the code alone, then the code (lr 2e-2) and every decoder layer (lr 1e-3) together (0.074, 4.7 s median on
 our shared 2 cores). Measured and not taken: 300 steps (0.068 vs 0.072, 1.5x the time), 1 500 points (0.068,
 1.5x the work a step), only the later layers (0.070), decoder lr 2e-3 / 3e-3 (0.081 / 0.178), drawing
 targets towards parts the output misses (`focus` 0.5 / 0.8: 0.083 / 0.098), a denser output template
