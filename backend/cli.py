@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import AtlasError, ConfigError
+from .fit_limits import DEFAULT_FIT_STEPS, FIT_MODES, SHARED_DECODER_FITS
 
 
 
@@ -141,11 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     _resolution_arg(p)
     _device_arg(p)
 
-    p = sub.add_parser("reconstruct", help="encode a mesh file and decode the model's version of it")
+    p = sub.add_parser("reconstruct", help="fit the model to a mesh file and write the model's version of it")
     _model_arg(p)
     p.add_argument("input", type=Path, help="mesh file to reconstruct")
     p.add_argument("--out", type=Path, required=True, help="output mesh file (format from its suffix)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
+    p.add_argument("--fit", choices=FIT_MODES, default="full",
+                   help="encoder: one pass (what the model thinks it is); latent: optimise the latent code; "
+                        "full: also adapt a copy of the decoder, faithful to the input (default: full)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="fit steps, at most; fewer if the fit stops improving (default: latent "
+                        f"{DEFAULT_FIT_STEPS['latent']}, full {DEFAULT_FIT_STEPS['full']})")
     _resolution_arg(p)
     _device_arg(p)
 
@@ -155,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", type=Path)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out", type=Path, default=Path("out/interpolation"), help="folder for step_000.obj, ...")
+    p.add_argument("--fit", choices=SHARED_DECODER_FITS, default="latent",
+                   help="latent: fit each end's latent code to its mesh first (default); encoder: one pass")
+    p.add_argument("--fit-steps", type=int, default=None,
+                   help=f"latent fit steps per end (default {DEFAULT_FIT_STEPS['latent']})")
     p.add_argument("--force", action="store_true")
     _resolution_arg(p)
     _device_arg(p)
@@ -258,12 +269,38 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+class _FitProgress:
+    """Fit progress on stderr: one updating line on a terminal, a line every 10 % otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.tty, self.shown = label, sys.stderr.isatty(), -1
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        step, steps = int(event["step"]), int(event["steps"])
+        tenth = 10 * step // max(1, steps)
+        if not self.tty and tenth == self.shown and step < steps:
+            return
+        self.shown = tenth
+        text = (f"{self.label}: {event.get('phase', '')} step {step}/{steps}, "
+                f"Chamfer x1e-3 {float(event['chamfer']):.3f}")
+        print(("\r" + text) if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty and self.shown >= 0:
+            print(file=sys.stderr)
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .data.meshio import load_mesh, save_mesh
 
     _refuse_existing([args.out], args.force)
     mesh = load_mesh(args.input)
-    result, cd = _service(args).reconstruct(mesh, args.resolution)
+    progress = _FitProgress(f"fit {args.fit}")
+    try:
+        result, cd = _service(args).reconstruct(mesh, args.resolution, fit=args.fit, steps=args.steps,
+                                                progress=progress)
+    finally:
+        progress.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_mesh(args.out, result)
     print(f"wrote {args.out} (Chamfer x1e-3: {cd:.3f})")
@@ -276,7 +313,12 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     paths = [args.out / f"step_{i:03d}.obj" for i in range(args.steps)]
     _check_out_folder(args.out)
     _refuse_existing(paths, args.force)
-    meshes = _service(args).interpolate(load_mesh(args.a), load_mesh(args.b), args.steps, args.resolution)
+    progress = _FitProgress(f"fit {args.fit}")
+    try:
+        meshes = _service(args).interpolate(load_mesh(args.a), load_mesh(args.b), args.steps, args.resolution,
+                                            fit=args.fit, fit_steps=args.fit_steps, progress=progress)
+    finally:
+        progress.close()
     args.out.mkdir(parents=True, exist_ok=True)
     for path, mesh in zip(paths, meshes):
         save_mesh(path, mesh)

@@ -26,9 +26,11 @@ from typing import Any, Callable, Sequence
 
 from backend import PROTOCOL_VERSION, __version__
 from backend.errors import AtlasError, BusyError
+from backend.fit_limits import FIT_MODES, MAX_FIT_STEPS, MIN_FIT_STEPS, SHARED_DECODER_FITS
 from backend.protocol import (
-    BACKEND_ERROR, BUSY, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY, Param, Request, RpcError, encode_mesh,
-    error_line, invalid_params, notification_line, parse_request, result_line, validate_params,
+    BACKEND_ERROR, BUSY, CANCELLED, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY, Param, Request,
+    RpcError, encode_mesh, error_line, invalid_params, notification_line, parse_request, result_line,
+    validate_params,
 )
 
 log = logging.getLogger("atlasvae.server")
@@ -42,9 +44,13 @@ MAX_SEED = 2**32 - 1
 MIN_RESOLUTION, MAX_RESOLUTION = 12, 200_000
 MAX_OUTPUT_VERTICES = 4_000_000
 PRIORS = ("auto", "normal", "gmm")
+KEEP_FINISHED_FITS = 16
 
 _RESOLUTION = Param("resolution", "int", default=2562, minimum=MIN_RESOLUTION, maximum=MAX_RESOLUTION)
 _SEED = Param("seed", "int", default=0, minimum=0, maximum=MAX_SEED)
+# Wire default "encoder": clients that do not ask for a fit get the one-pass answer they always got.
+_SHARED_FIT = [Param("fit", "str", default="encoder", choices=SHARED_DECODER_FITS),
+               Param("fit_steps", "int", minimum=MIN_FIT_STEPS, maximum=MAX_FIT_STEPS)]
 
 SPECS: dict[str, list[Param]] = {
     "handshake": [],
@@ -53,11 +59,14 @@ SPECS: dict[str, list[Param]] = {
     "sample": [Param("count", "int", default=1, minimum=1, maximum=256), _SEED,
                Param("temperature", "float", default=1.0, minimum=0.0, maximum=10.0), _RESOLUTION,
                Param("prior", "str", default="auto", choices=PRIORS), Param("label", "str")],
-    "reconstruct": [Param("mesh", "mesh", required=True), _RESOLUTION],
+    "reconstruct": [Param("mesh", "mesh", required=True), _RESOLUTION,
+                    Param("fit", "str", default="encoder", choices=FIT_MODES),
+                    Param("steps", "int", minimum=MIN_FIT_STEPS, maximum=MAX_FIT_STEPS)],
     "interpolate": [Param("mesh_a", "mesh", required=True), Param("mesh_b", "mesh", required=True),
-                    Param("steps", "int", default=5, minimum=2, maximum=256), _RESOLUTION],
+                    Param("steps", "int", default=5, minimum=2, maximum=256), _RESOLUTION, *_SHARED_FIT],
     "variations": [Param("mesh", "mesh", required=True), Param("count", "int", default=4, minimum=1, maximum=256),
-                   Param("spread", "float", default=0.5, minimum=0.0, maximum=10.0), _SEED, _RESOLUTION],
+                   Param("spread", "float", default=0.5, minimum=0.0, maximum=10.0), _SEED, _RESOLUTION,
+                   *_SHARED_FIT],
     "finetune": [Param("data", "str", required=True), Param("out", "str", required=True),
                  Param("epochs", "int", required=True, minimum=1, maximum=100_000), Param("init", "str"),
                  Param("name", "str"), Param("load", "bool", default=True)],
@@ -166,9 +175,11 @@ class LineReader:
 
 @dataclass
 class Job:
-    """One fine-tune run on its own thread; `state` is running, done, failed or cancelled."""
+    """A fine-tune run on its own thread, or a request-time fit on the model thread (`kind` "fit");
+    `state` is running, done, failed or cancelled."""
 
     id: str
+    kind: str = "finetune"
     cancel: threading.Event = field(default_factory=threading.Event)
     state: str = "running"
     last_event: dict[str, Any] | None = None
@@ -198,6 +209,7 @@ class Server:
         self._write_lock = threading.Lock()
         self._model_lock = threading.RLock()
         self._model_info: dict[str, Any] | None = None
+        self._model_request: Request | None = None
         self._model_queue: queue.Queue[Request | None] = queue.Queue()
         self._model_thread = threading.Thread(target=self._model_loop, name="atlasvae-model", daemon=True)
         self._jobs: dict[str, Job] = {}
@@ -312,6 +324,7 @@ class Server:
                 self._reply_error(request, RpcError(BACKEND_ERROR, "the backend is shutting down"))
                 continue
             with self._model_lock:
+                self._model_request = request
                 self._execute(request)
 
     def close(self, job_wait_s: float = JOB_STOP_WAIT_S, model_wait_s: float = MODEL_STOP_WAIT_S) -> bool:
@@ -386,21 +399,26 @@ class Server:
 
     def _reconstruct(self, params: dict[str, Any]) -> dict[str, Any]:
         self._require_model()
-        mesh, chamfer = self.service.reconstruct(params["mesh"], resolution=params["resolution"])
+        mesh, chamfer = self._as_fit_job(params["fit"], lambda progress, cancel: self.service.reconstruct(
+            params["mesh"], resolution=params["resolution"], fit=params["fit"], steps=params["steps"],
+            progress=progress, cancel=cancel))
         return {"mesh": encode_mesh(mesh), "chamfer": chamfer}
 
     def _interpolate(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_output_size(params["steps"], params["resolution"])
         self._require_model()
-        meshes = self.service.interpolate(params["mesh_a"], params["mesh_b"], steps=params["steps"],
-                                          resolution=params["resolution"])
+        meshes = self._as_fit_job(params["fit"], lambda progress, cancel: self.service.interpolate(
+            params["mesh_a"], params["mesh_b"], steps=params["steps"], resolution=params["resolution"],
+            fit=params["fit"], fit_steps=params["fit_steps"], progress=progress, cancel=cancel))
         return {"meshes": [encode_mesh(m) for m in meshes]}
 
     def _variations(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_output_size(params["count"], params["resolution"])
         self._require_model()
-        meshes = self.service.variations(params["mesh"], count=params["count"], spread=params["spread"],
-                                         seed=params["seed"], resolution=params["resolution"])
+        meshes = self._as_fit_job(params["fit"], lambda progress, cancel: self.service.variations(
+            params["mesh"], count=params["count"], spread=params["spread"], seed=params["seed"],
+            resolution=params["resolution"], fit=params["fit"], fit_steps=params["fit_steps"], progress=progress,
+            cancel=cancel))
         return {"meshes": [encode_mesh(m) for m in meshes]}
 
     def _template_uvs(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -414,6 +432,40 @@ class Server:
         uvs = template_uvs(params["template"], params["patches"], params["resolution"])
         return {"uvs": base64.b64encode(np.ascontiguousarray(uvs, dtype="<f4").tobytes()).decode("ascii"),
                 "corner_count": len(uvs)}
+
+    def _as_fit_job(self, fit: str, work: Callable[[Any, Any], Any]) -> Any:
+        """Run a model request that fits at request time as a job: "progress" notifications (throttled like a
+        fine-tune's, each naming the request's id), `cancel` with its job id, then "job_done"; the request's
+        own reply carries the result, or a CANCELLED error. An "encoder" request is one pass: no job."""
+        if fit == "encoder":
+            return work(None, None)
+        from backend.fit import FitCancelled
+
+        request = self._model_request
+        request_id = request.id if request is not None else None
+        method = request.method if request is not None else "fit"
+        with self._jobs_lock:
+            finished = [j.id for j in self._jobs.values() if j.kind == "fit" and j.state != "running"]
+            for old in finished[:max(0, len(finished) - KEEP_FINISHED_FITS)]:
+                del self._jobs[old]
+            job = Job(id=f"fit-{next(self._job_ids)}", kind="fit")
+            self._jobs[job.id] = job
+        self.notify("progress", {"job_id": job.id, "event": "start", "method": method, "fit": fit,
+                                 "request_id": request_id})
+        try:
+            result = work(lambda event: self._on_progress(job, {**event, "request_id": request_id}), job.cancel)
+            job.state = "done"
+            return result
+        except FitCancelled as exc:
+            job.state = "cancelled"
+            raise RpcError(CANCELLED, f"'{method}' cancelled ({job.id}): {exc}") from None
+        except Exception as exc:
+            job.state, job.error = "failed", str(exc)
+            raise
+        finally:
+            log.info("%s (%s, fit %s) ended: %s", job.id, method, fit, job.state)
+            self.notify("job_done", {"job_id": job.id, "state": job.state, "request_id": request_id,
+                                     **({"error": job.error} if job.error else {})})
 
     def _release(self, params: dict[str, Any]) -> dict[str, Any]:
         before = rss_bytes()
@@ -444,7 +496,7 @@ class Server:
         return {"job_id": job.id, "state": job.state}
 
     def _refuse_if_busy(self) -> None:
-        busy = [job.id for job in self._jobs.values() if job.state == "running"]
+        busy = [job.id for job in self._jobs.values() if job.state == "running" and job.kind == "finetune"]
         if busy:
             raise RpcError(BUSY, f"a fine-tune job ({busy[0]}) is already running; cancel it or wait for it "
                                  f"to finish")

@@ -6,10 +6,11 @@ network and maps results back, so a reconstruction lands where the original is.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -19,12 +20,15 @@ from .data.meshio import Mesh, Normalisation, normalisation_of
 from .data.sampling import sample_surface
 from .device import resolve_device
 from .errors import AtlasError, ConfigError
+from .fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surface_pool
 from .metrics import chamfer
 from .prior import PRIOR_KINDS, standard_normal
+from .fit_limits import SHARED_DECODER_FITS
 from .templates import random_points, template_mesh
 
 ENCODE_POINTS = 2500
 DECODE_BATCH = 16
+FIT_SEED = 0
 
 
 class NoModelError(AtlasError):
@@ -114,15 +118,20 @@ class ModelService:
             return lm.prior.sample(count, seed, temperature)
         return standard_normal(count, lm.config.latent_dim, seed, temperature)
 
-    def _decode(self, lm: LoadedModel, z: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
-        """Latents (n, D) -> unit-ball vertices (n, V, 3) on the template mesh, and its faces."""
+    def _decode(self, lm: LoadedModel, z: np.ndarray, resolution: int,
+                decode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Latents (n, D) -> unit-ball vertices (n, V, 3) on the template mesh, and its faces.
+
+        `decode` replaces the model's decoder (a full fit's per-request copy)."""
         pts, faces = template_mesh(lm.config.template, lm.config.patches, resolution)
         template = torch.from_numpy(pts).to(self._device)
+        decode = decode or lm.model.decode
         out = []
         with torch.inference_mode():
             for start in range(0, len(z), DECODE_BATCH):
                 zb = torch.as_tensor(z[start:start + DECODE_BATCH], dtype=torch.float32, device=self._device)
-                out.append(lm.model.decode(zb, template).float().cpu().numpy())
+                out.append(decode(zb, template).float().cpu().numpy())
         return np.concatenate(out).astype(np.float64), faces
 
     def _encode(self, lm: LoadedModel, meshes: list[Mesh]) -> tuple[np.ndarray, list[Normalisation],
@@ -152,31 +161,78 @@ class ModelService:
                                        resolution)
         return [Mesh(v, faces) for v in verts]
 
-    def reconstruct(self, mesh: Mesh, resolution: int = 2562) -> tuple[Mesh, float]:
-        """The model's version of `mesh` in the mesh's own frame, and its Chamfer distance x1e-3."""
+    def reconstruct(self, mesh: Mesh, resolution: int = 2562, fit: str = "encoder", steps: int | None = None,
+                    progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                    schedule: FitSchedule | None = None) -> tuple[Mesh, float]:
+        """The model's version of `mesh` in the mesh's own frame, and its Chamfer distance x1e-3.
+
+        `fit` (see backend/fit.py): "encoder" one pass, "latent" optimises the code, "full" also adapts a
+        per-request copy of the decoder; `steps` is the fit's step budget (None: the mode's default).
+        `progress` gets one event per step; setting `cancel` stops the fit within a step (FitCancelled).
+        """
         resolution = _check_int("resolution", resolution, 12, 200_000)
+        fit, steps = check_fit(fit, steps)
         with self._lock:
             lm = self._require()
             mu, norms, clouds = self._encode(lm, [mesh])
-            verts, faces = self._decode(lm, mu, resolution)
-            dense = self._decode_random(lm, mu, ENCODE_POINTS)
+            (fitted,) = self._fit(lm, [mesh], norms, mu, fit, steps, progress, cancel, schedule)
+            z = fitted.z.float().cpu().numpy()
+            verts, faces = self._decode(lm, z, resolution, fitted.decode)
+            dense = self._decode_random(lm, z, ENCODE_POINTS, fitted.decode)
         score = chamfer(dense[0], clouds[0]) * 1e3
         return Mesh(norms[0].invert(verts[0]), faces), float(score)
 
-    def _decode_random(self, lm: LoadedModel, z: np.ndarray, count: int) -> np.ndarray:
+    def _fit(self, lm: LoadedModel, meshes: list[Mesh], norms: list[Normalisation], mu: np.ndarray, mode: str,
+             steps: int, progress: ProgressFn | None, cancel: threading.Event | None,
+             schedule: FitSchedule | None) -> list[FitResult]:
+        """One fit per mesh, starting from its encoder code; progress counts steps over all of them."""
+        base = schedule or FitSchedule()
+        plan = dataclasses.replace(base, steps=steps) if mode != "encoder" else base
+        results = []
+        for k, (m, norm) in enumerate(zip(meshes, norms)):
+            def relay(event: dict[str, Any], k: int = k) -> None:
+                if progress is not None:
+                    progress({**event, "step": event["step"] + k * steps, "steps": len(meshes) * steps,
+                              "shape": k})
+
+            targets = (surface_pool(Mesh(norm.apply(m.vertices), m.faces), plan.pool, FIT_SEED)
+                       if mode != "encoder" else np.zeros((0, 3), np.float32))
+            z0 = torch.as_tensor(mu[k:k + 1], dtype=torch.float32, device=self._device)
+            results.append(fit_code(lm.model, z0, targets, mode, plan, relay, cancel, seed=FIT_SEED))
+        return results
+
+    def _decode_random(self, lm: LoadedModel, z: np.ndarray, count: int,
+                       decode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
         gen = torch.Generator().manual_seed(0)
         template = random_points(lm.config.template, lm.config.patches, count, gen, self._device)
+        decode = decode or lm.model.decode
         with torch.inference_mode():
-            out = lm.model.decode(torch.as_tensor(z, dtype=torch.float32, device=self._device), template)
+            out = decode(torch.as_tensor(z, dtype=torch.float32, device=self._device), template)
         return out.float().cpu().numpy()
 
-    def interpolate(self, a: Mesh, b: Mesh, steps: int = 5, resolution: int = 2562) -> list[Mesh]:
-        """`steps` shapes morphing from `a` to `b` (both ends included), placed between their frames."""
+    def _shared_fit(self, lm: LoadedModel, meshes: list[Mesh], fit: str, fit_steps: int | None,
+                    progress: ProgressFn | None, cancel: threading.Event | None
+                    ) -> tuple[np.ndarray, list[Normalisation]]:
+        """Latent codes for meshes that keep the shared decoder: the encoder's, or latent-fitted ones."""
+        if fit not in SHARED_DECODER_FITS:
+            raise ConfigError(f"fit must be one of {', '.join(SHARED_DECODER_FITS)} here (the decoder is shared "
+                              f"so in-between shapes stay the model's), got {fit!r}")
+        fit, fit_steps = check_fit(fit, fit_steps, "fit_steps")
+        mu, norms, _ = self._encode(lm, meshes)
+        fitted = self._fit(lm, meshes, norms, mu, fit, fit_steps, progress, cancel, None)
+        return np.concatenate([f.z.float().cpu().numpy() for f in fitted]).astype(np.float64), norms
+
+    def interpolate(self, a: Mesh, b: Mesh, steps: int = 5, resolution: int = 2562, fit: str = "encoder",
+                    fit_steps: int | None = None, progress: ProgressFn | None = None,
+                    cancel: threading.Event | None = None) -> list[Mesh]:
+        """`steps` shapes morphing from `a` to `b` (both ends included), placed between their frames.
+
+        `fit` "latent" fits each end's code to its mesh first (the decoder stays the model's)."""
         steps = _check_int("steps", steps, 2, 256)
         resolution = _check_int("resolution", resolution, 12, 200_000)
         with self._lock:
             lm = self._require()
-            mu, norms, _ = self._encode(lm, [a, b])
+            mu, norms = self._shared_fit(lm, [a, b], fit, fit_steps, progress, cancel)
             t = np.linspace(0.0, 1.0, steps)[:, None]
             verts, faces = self._decode(lm, (1 - t) * mu[0] + t * mu[1], resolution)
         out = []
@@ -187,15 +243,18 @@ class ModelService:
         return out
 
     def variations(self, mesh: Mesh, count: int = 4, spread: float = 0.5, seed: int = 0,
-                   resolution: int = 2562) -> list[Mesh]:
-        """`count` shapes near `mesh` in latent space; `spread` scales the step (1 = one prior std)."""
+                   resolution: int = 2562, fit: str = "encoder", fit_steps: int | None = None,
+                   progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> list[Mesh]:
+        """`count` shapes near `mesh` in latent space; `spread` scales the step (1 = one prior std).
+
+        `fit` "latent" fits the centre's code to the mesh first (the decoder stays the model's)."""
         count = _check_int("count", count, 1, 256)
         spread = _check_float("spread", spread, 0.0, 10.0)
         seed = _check_int("seed", seed, 0, 2**32 - 1)
         resolution = _check_int("resolution", resolution, 12, 200_000)
         with self._lock:
             lm = self._require()
-            mu, norms, _ = self._encode(lm, [mesh])
+            mu, norms = self._shared_fit(lm, [mesh], fit, fit_steps, progress, cancel)
             scale = self._prior_std(lm)
             eps = np.random.default_rng(seed).standard_normal((count, mu.shape[1]))
             verts, faces = self._decode(lm, mu[0] + spread * scale * eps, resolution)
