@@ -15,6 +15,7 @@ import atexit
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generator
@@ -26,6 +27,7 @@ from .bpyfree.client import BackendClient, BackendError, BackendTimeout
 from .runtime import note, runtime
 
 TICK_S = 0.1
+FIT_POLL_S = 0.1  # how often a worker waiting on a request-time fit checks for a cancel
 STOP_TIMEOUT_S = 5.0
 APPLY_BUDGET_S = 0.025  # a timer call starts no further apply step once it has run this long
 APPLY_INTERVAL_S = 0.01  # pause between timer calls while a result is being applied in steps
@@ -78,6 +80,8 @@ class Task:
     applied: float = 0.0  # fraction of the result applied (the Steps' yields)
     text: str = ""  # what the task is doing now, for the progress bar
     on_main_thread: bool = False  # run blocking: progress may go straight to the window manager
+    fit_job: str = ""  # the backend's job id for that fit, from its "start" event (cancel names it)
+    fit_fraction: float = 0.0  # the fit's own progress, from its step events
 
     def advance(self, done: float, text: str = "") -> None:
         """Worker side: record progress; raise Cancelled if the user cancelled (checked between requests)."""
@@ -253,6 +257,7 @@ backend = Backend()
 _pending: list[Task] = []
 _executor: ThreadPoolExecutor | None = None
 _notification_handler: Callable[[dict[str, Any]], None] | None = None
+_fitting: list[Task] = []  # tasks whose worker waits on a request-time fit (the timer keeps pumping for them)
 _idle_check: Callable[[], bool] | None = None
 
 
@@ -349,10 +354,56 @@ def ensure_timer() -> None:
 
 
 def pump_notifications() -> None:
-    """Hand every queued backend notification to the handler (main thread only)."""
+    """Hand every queued backend notification to the handler (main thread only); a request-time fit's
+    progress goes to the task waiting on it."""
     for message in backend.drain():
+        if _route_fit(message):
+            continue
         if _notification_handler is not None:
             _notification_handler(message)
+
+
+def _route_fit(message: dict[str, Any]) -> bool:
+    """A fit's progress event ("fit-N" job): note its job id and fraction on the task waiting on a fit
+    (cancelled ones too, so their cancel reaches the backend). The backend runs one model request at a
+    time, so the newest fit belongs to the task that waited last."""
+    params = message.get("params") or {}
+    job = str(params.get("job_id", "")) if isinstance(params, dict) else ""
+    if message.get("method") not in ("progress", "job_done") or not job.startswith("fit-"):
+        return False
+    task = _fitting[-1] if _fitting else None
+    if task is not None and message.get("method") == "progress":
+        if params.get("event") == "start":
+            task.fit_job, task.fit_fraction = job, 0.0
+        elif task.fit_job == job and isinstance(params.get("step"), int) and params.get("steps"):
+            task.fit_fraction = min(1.0, params["step"] / params["steps"])
+    return True
+
+
+def call_fitting(task: Task, client: BackendClient, method: str, params: dict[str, Any],
+                 done: float = 0.0, share: float = 1.0, text: str = "") -> Any:
+    """Worker side: a request that may fit at request time. Progress moves from `done` by `share` as
+    the fit's step events arrive; a cancel is sent to the backend's fit job, which stops within a step."""
+    if task.on_main_thread:
+        return client.call(method, params)
+    future = client.submit(method, params)
+    task.fit_job, task.fit_fraction = "", 0.0
+    _fitting.append(task)
+    sent_cancel = False
+    try:
+        while True:
+            try:
+                return future.result(timeout=FIT_POLL_S)
+            except FutureTimeout:
+                pass
+            if task.cancelled.is_set() and task.fit_job and not sent_cancel:
+                client.submit("cancel", {"job_id": task.fit_job})
+                sent_cancel = True
+            task.work_done = min(1.0, done + share * task.fit_fraction)
+            if text:
+                task.text = f"{text} ({task.fit_fraction:.0%})"
+    finally:
+        _fitting.remove(task)
 
 
 _in_timer = [False]  # True while tick() applies results, outside any operator
@@ -392,7 +443,7 @@ def tick() -> float | None:
     tag_redraw()
     if any(_ready(t) for t in _pending):
         return APPLY_INTERVAL_S
-    busy = bool(_pending) or (_idle_check is not None and _idle_check())
+    busy = bool(_pending) or bool(_fitting) or (_idle_check is not None and _idle_check())
     return TICK_S if busy else None
 
 

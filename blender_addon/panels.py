@@ -229,6 +229,7 @@ class VIEW3D_PT_atlasvae_reconstruct(_AtlasSubPanel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
         s = settings(context)
+        layout.prop(s, "fit")
         _resolution(layout, s)
         _look(layout, s)
         count = len(selected_meshes(context))
@@ -247,6 +248,7 @@ class VIEW3D_PT_atlasvae_interpolate(_AtlasSubPanel):
         layout = self.panel_layout()
         s = settings(context)
         layout.prop(s, "steps")
+        layout.prop(s, "endpoint_fit")
         layout.prop(s, "as_shape_keys")
         objs = selected_meshes(context)
         if len(objs) == 2:
@@ -267,6 +269,7 @@ class VIEW3D_PT_atlasvae_variations(_AtlasSubPanel):
         layout = self.panel_layout()
         s = settings(context)
         layout.prop(s, "variation_count")
+        layout.prop(s, "endpoint_fit")
         layout.prop(s, "spread")
         layout.prop(s, "variation_seed")
         layout.operator("atlasvae.variations", icon="MOD_PARTICLES")

@@ -168,6 +168,12 @@ def _set_family(self: "AtlasVAESettings", value: int) -> None:
             self.family_key = identifier
 
 
+FIT_MODES = (("encoder", "Encoder", "One pass through the encoder: the nearest shape the model knows (instant)"),
+             ("latent", "Latent", "Optimise the shape code against the mesh (about 2 s): the model's own version"),
+             ("full", "Full", "Then also adapt a private copy of the decoder (about 5 s): faithful to the mesh"))
+ENDPOINT_FITS = FIT_MODES[:2]  # the decoder stays the shared one, so in-between shapes remain the model's
+
+
 class AtlasVAESettings(bpy.types.PropertyGroup):
     """What the sidebar edits: model choice and the parameters of each action."""
 
@@ -196,6 +202,10 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
                            default=2.5, min=0.0, subtype="DISTANCE")
     steps: IntProperty(name="Steps", description="Shapes from the first to the second object, both included",
                        default=5, min=2, max=256)
+    fit: EnumProperty(name="Fit", description="How closely Reconstruct follows each mesh", items=FIT_MODES,
+                      default="full")
+    endpoint_fit: EnumProperty(name="Fit", description="How Interpolate and Variations read their meshes",
+                               items=ENDPOINT_FITS, default="latent")
     variation_count: IntProperty(name="Count", description="Number of variations", default=4, min=1, max=256)
     spread: FloatProperty(name="Spread", description="How far variations stray from the original's code",
                           default=0.5, min=0.0, max=10.0, soft_max=2.0)

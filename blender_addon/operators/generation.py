@@ -20,7 +20,9 @@ from .. import jobs
 from ..bpyfree.uvs import template_uvs
 from ..bpyfree.wire import decode_mesh, encode_mesh
 from ..mesh_convert import MeshConvertError
-from ..properties import ANY_FAMILY, SHADING, AtlasVAESettings, family_items, settings
+from ..properties import (
+    ANY_FAMILY, ENDPOINT_FITS, FIT_MODES, SHADING, AtlasVAESettings, family_items, settings,
+)
 from .building import (
     Box, Look, NewObject, Source, beside, box_of, build_objects, capture, destination, earlier_results,
     free_shift, gap, standing, translation,
@@ -179,13 +181,18 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
     bl_options = {"REGISTER", "UNDO"}
     kind = "reconstruct"
 
+    fit: EnumProperty(name="Fit", description="How closely each result follows its mesh", items=FIT_MODES,
+                      default="full", options=OPTION)
+    fit_steps: IntProperty(name="Fit Steps", description="Optimisation steps of a Latent or Full fit; 0 = the "
+                           "backend's measured default (more steps: closer, slower)", default=0, min=0, max=5000,
+                           options=OPTION)
     resolution: IntProperty(name="Vertices", description="Vertex count of each result (snapped to the template)",
                             default=2562, min=12, max=200_000, options=OPTION)
     shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
     material: BoolProperty(name="Material", description="Give the results the shared AtlasVAE material",
                            default=True, options=OPTION)
 
-    panel_defaults = {"resolution": AtlasVAESettings.resolution, **_shading_options()}
+    panel_defaults = {"fit": lambda s: s.fit, "resolution": AtlasVAESettings.resolution, **_shading_options()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -205,6 +212,7 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
         if isinstance(sources, str):
             return fail(self, sources)
         resolution, config, dest = int(self.resolution), launch_config(settings(context)), destination(context)
+        fit, fit_steps = str(self.fit), int(self.fit_steps)
         skipped = [o.name for o in (context.selected_objects or []) if o.type != "MESH"]
         look_of = _look_of(self)
 
@@ -213,9 +221,13 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
             client, info = backend.ensure_model(config)
             out = []
             for i, src in enumerate(sources):
-                task.advance(i / len(sources), f"Reconstructing {src.name} ({i + 1}/{len(sources)})")
-                reply = client.call("reconstruct", {"mesh": encode_mesh(src.vertices, src.faces),
-                                                    "resolution": resolution})
+                text = f"Reconstructing {src.name} ({i + 1}/{len(sources)}, fit {fit})"
+                task.advance(i / len(sources), text)
+                params = {"mesh": encode_mesh(src.vertices, src.faces), "resolution": resolution, "fit": fit}
+                if fit_steps and fit != "encoder":
+                    params["steps"] = fit_steps
+                reply = jobs.call_fitting(task, client, "reconstruct", params, done=i / len(sources),
+                                          share=1 / len(sources), text=text)
                 out.append((src, decode_mesh(reply["mesh"]), reply.get("chamfer")))
             task.advance(1.0, f"Adding {len(sources)} reconstruction(s)")
             return info, out, template_uvs(client, info, resolution)
@@ -233,7 +245,7 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
                 offset += free_shift([(lo + offset, hi + offset)], obstacles, step)
                 obstacles.append((lo + offset, hi + offset))
                 local, matrix = _in_frame_of(src, vertices, offset)
-                props: dict[str, Any] = {"model": model, "source": src.name, "resolution": resolution}
+                props: dict[str, Any] = {"model": model, "source": src.name, "resolution": resolution, "fit": fit}
                 if chamfer is not None:
                     props["chamfer_x1e3"] = float(chamfer)
                 objects.append(NewObject(f"{src.name}_recon", local, faces, matrix, props))
@@ -262,6 +274,9 @@ class ATLASVAE_OT_interpolate(_FromSelection):
                        default=5, min=2, max=256, options=OPTION)
     as_shape_keys: BoolProperty(name="As Shape Keys", description="One object with a shape key per step "
                                 "(animatable) instead of one object per step", default=False, options=OPTION)
+    fit: EnumProperty(name="Fit", description="How the two meshes are read: Latent optimises each end's code, "
+                      "so the ends match the meshes better while every step stays the model's", items=ENDPOINT_FITS,
+                      default="latent", options=OPTION)
     resolution: IntProperty(name="Vertices", description="Vertex count of each shape (snapped to the template)",
                             default=2562, min=12, max=200_000, options=OPTION)
     shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
@@ -269,7 +284,8 @@ class ATLASVAE_OT_interpolate(_FromSelection):
                            default=True, options=OPTION)
 
     panel_defaults = {"steps": lambda s: s.steps, "as_shape_keys": lambda s: s.as_shape_keys,
-                      "resolution": AtlasVAESettings.resolution, **_shading_options()}
+                      "fit": lambda s: s.endpoint_fit, "resolution": AtlasVAESettings.resolution,
+                      **_shading_options()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -290,6 +306,7 @@ class ATLASVAE_OT_interpolate(_FromSelection):
             return fail(self, captured)
         a, b = captured
         steps, resolution, shape_keys = int(self.steps), int(self.resolution), bool(self.as_shape_keys)
+        fit = str(self.fit)
         config, dest = launch_config(settings(context)), destination(context)
         step = max(gap(a.vertices), gap(b.vertices))
         lo = np.minimum(box_of(a.vertices)[0], box_of(b.vertices)[0])
@@ -299,11 +316,12 @@ class ATLASVAE_OT_interpolate(_FromSelection):
         look_of = _look_of(self)
 
         def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
-            task.advance(0.0, f"Interpolating {a.name} -> {b.name} in {steps} steps...")
+            text = f"Interpolating {a.name} -> {b.name} in {steps} steps"
+            task.advance(0.0, text + "...")
             client, info = backend.ensure_model(config)
-            reply = client.call("interpolate", {"mesh_a": encode_mesh(a.vertices, a.faces),
-                                                "mesh_b": encode_mesh(b.vertices, b.faces),
-                                                "steps": steps, "resolution": resolution})
+            reply = jobs.call_fitting(task, client, "interpolate", {
+                "mesh_a": encode_mesh(a.vertices, a.faces), "mesh_b": encode_mesh(b.vertices, b.faces),
+                "steps": steps, "resolution": resolution, "fit": fit}, text=text)
             task.advance(1.0, "Adding the steps")
             return info, _decode_all(reply), template_uvs(client, info, resolution)
 
@@ -349,6 +367,9 @@ class ATLASVAE_OT_variations(_FromSelection):
     spread: FloatProperty(name="Spread", description="How far variations stray from the original's code",
                           default=0.5, min=0.0, max=10.0, soft_max=2.0, options=OPTION)
     seed: IntProperty(name="Seed", description="Random seed for variations", default=0, min=0, options=OPTION)
+    fit: EnumProperty(name="Fit", description="How the mesh is read: Latent optimises its code first, so the "
+                      "variations centre on a closer match while staying the model's", items=ENDPOINT_FITS,
+                      default="latent", options=OPTION)
     resolution: IntProperty(name="Vertices", description="Vertex count of each shape (snapped to the template)",
                             default=2562, min=12, max=200_000, options=OPTION)
     shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
@@ -356,8 +377,8 @@ class ATLASVAE_OT_variations(_FromSelection):
                            default=True, options=OPTION)
 
     panel_defaults = {"count": lambda s: s.variation_count, "spread": lambda s: s.spread,
-                      "seed": lambda s: s.variation_seed, "resolution": AtlasVAESettings.resolution,
-                      **_shading_options()}
+                      "seed": lambda s: s.variation_seed, "fit": lambda s: s.endpoint_fit,
+                      "resolution": AtlasVAESettings.resolution, **_shading_options()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -378,15 +399,17 @@ class ATLASVAE_OT_variations(_FromSelection):
         if isinstance(captured, str):
             return fail(self, captured)
         src = captured[0]
-        params = {"count": int(self.count), "spread": float(self.spread), "seed": int(self.seed),
-                  "resolution": int(self.resolution)}
+        params: dict[str, Any] = {"count": int(self.count), "spread": float(self.spread), "seed": int(self.seed),
+                                  "resolution": int(self.resolution), "fit": str(self.fit)}
         config, dest = launch_config(settings(context)), destination(context)
         look_of = _look_of(self)
 
         def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
-            task.advance(0.0, f"Making {params['count']} variations of {src.name}...")
+            text = f"Making {params['count']} variations of {src.name}"
+            task.advance(0.0, text + "...")
             client, info = backend.ensure_model(config)
-            reply = client.call("variations", {"mesh": encode_mesh(src.vertices, src.faces), **params})
+            reply = jobs.call_fitting(task, client, "variations",
+                                      {"mesh": encode_mesh(src.vertices, src.faces), **params}, text=text)
             task.advance(1.0, "Adding the variations")
             return info, _decode_all(reply), template_uvs(client, info, int(params["resolution"]))
 

@@ -145,7 +145,7 @@ def test_interpolate_as_shape_keys_makes_one_animatable_object(scene: Any, bpy_m
     a = add_mesh_object(bpy, "A", location=(-3.0, 0.0, 0.0))
     b = add_mesh_object(bpy, "B", kind="cube", location=(3.0, 0.0, 0.0), scale=(0.5, 0.5, 0.5))
     select_only(bpy, [a, b], active=b)
-    assert bpy.ops.atlasvae.interpolate(steps=4, as_shape_keys=True, resolution=162) == {"FINISHED"}
+    assert bpy.ops.atlasvae.interpolate(steps=4, as_shape_keys=True, resolution=162, fit="encoder") == {"FINISHED"}
     objs = made(bpy)
     assert [o.name for o in objs] == ["A_to_B"]
     keys = objs[0].data.shape_keys.key_blocks
