@@ -23,3 +23,7 @@ class DataError(AtlasError):
 
 class BusyError(AtlasError):
     """A resource (output folder, job slot) already in use by another run."""
+
+
+class Cancelled(AtlasError):
+    """An operation stopped early because the user asked it to (not a failure)."""

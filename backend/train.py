@@ -26,7 +26,7 @@ from .checkpoints import (atomic_write_bytes, atomic_write_json, bytes_to_tensor
                           load_model, save_model, tensors_to_bytes)
 from .data.datasets import PointSets, load_folder, procedural_point_sets, split_files
 from .data.procedural import FAMILIES
-from .errors import BusyError, ConfigError, DataError
+from .errors import BusyError, Cancelled, ConfigError, DataError
 from .losses import chamfer_per_shape, kl_divergence
 from .model import AtlasVAE, ModelConfig
 from .prior import GaussianMixturePrior, fit_gmm, fit_label_priors, posterior_mixture
@@ -130,16 +130,19 @@ def parse_procedural(spec: str) -> tuple[list[str], int]:
     return families, per_family
 
 
-def load_data(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict[str, PointSets]:
+def load_data(cfg: TrainConfig, progress: ProgressFn | None = None,
+              cancel: threading.Event | None = None) -> dict[str, PointSets]:
     """Read the dataset once and split it into train / val / test point sets (deterministic)."""
     if cfg.procedural is not None:
         families, per_family = parse_procedural(cfg.procedural)
         sets = procedural_point_sets(families, per_family, cfg.seed)
     else:
         sets = load_folder(cfg.data, cache_dir=cfg.cache_dir, max_faces=cfg.max_faces,
-                           progress=progress is None)
+                           progress=progress is None, cancel=cancel)
         for name, reason in sets.skipped:
             _emit(progress, {"event": "skip", "message": f"skipped {name}: {reason}"})
+        for warning in sets.warnings:
+            _emit(progress, {"event": "log", "message": f"warning: {warning}"})
         if sets.skipped:
             _emit(progress, {"event": "log", "message": f"using {len(sets.names)} mesh files under {cfg.data}; "
                                                         f"skipped {len(sets.skipped)} (listed above)"})
@@ -427,8 +430,15 @@ def run(cfg: TrainConfig, progress: ProgressFn | None = None,
             return prepare_output(cfg)
 
         state = group.from_main(claim_output)
-        data = group.in_turn(lambda: load_data(cfg, progress))
-        return _train(cfg, out, group, data, state, progress, cancel or threading.Event())
+        stop = cancel or threading.Event()
+        try:
+            data = group.in_turn(lambda: load_data(cfg, progress, stop))
+        except Cancelled as exc:
+            summary = {"state": "cancelled", "out": str(out), "epoch": int((state or {}).get("epoch", 0)),
+                       "history": [], "message": str(exc)}
+            _emit(progress, {"event": "done", **summary})
+            return summary
+        return _train(cfg, out, group, data, state, progress, stop)
 
 
 def _quiet(event: dict[str, Any]) -> None:

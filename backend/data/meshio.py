@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -123,6 +124,9 @@ def load_mesh(path: str | os.PathLike[str], max_faces: int = 2_000_000) -> Mesh:
         raise MeshError(f"mesh file not found: {p}")
     if p.is_dir():
         raise MeshError(f"{p} is a folder, not a mesh file")
+    problem = not_regular_reason(p)
+    if problem:
+        raise MeshError(f"{p}: {problem}")
     suffix = p.suffix.lower()
     if suffix not in MESH_SUFFIXES:
         supported = ", ".join(sorted(MESH_SUFFIXES))
@@ -153,6 +157,20 @@ def load_mesh(path: str | os.PathLike[str], max_faces: int = 2_000_000) -> Mesh:
         count = max(len(vertices), loose_points)
         raise MeshError(f"{p}: has {count} vertices but no faces (a point cloud or wireframe?)")
     return validate_mesh(vertices, faces, name=str(p), max_faces=max_faces)
+
+
+def not_regular_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` (links followed) is not a regular file that can be read, without opening it; None if it is."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO / named pipe"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    kind = next((what for test, what in kinds if test(mode)), "an unknown kind of file")
+    return f"not a regular file ({kind})"
 
 
 def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
