@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import CheckpointError, ConfigError
-from .model import AtlasVAE, ModelConfig
+from .model import AtlasVAE, ModelConfig, expected_shapes
 from .prior import LABEL_PREFIX, GaussianMixturePrior
 
 FORMAT = "atlasvae-model"
@@ -148,6 +149,8 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
         cfg = ModelConfig.from_dict(config.get("model", {}))
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: invalid model config ({exc})") from None
+    check_shapes(expected_shapes(cfg), {k: v for k, v in header_shapes(data, weights).items()
+                                        if not k.startswith(("prior.", LABEL_PREFIX))}, weights)
     tensors = bytes_to_tensors(data, weights)
     prior = GaussianMixturePrior.from_tensors(tensors, str(weights)) if config.get("has_prior") else None
     labels = config.get("labels", [])
@@ -179,13 +182,31 @@ def _pending_config(folder: Path, digest: str) -> dict[str, Any] | None:
     return None
 
 
+def header_shapes(data: bytes, source: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes listed in a safetensors file's JSON header, read without building any tensor."""
+    try:
+        (length,) = struct.unpack_from("<Q", data, 0)
+        if length > len(data) - 8:
+            raise ValueError(f"header length {length} exceeds the file's {len(data)} bytes")
+        header = json.loads(data[8:8 + length])
+        return {name: tuple(int(n) for n in entry["shape"]) for name, entry in header.items()
+                if name != "__metadata__"}
+    except (struct.error, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{source}: not a valid safetensors file (bad header: {exc})") from None
+
+
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
     """Copy tensors into `model`, naming missing, unexpected and mis-shaped keys on mismatch."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    shapes = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-              if k in tensors and tensors[k].shape != v.shape]
+    check_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                 {k: tuple(v.shape) for k, v in tensors.items()}, source)
+    model.load_state_dict(tensors, strict=True)
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], source: Path) -> None:
+    """Refuse weights whose tensor names or shapes differ from what the model config needs, naming them."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{k} {found[k]} != {v}" for k, v in expected.items() if k in found and found[k] != v]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -195,7 +216,6 @@ def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source:
         if shapes:
             parts.append(f"shape mismatch {'; '.join(shapes[:5])}")
         raise CheckpointError(f"{source}: weights do not fit the model config ({'; '.join(parts)})")
-    model.load_state_dict(tensors, strict=True)
 
 
 def is_model_folder(path: str | Path) -> bool:
