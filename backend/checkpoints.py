@@ -3,6 +3,17 @@
 The JSON records the architecture, the SHA-256 of the weights file and free-form metadata; a weights
 file that is truncated, corrupt or from another config is refused with a message naming the file.
 Nothing here unpickles anything.
+
+Save protocol (`save_model`); every file write is a temporary file, fsync, then an atomic rename:
+  0. finish an interrupted save: if `.config.json.pending` vouches (by SHA-256) for the weights on disk,
+     rename it to `config.json`; otherwise it is stale (its weights never landed) and is deleted;
+  1. write the new config as `.config.json.pending`;
+  2. write the new weights as `model.safetensors`;
+  3. rename `.config.json.pending` to `config.json`, then fsync the folder.
+Invariant: the weights on disk are vouched for by `config.json` or by the pending config, and step 1
+never overwrites a pending config that vouches for them (step 0 has consumed it). So a crash at any
+point, in any number of saves in a row, leaves a folder that loads: the previous model, or the new one.
+`load_model` accepts the pending config when it, and not `config.json`, vouches for the weights.
 """
 
 from __future__ import annotations
@@ -85,11 +96,7 @@ def bytes_to_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
 def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior | None = None,
                meta: dict[str, Any] | None = None,
                label_priors: dict[str, GaussianMixturePrior] | None = None) -> Path:
-    """Write a model folder in three atomic steps: pending config, weights, then the config's rename.
-
-    A crash at any point leaves a folder that loads: the old pair, or the new weights with the pending
-    config that vouches for them by hash (see `load_model`).
-    """
+    """Write a model folder by the save protocol in the module docstring (survives any sequence of crashes)."""
     folder = Path(folder)
     tensors = dict(model.state_dict())
     if prior is not None:
@@ -102,10 +109,39 @@ def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior 
               "weights_sha256": hashlib.sha256(data).hexdigest(), "has_prior": prior is not None,
               "labels": sorted(label_priors or {}),
               "meta": meta or {}}
+    finish_interrupted_save(folder)
     atomic_write_json(folder / PENDING_CONFIG, config)
     atomic_write_bytes(folder / WEIGHTS_FILE, data)
     os.replace(folder / PENDING_CONFIG, folder / CONFIG_FILE)
+    _fsync_folder(folder)
     return folder
+
+
+def finish_interrupted_save(folder: Path) -> None:
+    """Step 0 of the save protocol: make `config.json` vouch for the weights on disk again."""
+    pending = folder / PENDING_CONFIG
+    if not pending.exists():
+        return
+    try:
+        digest = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        digest = ""
+    if _pending_config(folder, digest) is not None:
+        os.replace(pending, folder / CONFIG_FILE)
+    else:
+        pending.unlink(missing_ok=True)
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (POSIX); a no-op where folders cannot be opened."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
