@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, cannot_write
 from .model import AtlasVAE, ModelConfig, expected_shapes
 from .prior import LABEL_PREFIX, GaussianMixturePrior
 
@@ -60,9 +60,15 @@ class LoadedModel:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half.
+
+    A failure to write (disk full, no permission, read-only) is an OutputError naming the path.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     try:
         os.chmod(tmp, 0o644)
         with os.fdopen(fd, "wb") as fh:
@@ -70,6 +76,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise cannot_write(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -26,7 +26,7 @@ from .checkpoints import (atomic_write_bytes, atomic_write_json, bytes_to_tensor
                           load_model, save_model, tensors_to_bytes)
 from .data.datasets import PointSets, load_folder, procedural_point_sets, split_files
 from .data.procedural import FAMILIES
-from .errors import BusyError, Cancelled, ConfigError, DataError
+from .errors import BusyError, Cancelled, ConfigError, DataError, cannot_write
 from .losses import chamfer_per_shape, kl_divergence
 from .model import AtlasVAE, ModelConfig
 from .prior import GaussianMixturePrior, fit_gmm, fit_label_priors, posterior_mixture
@@ -184,8 +184,11 @@ class OutputLock:
 
     def __enter__(self) -> "OutputLock":
         self._created = not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a+")
+        except OSError as exc:
+            raise cannot_write(self.path.parent, exc) from None
         try:
             if os.name == "nt":
                 import msvcrt
@@ -385,6 +388,16 @@ def _save_state(out: Path, model: AtlasVAE, opt: torch.optim.Optimizer, cfg: Tra
                                          "opt_scalars": scalars, "config": _cfg_json(cfg), "meta": meta})
 
 
+def _write_run_marker(out: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None:
+    """Mark the folder as holding this unfinished run before anything else is written to it.
+
+    A run that dies at any later step (a full disk, a kill) then leaves a folder that a rerun of the same
+    command recognises and resumes, instead of a "folder is not empty" refusal.
+    """
+    atomic_write_json(out / STATE_JSON, {"epoch": 0, "finished": False, "run": cfg.run_identity(),
+                                         "opt_scalars": {}, "config": _cfg_json(cfg), "meta": meta})
+
+
 def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["encoder_widths"] = list(cfg.encoder_widths)
@@ -394,6 +407,8 @@ def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
 def _restore_state(out: Path, model: AtlasVAE, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     loaded = load_model(out, next(model.parameters()).device)
     model.load_state_dict(loaded.model.state_dict())
+    if not (out / STATE_FILE).is_file():
+        return  # the optimiser state never landed: Adam restarts its moments, the weights carry on
     tensors = bytes_to_tensors((out / STATE_FILE).read_bytes(), out / STATE_FILE)
     opt_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -438,7 +453,7 @@ def run(cfg: TrainConfig, progress: ProgressFn | None = None,
                        "history": [], "message": str(exc)}
             _emit(progress, {"event": "done", **summary})
             return summary
-        return _train(cfg, out, group, data, state, progress, stop)
+        return _train(cfg, out, group, data, state, progress, stop, held)
 
 
 def _quiet(event: dict[str, Any]) -> None:
@@ -446,7 +461,8 @@ def _quiet(event: dict[str, Any]) -> None:
 
 
 def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str, PointSets],
-           state: dict[str, Any] | None, progress: ProgressFn | None, cancel: threading.Event) -> dict[str, Any]:
+           state: dict[str, Any] | None, progress: ProgressFn | None, cancel: threading.Event,
+           held: ExitStack | None = None) -> dict[str, Any]:
     from .reports import plot_history, sample_sheet
 
     device = group.device
@@ -459,6 +475,10 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, Any]] = []
     start_epoch = 0
+    if state is not None and int(state.get("epoch", 0)) == 0 and not is_model_folder(out):
+        state = None  # only the run marker landed: nothing to restore, start this same run afresh
+    if state is None and group.is_main:
+        _write_run_marker(out, cfg, meta)
     if state is not None:
         if group.is_main:
             _restore_state(out, model, opt, state)
@@ -472,6 +492,8 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     steps_per_epoch = max(1, len(train_pts) // cfg.batch_size)
     total_epochs = max(cfg.epochs, start_epoch)
     bar = _bar(progress, (total_epochs - start_epoch) * steps_per_epoch)
+    if bar is not None and held is not None:
+        held.callback(bar.close)  # an error then starts on a line of its own, not after the bar
     t0 = time.perf_counter()
     done_steps = 0
     cancelled = False
