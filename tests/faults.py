@@ -34,3 +34,16 @@ def fill(disk: Path, leave: int) -> Path:
     with open(filler, "wb") as fh:
         fh.write(b"\0" * max(0, free - leave))
     return filler
+
+
+def unwritable_folder(path: Path) -> Iterator[Path]:
+    """A folder nothing can be written into: a read-only tmpfs as root, else a folder without write permission."""
+    if os.name == "posix" and os.geteuid() == 0:
+        yield from mounted_tmpfs(path, 1 << 20, read_only=True)
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o555)
+    try:
+        yield path
+    finally:
+        path.chmod(0o755)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from backend.errors import MeshError
+from backend.errors import MeshError, cannot_write
 
 MESH_SUFFIXES: frozenset[str] = frozenset({".obj", ".stl", ".ply", ".off", ".glb", ".gltf"})
 
@@ -200,7 +200,7 @@ def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
     except OSError as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        raise MeshError(f"{p}: cannot be written ({exc.strerror or exc})") from exc
+        raise cannot_write(p, exc) from None
 
 
 def _too_many_faces(name: str, count: int, limit: int) -> str:
