@@ -38,6 +38,11 @@ HISTORY_FILE = "history.json"
 LOCK_FILE = ".atlasvae.lock"
 MIN_SHAPES = 4
 PRIOR_CHOICE_SHAPES = 64  # validation shapes used to choose the default prior (1-NNA is quadratic)
+# Sane ranges for integer settings; they also bound values read back from a model's metadata (refit-prior),
+# which the weights' checksum does not cover.
+INT_BOUNDS = {"epochs": (1, 100_000), "batch_size": (2, 4096), "points": (1, 100_000),
+              "prior_components": (1, 4096), "warmup_epochs": (0, 100_000), "sheet_every": (0, 100_000),
+              "max_faces": (1, 2_000_000), "seed": (0, 2**32 - 1)}
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -90,6 +95,7 @@ class TrainConfig:
         """Refuse impossible settings before any data is read."""
         if (self.data is None) == (self.procedural is None):
             raise ConfigError("give exactly one of --data DIR or --procedural FAMILIES:COUNT")
+        self.check_bounds()
         for name in ("epochs", "batch_size", "points", "prior_components"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -106,6 +112,17 @@ class TrainConfig:
             raise ConfigError(f"--data {self.data}: not a folder")
         if self.init is not None and not is_model_folder(self.init):
             raise ConfigError(f"--init {self.init}: not a model folder (needs config.json and model.safetensors)")
+        self.model_config()
+
+    def check_bounds(self) -> None:
+        """Refuse integer settings of the wrong type or outside INT_BOUNDS, and impossible architectures."""
+        for name, (low, high) in INT_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+        for name in ("lr", "beta", "free_bits", "prior_spread", "val_fraction", "test_fraction"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), (int, float)):
+                raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}")
         self.model_config()
 
     def run_identity(self) -> dict[str, Any]:
