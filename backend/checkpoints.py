@@ -33,6 +33,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import CheckpointError, ConfigError, cannot_write
+from .filemode import new_file_mode
 from .model import AtlasVAE, ModelConfig, expected_shapes
 from .prior import LABEL_PREFIX, GaussianMixturePrior
 
@@ -70,7 +71,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise cannot_write(path, exc) from None
     try:
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, new_file_mode(path))
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -29,6 +29,7 @@ from backend.data.meshio import MESH_SUFFIXES, Mesh, load_mesh, normalisation_of
 from backend.data.procedural import FAMILIES, generate, item_seed
 from backend.data.sampling import sample_surface
 from backend.errors import Cancelled, ConfigError, DataError, MeshError
+from backend.filemode import new_file_mode
 
 CACHE_VERSION = 1
 CACHE_ENV = "ATLASVAE_CACHE"
@@ -320,6 +321,7 @@ class _PointCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.folder)
+            os.chmod(tmp, new_file_mode(self.folder / f"{key}.npy"))
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, points.astype(np.float32), allow_pickle=False)
             os.replace(tmp, self.folder / f"{key}.npy")

@@ -19,6 +19,7 @@ import numpy as np
 import trimesh
 
 from backend.errors import MeshError, cannot_write
+from backend.filemode import new_file_mode
 
 MESH_SUFFIXES: frozenset[str] = frozenset({".obj", ".stl", ".ply", ".off", ".glb", ".gltf"})
 
@@ -194,6 +195,7 @@ def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        os.chmod(tmp, new_file_mode(p))
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
         os.replace(tmp, p)
