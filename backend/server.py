@@ -41,7 +41,6 @@ MODEL_STOP_WAIT_S = 10.0
 STEP_EVENT_INTERVAL_S = 0.2
 MAX_SEED = 2**32 - 1
 MIN_RESOLUTION, MAX_RESOLUTION = 12, 200_000
-MAX_OUTPUT_VERTICES = 4_000_000
 PRIORS = ("auto", "normal", "gmm")
 
 _RESOLUTION = Param("resolution", "int", default=2562, minimum=MIN_RESOLUTION, maximum=MAX_RESOLUTION)
@@ -364,11 +363,14 @@ class Server:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    @staticmethod
-    def _check_output_size(count: int, resolution: int) -> None:
-        if count * resolution > MAX_OUTPUT_VERTICES:
-            raise invalid_params(f"params 'count' x 'resolution' = {count * resolution} vertices is more than "
-                                 f"the {MAX_OUTPUT_VERTICES} a reply may carry; lower one of them")
+    def _check_output_size(self, count: int, resolution: int) -> None:
+        """The CLI's cap (backend/service.py, from measured peak memory), as an invalid-params error."""
+        from backend.errors import ConfigError
+
+        try:
+            self.service.check_output_size(count, resolution)
+        except ConfigError as exc:
+            raise invalid_params(f"params 'count' x 'resolution': {exc}") from None
 
     def load_at_start(self, path: str) -> None:
         try:
