@@ -3,6 +3,17 @@
 The JSON records the architecture, the SHA-256 of the weights file and free-form metadata; a weights
 file that is truncated, corrupt or from another config is refused with a message naming the file.
 Nothing here unpickles anything.
+
+Save protocol (`save_model`); every file write is a temporary file, fsync, then an atomic rename:
+  0. finish an interrupted save: if `.config.json.pending` vouches (by SHA-256) for the weights on disk,
+     rename it to `config.json`; otherwise it is stale (its weights never landed) and is deleted;
+  1. write the new config as `.config.json.pending`;
+  2. write the new weights as `model.safetensors`;
+  3. rename `.config.json.pending` to `config.json`, then fsync the folder.
+Invariant: the weights on disk are vouched for by `config.json` or by the pending config, and step 1
+never overwrites a pending config that vouches for them (step 0 has consumed it). So a crash at any
+point, in any number of saves in a row, leaves a folder that loads: the previous model, or the new one.
+`load_model` accepts the pending config when it, and not `config.json`, vouches for the weights.
 """
 
 from __future__ import annotations
@@ -10,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +32,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import CheckpointError, ConfigError
-from .model import AtlasVAE, ModelConfig
+from .errors import CheckpointError, ConfigError, cannot_write
+from .filemode import new_file_mode
+from .model import AtlasVAE, ModelConfig, expected_shapes
 from .prior import LABEL_PREFIX, GaussianMixturePrior
 
 FORMAT = "atlasvae-model"
@@ -48,16 +61,25 @@ class LoadedModel:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half.
+
+    A failure to write (disk full, no permission, read-only) is an OutputError naming the path.
+    """
     try:
-        os.chmod(tmp, 0o644)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    try:
+        os.chmod(tmp, new_file_mode(path))
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise cannot_write(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -84,11 +106,7 @@ def bytes_to_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
 def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior | None = None,
                meta: dict[str, Any] | None = None,
                label_priors: dict[str, GaussianMixturePrior] | None = None) -> Path:
-    """Write a model folder in three atomic steps: pending config, weights, then the config's rename.
-
-    A crash at any point leaves a folder that loads: the old pair, or the new weights with the pending
-    config that vouches for them by hash (see `load_model`).
-    """
+    """Write a model folder by the save protocol in the module docstring (survives any sequence of crashes)."""
     folder = Path(folder)
     tensors = dict(model.state_dict())
     if prior is not None:
@@ -101,10 +119,39 @@ def save_model(folder: str | Path, model: AtlasVAE, prior: GaussianMixturePrior 
               "weights_sha256": hashlib.sha256(data).hexdigest(), "has_prior": prior is not None,
               "labels": sorted(label_priors or {}),
               "meta": meta or {}}
+    finish_interrupted_save(folder)
     atomic_write_json(folder / PENDING_CONFIG, config)
     atomic_write_bytes(folder / WEIGHTS_FILE, data)
     os.replace(folder / PENDING_CONFIG, folder / CONFIG_FILE)
+    _fsync_folder(folder)
     return folder
+
+
+def finish_interrupted_save(folder: Path) -> None:
+    """Step 0 of the save protocol: make `config.json` vouch for the weights on disk again."""
+    pending = folder / PENDING_CONFIG
+    if not pending.exists():
+        return
+    try:
+        digest = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        digest = ""
+    if _pending_config(folder, digest) is not None:
+        os.replace(pending, folder / CONFIG_FILE)
+    else:
+        pending.unlink(missing_ok=True)
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (POSIX); a no-op where folders cannot be opened."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
@@ -148,6 +195,8 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
         cfg = ModelConfig.from_dict(config.get("model", {}))
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: invalid model config ({exc})") from None
+    check_shapes(expected_shapes(cfg), {k: v for k, v in header_shapes(data, weights).items()
+                                        if not k.startswith(("prior.", LABEL_PREFIX))}, weights)
     tensors = bytes_to_tensors(data, weights)
     prior = GaussianMixturePrior.from_tensors(tensors, str(weights)) if config.get("has_prior") else None
     labels = config.get("labels", [])
@@ -179,13 +228,31 @@ def _pending_config(folder: Path, digest: str) -> dict[str, Any] | None:
     return None
 
 
+def header_shapes(data: bytes, source: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes listed in a safetensors file's JSON header, read without building any tensor."""
+    try:
+        (length,) = struct.unpack_from("<Q", data, 0)
+        if length > len(data) - 8:
+            raise ValueError(f"header length {length} exceeds the file's {len(data)} bytes")
+        header = json.loads(data[8:8 + length])
+        return {name: tuple(int(n) for n in entry["shape"]) for name, entry in header.items()
+                if name != "__metadata__"}
+    except (struct.error, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{source}: not a valid safetensors file (bad header: {exc})") from None
+
+
 def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
     """Copy tensors into `model`, naming missing, unexpected and mis-shaped keys on mismatch."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    shapes = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-              if k in tensors and tensors[k].shape != v.shape]
+    check_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                 {k: tuple(v.shape) for k, v in tensors.items()}, source)
+    model.load_state_dict(tensors, strict=True)
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], source: Path) -> None:
+    """Refuse weights whose tensor names or shapes differ from what the model config needs, naming them."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{k} {found[k]} != {v}" for k, v in expected.items() if k in found and found[k] != v]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -195,7 +262,6 @@ def load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source:
         if shapes:
             parts.append(f"shape mismatch {'; '.join(shapes[:5])}")
         raise CheckpointError(f"{source}: weights do not fit the model config ({'; '.join(parts)})")
-    model.load_state_dict(tensors, strict=True)
 
 
 def is_model_folder(path: str | Path) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import AtlasError, ConfigError
+from .errors import AtlasError, ConfigError, cannot_write
 from .fit_limits import DEFAULT_FIT_STEPS, FIT_MODES, SHARED_DECODER_FITS
 
 
@@ -203,6 +203,14 @@ def _check_out_folder(folder: Path) -> None:
         raise ConfigError(f"--out {folder}: exists and is not a folder")
 
 
+def _make_folder(folder: Path) -> None:
+    """Create an output folder (and its parents); a refusal by the OS is an error naming the folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(folder, exc) from None
+
+
 def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
     existing = [p for p in paths if p.exists()]
     if existing and not force:
@@ -258,7 +266,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _refuse_existing(paths, args.force)
     meshes = _service(args).sample(args.n, args.seed, args.temperature, args.resolution, args.prior,
                                    args.label)
-    args.out.mkdir(parents=True, exist_ok=True)
+    _make_folder(args.out)
     for path, mesh in zip(paths, meshes):
         save_mesh(path, mesh)
     if args.sheet:
@@ -301,7 +309,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                                                 progress=progress)
     finally:
         progress.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(args.out.parent)
     save_mesh(args.out, result)
     print(f"wrote {args.out} (Chamfer x1e-3: {cd:.3f})")
     return 0
@@ -319,7 +327,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
                                             fit=args.fit, fit_steps=args.fit_steps, progress=progress)
     finally:
         progress.close()
-    args.out.mkdir(parents=True, exist_ok=True)
+    _make_folder(args.out)
     for path, mesh in zip(paths, meshes):
         save_mesh(path, mesh)
     print(f"wrote {len(paths)} meshes to {args.out}")

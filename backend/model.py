@@ -7,6 +7,7 @@ code, which is the plain-autoencoder baseline.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -22,6 +23,12 @@ MODES = ("vae", "ae")
 # learn to average neighbouring shapes, which is where blurry VAE reconstructions come from.
 INITIAL_LOGVAR = -6.0
 NORMS = ("batch", "none")
+# Sane upper bounds: a model folder is shared between users and config.json is not covered by the weights'
+# checksum, so a crafted size must be refused before anything is built. AtlasNet's largest reference
+# network (25 square patches, 1024 wide) is 28.7 M parameters and fits well within each bound.
+MAX_SIZES = {"patches": 64, "latent_dim": 4096, "decoder_width": 4096, "decoder_layers": 16}
+MAX_ENCODER_WIDTH, MAX_ENCODER_LAYERS = 4096, 8
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32 weights
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,16 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.decoder_layers < 0 or not self.encoder_widths or min(self.encoder_widths) < 1:
             raise ConfigError("decoder_layers must be >= 0 and encoder_widths positive integers")
+        for name, limit in MAX_SIZES.items():
+            if getattr(self, name) > limit:
+                raise ConfigError(f"{name} must be at most {limit}, got {getattr(self, name)}")
+        if len(self.encoder_widths) > MAX_ENCODER_LAYERS or max(self.encoder_widths) > MAX_ENCODER_WIDTH:
+            raise ConfigError(f"encoder_widths must each be at most {MAX_ENCODER_WIDTH}, at most "
+                              f"{MAX_ENCODER_LAYERS} of them, got {list(self.encoder_widths)}")
+        count = sum(math.prod(shape) for shape in expected_shapes(self).values())
+        if count > MAX_PARAMETERS:
+            raise ConfigError(f"this architecture would have {count:,} parameters, more than the limit of "
+                              f"{MAX_PARAMETERS:,}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -169,6 +186,13 @@ class AtlasVAE(nn.Module):
         if logvar is not None and self.training:
             z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         return self.decode(z, template), mu, logvar
+
+
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every state-dict tensor's shape for `cfg`, from a network built on the meta device (no memory used)."""
+    with torch.device("meta"):
+        model = AtlasVAE(cfg)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Mapping, Sequence
@@ -29,6 +30,8 @@ NO_MODEL = -32003
 CANCELLED = -32004
 
 RequestId = int | str | None
+ID_SCAN_BYTES = 4096  # how much of each end of an unparseable or oversized line is searched for its id
+_LAST_KEY_ID = re.compile(r'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$')
 
 
 class RpcError(Exception):
@@ -66,16 +69,60 @@ def _short_repr(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def recover_id(head: bytes, tail: bytes = b"") -> RequestId:
+    """The top-level "id" of a message that cannot be parsed whole, from its first or last bytes; else None.
+
+    The head is scanned as JSON tokens (so an "id" nested in params or inside a string is not taken); the
+    tail only yields an id that is the object's last member.
+    """
+    found = _top_level_id(head.decode("utf-8", "replace"))
+    if found is None and tail:
+        match = _LAST_KEY_ID.search(tail.decode("utf-8", "replace"))
+        if match:
+            with_value = json.loads(match.group(1))
+            found = with_value if isinstance(with_value, (int, str)) else None
+    return found
+
+
+def _top_level_id(text: str) -> RequestId:
+    decoder = json.JSONDecoder()
+    depth, i = 0, 0
+    while i < len(text):
+        char = text[i]
+        if char == '"':
+            try:
+                key, end = decoder.raw_decode(text, i)
+            except ValueError:
+                return None
+            colon = end + len(text[end:]) - len(text[end:].lstrip())
+            if depth == 1 and key == "id" and text[colon:colon + 1] == ":":
+                start = colon + 1 + len(text[colon + 1:]) - len(text[colon + 1:].lstrip())
+                try:
+                    value, _ = decoder.raw_decode(text, start)
+                except ValueError:
+                    return None
+                return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+            i = end
+            continue
+        depth += char in "{["
+        depth -= char in "}]"
+        i += 1
+    return None
+
+
 def parse_request(line: bytes | str) -> Request | RpcError:
     """Parse one protocol line into a Request, or the RpcError to answer it with (never raises)."""
+    raw = line.encode("utf-8", "replace") if isinstance(line, str) else bytes(line)
     try:
         text = line.decode("utf-8") if isinstance(line, (bytes, bytearray)) else line
     except UnicodeDecodeError as exc:
-        return RpcError(PARSE_ERROR, f"parse error: line is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        return RpcError(PARSE_ERROR, f"parse error: line is not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                        recover_id(raw[:ID_SCAN_BYTES], raw[-ID_SCAN_BYTES:]))
     try:
         message = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
-        return RpcError(PARSE_ERROR, f"parse error: line is not valid JSON ({exc})")
+        return RpcError(PARSE_ERROR, f"parse error: line is not valid JSON ({exc})",
+                        recover_id(raw[:ID_SCAN_BYTES], raw[-ID_SCAN_BYTES:]))
     if isinstance(message, list):
         return RpcError(INVALID_REQUEST, "invalid request: batch requests are not supported, send one object a line")
     if not isinstance(message, dict):

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import is_model_folder, load_model, save_model
+from .checkpoints import CONFIG_FILE, is_model_folder, load_model, save_model
 from .device import resolve_device
 from .errors import ConfigError
 from .inference import choose_default_prior, fit_priors
@@ -34,9 +34,16 @@ def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: fl
     if not isinstance(recorded, dict):
         raise ConfigError(f"{model_dir}: its config.json does not record how it was trained, so its training "
                           f"shapes are unknown; this model cannot be refitted")
+    try:
+        config_from_args(recorded).check_bounds()
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{model_dir / CONFIG_FILE}: its recorded training settings are invalid ({exc}); "
+                          f"this model cannot be refitted") from None
     # Only the data and split matter here: no --init (the weights are this model's) and nothing to freeze.
+    # Paths in the metadata are not covered by the checksum: never write where they point (the cache goes
+    # to the user's own cache folder, the output to `target`).
     cfg = replace(config_from_args(recorded), out=str(target), init=None, freeze=(), resume=False, device=device,
-                  force=force)
+                  force=force, cache_dir=None)
     if spread is not None:
         cfg = replace(cfg, prior_spread=spread)
     if data is not None or procedural is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,10 +36,13 @@ def plot_history(history: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def _save(fig: Any, path: Path, plt: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    """Render in memory, then write atomically (a full disk is an OutputError naming `path`)."""
+    from .checkpoints import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def point_sheet(clouds: Sequence[np.ndarray], path: Path, titles: Sequence[str] | None = None,

@@ -28,8 +28,9 @@ from backend import PROTOCOL_VERSION, __version__
 from backend.errors import AtlasError, BusyError
 from backend.fit_limits import FIT_MODES, MAX_FIT_STEPS, MIN_FIT_STEPS, SHARED_DECODER_FITS
 from backend.protocol import (
-    BACKEND_ERROR, BUSY, CANCELLED, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY, Param, Request,
-    RpcError, encode_mesh, error_line, invalid_params, notification_line, parse_request, result_line,
+    BACKEND_ERROR, BUSY, CANCELLED, ID_SCAN_BYTES, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY,
+    Param, Request, RpcError, encode_mesh, error_line, invalid_params, notification_line, parse_request,
+    recover_id, result_line,
     validate_params,
 )
 
@@ -42,7 +43,6 @@ MODEL_STOP_WAIT_S = 10.0
 STEP_EVENT_INTERVAL_S = 0.2
 MAX_SEED = 2**32 - 1
 MIN_RESOLUTION, MAX_RESOLUTION = 12, 200_000
-MAX_OUTPUT_VERTICES = 4_000_000
 PRIORS = ("auto", "normal", "gmm")
 KEEP_FINISHED_FITS = 16
 
@@ -127,42 +127,54 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
 
+@dataclass
+class TooLong:
+    """A line longer than the limit, skipped; only its first and last bytes are kept, to recover its id."""
+
+    head: bytes
+    tail: bytes
+
+
 class LineReader:
     """Splits a raw file descriptor into lines of at most `max_bytes`; longer ones are skipped, not buffered.
 
-    Reading the fd directly (not sys.stdin) keeps interpreter shutdown free of buffered-reader locks.
+    A skipped line is returned as TooLong once it has ended. Reading the fd directly (not sys.stdin) keeps
+    interpreter shutdown free of buffered-reader locks.
     """
-
-    TOO_LONG = object()
 
     def __init__(self, fd: int, max_bytes: int, chunk: int = 1 << 16) -> None:
         self.fd, self.max_bytes, self.chunk = fd, max_bytes, chunk
         self._buf = bytearray()
-        self._skipping = False
+        self._skipping: TooLong | None = None
         self._eof = False
 
     def __iter__(self) -> "LineReader":
         return self
 
     def __next__(self) -> Any:
+        keep = ID_SCAN_BYTES
         while True:
             newline = self._buf.find(b"\n")
             if newline >= 0:
                 line = bytes(self._buf[:newline])
                 del self._buf[:newline + 1]
-                if self._skipping:
-                    self._skipping = False
-                    continue
+                if self._skipping is not None:
+                    skipped, self._skipping = self._skipping, None
+                    return TooLong(skipped.head, (skipped.tail + line)[-keep:])
                 if len(line) > self.max_bytes:
-                    return self.TOO_LONG
+                    return TooLong(line[:keep], line[-keep:])
                 return line
-            if len(self._buf) > self.max_bytes:
+            if self._skipping is not None:
+                self._skipping.tail = (self._skipping.tail + self._buf)[-keep:]
                 self._buf.clear()
-                if not self._skipping:
-                    self._skipping = True
-                    return self.TOO_LONG
+            elif len(self._buf) > self.max_bytes:
+                self._skipping = TooLong(bytes(self._buf[:keep]), bytes(self._buf[-keep:]))
+                self._buf.clear()
             if self._eof:
-                if self._buf and not self._skipping:
+                if self._skipping is not None:
+                    skipped, self._skipping = self._skipping, None
+                    return skipped
+                if self._buf:
                     line = bytes(self._buf)
                     self._buf.clear()
                     return line
@@ -265,11 +277,21 @@ class Server:
         else:
             self._execute(parsed)
 
-    def reject_oversized(self, max_bytes: int) -> None:
+    def reject_oversized(self, max_bytes: int, skipped: TooLong) -> None:
+        """Answer a skipped over-long line, with its own id when its first or last bytes reveal it."""
         message = (f"invalid request: line longer than the {max_bytes}-byte limit was skipped; "
                    f"send smaller meshes or start the backend with a larger --max-message-bytes")
         log.warning(message)
-        self.send(error_line(None, INVALID_REQUEST, message))
+        self.send(error_line(recover_id(skipped.head, skipped.tail), INVALID_REQUEST, message))
+
+    def refuse_after_stop(self, line: bytes) -> None:
+        """Answer a request that arrived after the server began stopping, so no client waits on it forever."""
+        parsed = parse_request(line) if line.strip() else None
+        if isinstance(parsed, RpcError):
+            self.send(parsed.to_line())
+        elif parsed is not None:
+            self._reply_error(parsed, RpcError(BACKEND_ERROR, f"the backend is shutting down ({self.stop_reason}); "
+                                                              f"'{parsed.method}' was not run"))
 
     def _reply_error(self, request: Request, error: RpcError) -> None:
         if request.is_notification:
@@ -357,11 +379,14 @@ class Server:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    @staticmethod
-    def _check_output_size(count: int, resolution: int) -> None:
-        if count * resolution > MAX_OUTPUT_VERTICES:
-            raise invalid_params(f"params 'count' x 'resolution' = {count * resolution} vertices is more than "
-                                 f"the {MAX_OUTPUT_VERTICES} a reply may carry; lower one of them")
+    def _check_output_size(self, count: int, resolution: int) -> None:
+        """The CLI's cap (backend/service.py, from measured peak memory), as an invalid-params error."""
+        from backend.errors import ConfigError
+
+        try:
+            self.service.check_output_size(count, resolution)
+        except ConfigError as exc:
+            raise invalid_params(f"params 'count' x 'resolution': {exc}") from None
 
     def load_at_start(self, path: str) -> None:
         try:
@@ -680,12 +705,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _read_loop(server: Server, fd: int, max_bytes: int) -> None:
+    """Dispatch lines until stdin closes; once stopping, every further request is refused by its id."""
     try:
         for line in LineReader(fd, max_bytes):
-            if server.stop_event.is_set():
-                return
-            if line is LineReader.TOO_LONG:
-                server.reject_oversized(max_bytes)
+            if isinstance(line, TooLong):
+                server.reject_oversized(max_bytes, line)
+            elif server.stop_event.is_set():
+                server.refuse_after_stop(line)
             else:
                 server.handle_line(line)
     except OSError as exc:

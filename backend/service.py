@@ -24,10 +24,22 @@ from .fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surfac
 from .metrics import chamfer
 from .prior import PRIOR_KINDS, standard_normal
 from .fit_limits import SHARED_DECODER_FITS
-from .templates import random_points, template_mesh
+from .templates import mesh_vertex_count, random_points, template_mesh
 
 ENCODE_POINTS = 2500
 DECODE_BATCH = 16
+DECODE_ACTIVATION_BYTES = 64 << 20  # the decoder's working memory per slice, whatever count x resolution
+ACTIVATION_COPIES = 3  # activations alive at once in a decoder layer (input, output, norm/ReLU result)
+# Peak memory of sample / interpolate / variations above the loaded model, measured with
+# bench/bench_memory.py (docs/benchmarks.md), for meshes of V vertices each (after the template snaps):
+#     peak ~ DECODE_ACTIVATION_BYTES + TEMPLATE_BYTES_PER_VERTEX * V + OUTPUT_BYTES_PER_VERTEX * count * V
+# The last term is the server's (float64 vertices, base64 vertices and faces, the JSON reply line: about
+# 120 B per vertex measured; the CLI needs about 30 B). The cap keeps that term within OUTPUT_MEMORY_BUDGET,
+# for the CLI and the server alike.
+TEMPLATE_BYTES_PER_VERTEX = 2048
+OUTPUT_BYTES_PER_VERTEX = 128
+OUTPUT_MEMORY_BUDGET = 512 << 20
+MAX_OUTPUT_VERTICES = OUTPUT_MEMORY_BUDGET // OUTPUT_BYTES_PER_VERTEX  # 4 194 304
 FIT_SEED = 0
 
 
@@ -91,6 +103,21 @@ class ModelService:
             torch.mps.empty_cache()
         return had
 
+    def check_output_size(self, count: int, resolution: int) -> int:
+        """Refuse `count` meshes at `resolution` when their vertices exceed MAX_OUTPUT_VERTICES; else the total.
+
+        The vertices are those the loaded model's template really produces (one sphere when none is loaded).
+        """
+        with self._lock:
+            cfg = self._loaded.config if self._loaded is not None else None
+        per_mesh = mesh_vertex_count(cfg.template if cfg else "sphere", cfg.patches if cfg else 1, resolution)
+        total = count * per_mesh
+        if total > MAX_OUTPUT_VERTICES:
+            raise ConfigError(f"{count} meshes x {per_mesh:,} vertices = {total:,} output vertices is more than the "
+                              f"limit of {MAX_OUTPUT_VERTICES:,} (about {OUTPUT_MEMORY_BUDGET >> 20} MiB of memory); "
+                              f"lower the count or the resolution")
+        return total
+
     def _require(self) -> LoadedModel:
         if self._loaded is None:
             raise NoModelError("no model is loaded; load a model first")
@@ -123,16 +150,26 @@ class ModelService:
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Latents (n, D) -> unit-ball vertices (n, V, 3) on the template mesh, and its faces.
 
-        `decode` replaces the model's decoder (a full fit's per-request copy)."""
+        `decode` replaces the model's decoder (a full fit's per-request copy). Decoding runs over slices of
+        latents and of template points so that the network's activations stay under DECODE_ACTIVATION_BYTES
+        whatever the count and resolution (each point is decoded on its own in eval mode, so slicing changes
+        nothing but memory); the result is written into one float64 array.
+        """
         pts, faces = template_mesh(lm.config.template, lm.config.patches, resolution)
         template = torch.from_numpy(pts).to(self._device)
         decode = decode or lm.model.decode
-        out = []
+        patches, per_patch = pts.shape[0], pts.shape[1]
+        out = np.empty((len(z), patches, per_patch, 3), dtype=np.float64)
+        width = max(lm.config.decoder_width, lm.config.latent_dim)
+        rows = min(len(z), DECODE_BATCH)
+        span = max(1, DECODE_ACTIVATION_BYTES // (ACTIVATION_COPIES * 4 * width * patches * rows))
         with torch.inference_mode():
             for start in range(0, len(z), DECODE_BATCH):
                 zb = torch.as_tensor(z[start:start + DECODE_BATCH], dtype=torch.float32, device=self._device)
-                out.append(decode(zb, template).float().cpu().numpy())
-        return np.concatenate(out).astype(np.float64), faces
+                for first in range(0, per_patch, span):
+                    piece = decode(zb, template[:, first:first + span]).float().cpu().numpy()
+                    out[start:start + len(zb), :, first:first + span] = piece.reshape(len(zb), patches, -1, 3)
+        return out.reshape(len(z), patches * per_patch, 3), faces
 
     def _encode(self, lm: LoadedModel, meshes: list[Mesh]) -> tuple[np.ndarray, list[Normalisation],
                                                                     np.ndarray]:
@@ -157,6 +194,7 @@ class ModelService:
         resolution = _check_int("resolution", resolution, 12, 200_000)
         with self._lock:
             lm = self._require()
+            self.check_output_size(count, resolution)
             verts, faces = self._decode(lm, self._latents(lm, count, seed, temperature, prior, label),
                                        resolution)
         return [Mesh(v, faces) for v in verts]
@@ -232,6 +270,7 @@ class ModelService:
         resolution = _check_int("resolution", resolution, 12, 200_000)
         with self._lock:
             lm = self._require()
+            self.check_output_size(steps, resolution)
             mu, norms = self._shared_fit(lm, [a, b], fit, fit_steps, progress, cancel)
             t = np.linspace(0.0, 1.0, steps)[:, None]
             verts, faces = self._decode(lm, (1 - t) * mu[0] + t * mu[1], resolution)
@@ -254,6 +293,7 @@ class ModelService:
         resolution = _check_int("resolution", resolution, 12, 200_000)
         with self._lock:
             lm = self._require()
+            self.check_output_size(count, resolution)
             mu, norms = self._shared_fit(lm, [mesh], fit, fit_steps, progress, cancel)
             scale = self._prior_std(lm)
             eps = np.random.default_rng(seed).standard_normal((count, mu.shape[1]))

@@ -78,6 +78,14 @@ def template_mesh(kind: str, patches: int, resolution: int) -> tuple[np.ndarray,
     return pts[None].repeat(patches, axis=0), _offset_faces(faces, len(pts), patches)
 
 
+def mesh_vertex_count(kind: str, patches: int, resolution: int) -> int:
+    """Vertices of `template_mesh(kind, patches, resolution)`, without building it."""
+    if kind == "sphere":
+        return patches * ICOSPHERE_VERTICES[icosphere_level(max(12, resolution // patches))]
+    template_dim(kind)
+    return patches * max(2, int(round(math.sqrt(resolution / patches)))) ** 2
+
+
 def _offset_faces(faces: np.ndarray, per_patch: int, patches: int) -> np.ndarray:
     return np.concatenate([faces + k * per_patch for k in range(patches)])
 

@@ -26,7 +26,7 @@ from .checkpoints import (atomic_write_bytes, atomic_write_json, bytes_to_tensor
                           load_model, read_config, save_model, tensors_to_bytes)
 from .data.datasets import PointSets, load_folder, procedural_point_sets, split_files
 from .data.procedural import FAMILIES
-from .errors import BusyError, ConfigError, DataError
+from .errors import BusyError, Cancelled, ConfigError, DataError, cannot_write
 from .finetune import (ARCHITECTURE_FLAGS, check_freeze, convert_mode, freeze, hold_frozen_in_eval,
                        inherit_architecture, parse_freeze)
 from .inference import choose_default_prior, fit_priors, pick_points, val_chamfer
@@ -39,6 +39,11 @@ STATE_JSON = "train_state.json"
 HISTORY_FILE = "history.json"
 LOCK_FILE = ".atlasvae.lock"
 MIN_SHAPES = 4
+# Sane ranges for integer settings; they also bound values read back from a model's metadata (refit-prior),
+# which the weights' checksum does not cover.
+INT_BOUNDS = {"epochs": (1, 100_000), "batch_size": (2, 4096), "points": (1, 100_000),
+              "prior_components": (1, 4096), "warmup_epochs": (0, 100_000), "sheet_every": (0, 100_000),
+              "max_faces": (1, 2_000_000), "seed": (0, 2**32 - 1)}
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -110,6 +115,7 @@ class TrainConfig:
         """Refuse impossible settings before any data is read."""
         if (self.data is None) == (self.procedural is None):
             raise ConfigError("give exactly one of --data DIR or --procedural FAMILIES:COUNT")
+        self.check_bounds()
         for name in ("epochs", "batch_size", "points", "prior_components"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -129,6 +135,17 @@ class TrainConfig:
         self.freeze = parse_freeze(self.freeze) if isinstance(self.freeze, str) else tuple(self.freeze)
         check_freeze(self.freeze, self.init is not None)
         self.resolved().model_config()
+
+    def check_bounds(self) -> None:
+        """Refuse integer settings of the wrong type or outside INT_BOUNDS, and impossible architectures."""
+        for name, (low, high) in INT_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
+        for name in ("lr", "beta", "free_bits", "prior_spread", "val_fraction", "test_fraction"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), (int, float)):
+                raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}")
+        self.model_config()
 
     def run_identity(self) -> dict[str, Any]:
         d = asdict(self)
@@ -152,16 +169,19 @@ def parse_procedural(spec: str) -> tuple[list[str], int]:
     return families, per_family
 
 
-def load_data(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict[str, PointSets]:
+def load_data(cfg: TrainConfig, progress: ProgressFn | None = None,
+              cancel: threading.Event | None = None) -> dict[str, PointSets]:
     """Read the dataset once and split it into train / val / test point sets (deterministic)."""
     if cfg.procedural is not None:
         families, per_family = parse_procedural(cfg.procedural)
         sets = procedural_point_sets(families, per_family, cfg.seed)
     else:
         sets = load_folder(cfg.data, cache_dir=cfg.cache_dir, max_faces=cfg.max_faces,
-                           progress=progress is None)
+                           progress=progress is None, cancel=cancel)
         for name, reason in sets.skipped:
             _emit(progress, {"event": "skip", "message": f"skipped {name}: {reason}"})
+        for warning in sets.warnings:
+            _emit(progress, {"event": "log", "message": f"warning: {warning}"})
         if sets.skipped:
             _emit(progress, {"event": "log", "message": f"using {len(sets.names)} mesh files under {cfg.data}; "
                                                         f"skipped {len(sets.skipped)} (listed above)"})
@@ -203,8 +223,11 @@ class OutputLock:
 
     def __enter__(self) -> "OutputLock":
         self._created = not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a+")
+        except OSError as exc:
+            raise cannot_write(self.path.parent, exc) from None
         try:
             if os.name == "nt":
                 import msvcrt
@@ -302,6 +325,16 @@ def _save_state(out: Path, model: AtlasVAE, opt: torch.optim.Optimizer, cfg: Tra
                                          "opt_scalars": scalars, "config": _cfg_json(cfg), "meta": meta})
 
 
+def _write_run_marker(out: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None:
+    """Mark the folder as holding this unfinished run before anything else is written to it.
+
+    A run that dies at any later step (a full disk, a kill) then leaves a folder that a rerun of the same
+    command recognises and resumes, instead of a "folder is not empty" refusal.
+    """
+    atomic_write_json(out / STATE_JSON, {"epoch": 0, "finished": False, "run": cfg.run_identity(),
+                                         "opt_scalars": {}, "config": _cfg_json(cfg), "meta": meta})
+
+
 def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["encoder_widths"] = list(cfg.encoder_widths)
@@ -311,6 +344,8 @@ def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
 def _restore_state(out: Path, model: AtlasVAE, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     loaded = load_model(out, next(model.parameters()).device)
     model.load_state_dict(loaded.model.state_dict())
+    if not (out / STATE_FILE).is_file():
+        return  # the optimiser state never landed: Adam restarts its moments, the weights carry on
     tensors = bytes_to_tensors((out / STATE_FILE).read_bytes(), out / STATE_FILE)
     opt_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -348,8 +383,15 @@ def run(cfg: TrainConfig, progress: ProgressFn | None = None,
             return prepare_output(cfg)
 
         state = group.from_main(claim_output)
-        data = group.in_turn(lambda: load_data(cfg, progress))
-        return _train(cfg, out, group, data, state, progress, cancel or threading.Event())
+        stop = cancel or threading.Event()
+        try:
+            data = group.in_turn(lambda: load_data(cfg, progress, stop))
+        except Cancelled as exc:
+            summary = {"state": "cancelled", "out": str(out), "epoch": int((state or {}).get("epoch", 0)),
+                       "history": [], "message": str(exc)}
+            _emit(progress, {"event": "done", **summary})
+            return summary
+        return _train(cfg, out, group, data, state, progress, stop, held)
 
 
 def _quiet(event: dict[str, Any]) -> None:
@@ -357,7 +399,8 @@ def _quiet(event: dict[str, Any]) -> None:
 
 
 def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str, PointSets],
-           state: dict[str, Any] | None, progress: ProgressFn | None, cancel: threading.Event) -> dict[str, Any]:
+           state: dict[str, Any] | None, progress: ProgressFn | None, cancel: threading.Event,
+           held: ExitStack | None = None) -> dict[str, Any]:
     from .reports import plot_history, sample_sheet
 
     device = group.device
@@ -370,6 +413,10 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, Any]] = []
     start_epoch = 0
+    if state is not None and int(state.get("epoch", 0)) == 0 and not is_model_folder(out):
+        state = None  # only the run marker landed: nothing to restore, start this same run afresh
+    if state is None and group.is_main:
+        _write_run_marker(out, cfg, meta)
     if state is not None:
         if group.is_main:
             _restore_state(out, model, opt, state)
@@ -383,6 +430,8 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     steps_per_epoch = max(1, len(train_pts) // cfg.batch_size)
     total_epochs = max(cfg.epochs, start_epoch)
     bar = _bar(progress, (total_epochs - start_epoch) * steps_per_epoch)
+    if bar is not None and held is not None:
+        held.callback(bar.close)  # an error then starts on a line of its own, not after the bar
     t0 = time.perf_counter()
     done_steps = 0
     cancelled = False

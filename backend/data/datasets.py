@@ -2,7 +2,9 @@
 
 Each usable mesh becomes n_cache surface points in the unit ball. Points are cached per file outside the
 user's data folder, keyed by the file's content, so a second run skips parsing; bad files are reported
-and skipped rather than stopping the run.
+and skipped rather than stopping the run. Only regular files are ever opened (a FIFO or a link to a device
+named like a mesh is skipped unread); a link to a file is followed wherever it points, with a warning when
+it leaves the folder, and links to folders are not followed (no loops, no walking half the disk).
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import sys
 import tempfile
+import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from backend.data.meshio import MESH_SUFFIXES, Mesh, load_mesh, normalisation_of
+from backend.data.meshio import MESH_SUFFIXES, Mesh, load_mesh, normalisation_of, not_regular_reason
 from backend.data.procedural import FAMILIES, generate, item_seed
 from backend.data.sampling import sample_surface
-from backend.errors import ConfigError, DataError, MeshError
+from backend.errors import Cancelled, ConfigError, DataError, MeshError
+from backend.filemode import new_file_mode
 
 CACHE_VERSION = 1
 CACHE_ENV = "ATLASVAE_CACHE"
@@ -44,6 +49,7 @@ class PointSets:
     names: list[str]
     labels: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -60,14 +66,22 @@ def default_cache_dir() -> Path:
 
 def find_mesh_files(root: str | os.PathLike[str]) -> list[Path]:
     """Every mesh file under root (suffix match, any case), skipping hidden files and folders; sorted."""
-    base = _check_root(root)
-    found = []
+    return _walk(_check_root(root))[0]
+
+
+def _walk(base: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Mesh files under `base` (sorted) and the links to folders that were not followed, with the reason."""
+    found, not_followed = [], []
     for folder, subfolders, filenames in os.walk(base):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        for name in subfolders:
+            if os.path.islink(os.path.join(folder, name)):
+                not_followed.append((_relative(Path(folder) / name, base),
+                                     "a link to a folder; links to folders are not followed"))
         for filename in filenames:
             if not filename.startswith(".") and Path(filename).suffix.lower() in MESH_SUFFIXES:
                 found.append(Path(folder) / filename)
-    return sorted(found, key=lambda path: _relative(path, base))
+    return sorted(found, key=lambda path: _relative(path, base)), sorted(not_followed)
 
 
 def detect_layout(files: Iterable[Path], root: str | os.PathLike[str]) -> str:
@@ -147,12 +161,16 @@ def load_folder(
     cache_dir: str | os.PathLike[str] | None = None,
     max_faces: int = 2_000_000,
     progress: bool = True,
+    cancel: threading.Event | None = None,
 ) -> PointSets:
-    """Sample n_cache unit-ball surface points from every usable mesh under root (cached per file)."""
+    """Sample n_cache unit-ball surface points from every usable mesh under root (cached per file).
+
+    Setting `cancel` stops the reading between files (and between chunks of a large file) with Cancelled.
+    """
     base = _check_root(root)
     _check_positive(n_cache, "n_cache")
     _check_positive(max_faces, "max_faces")
-    files = find_mesh_files(base)
+    files, not_followed = _walk(base)
     if not files:
         suffixes = ", ".join(sorted(MESH_SUFFIXES))
         raise DataError(f"no mesh files ({suffixes}) found under {base}")
@@ -160,12 +178,19 @@ def load_folder(
     clouds: list[np.ndarray] = []
     names: list[str] = []
     labels: list[str] = []
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(not_followed)
+    warnings: list[str] = []
+    real_base = base.resolve()
     bar = tqdm(files, desc="Reading meshes", unit="mesh", file=sys.stderr, disable=not progress)
-    for path in bar:
+    for done, path in enumerate(bar):
         name = _relative(path, base)
+        _check_cancel(cancel, base, done, len(files))
         try:
-            key = _cache_key(path, n_cache)
+            problem = not_regular_reason(path)
+            if problem:
+                skipped.append((name, f"{problem}; skipped without reading it"))
+                continue
+            key = _cache_key(path, n_cache, lambda: _check_cancel(cancel, base, done, len(files)))
             points = cache.get(key, n_cache)
             if points is None:
                 points = _sample_file(path, n_cache, max_faces, key)
@@ -179,10 +204,14 @@ def load_folder(
         clouds.append(points)
         names.append(name)
         labels.append(label_of(path, base))
+        real = path.resolve()
+        if not real.is_relative_to(real_base):
+            warnings.append(f"{name}: read through a link that leaves the data folder (to {real})")
     if not clouds:
         examples = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
         raise DataError(f"none of the {len(files)} mesh files under {base} could be used ({examples})")
-    return PointSets(points=np.stack(clouds).astype(np.float32), names=names, labels=labels, skipped=skipped)
+    return PointSets(points=np.stack(clouds).astype(np.float32), names=names, labels=labels, skipped=skipped,
+                     warnings=warnings)
 
 
 def procedural_point_sets(
@@ -242,11 +271,24 @@ def _unit_ball(mesh: Mesh) -> Mesh:
     return Mesh(vertices=normalisation_of(mesh.vertices).apply(mesh.vertices), faces=mesh.faces)
 
 
-def _cache_key(path: Path, n: int) -> str:
-    """Hash of everything the cached points depend on: content, format, point count, cache version."""
+def _check_cancel(cancel: threading.Event | None, base: Path, done: int, total: int) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"{base}: cancelled while reading meshes ({done} of {total} read)")
+
+
+def _cache_key(path: Path, n: int, between_chunks: Callable[[], None] = lambda: None) -> str:
+    """Hash of everything the cached points depend on: content, format, point count, cache version.
+
+    The file is opened without blocking and checked to be a regular file on the open descriptor, so a
+    FIFO swapped in after the first check is still never read.
+    """
     digest = hashlib.sha256(f"atlasvae-points:{CACHE_VERSION}:{n}:{path.suffix.lower()}\0".encode())
-    with path.open("rb") as fh:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MeshError(f"{path}: {not_regular_reason(path) or 'not a regular file'}")
         while chunk := fh.read(_HASH_CHUNK):
+            between_chunks()
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -279,6 +321,7 @@ class _PointCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.folder)
+            os.chmod(tmp, new_file_mode(self.folder / f"{key}.npy"))
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, points.astype(np.float32), allow_pickle=False)
             os.replace(tmp, self.folder / f"{key}.npy")

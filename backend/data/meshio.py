@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from backend.errors import MeshError
+from backend.errors import MeshError, cannot_write
+from backend.filemode import new_file_mode
 
 MESH_SUFFIXES: frozenset[str] = frozenset({".obj", ".stl", ".ply", ".off", ".glb", ".gltf"})
 
@@ -123,6 +125,9 @@ def load_mesh(path: str | os.PathLike[str], max_faces: int = 2_000_000) -> Mesh:
         raise MeshError(f"mesh file not found: {p}")
     if p.is_dir():
         raise MeshError(f"{p} is a folder, not a mesh file")
+    problem = not_regular_reason(p)
+    if problem:
+        raise MeshError(f"{p}: {problem}")
     suffix = p.suffix.lower()
     if suffix not in MESH_SUFFIXES:
         supported = ", ".join(sorted(MESH_SUFFIXES))
@@ -155,6 +160,20 @@ def load_mesh(path: str | os.PathLike[str], max_faces: int = 2_000_000) -> Mesh:
     return validate_mesh(vertices, faces, name=str(p), max_faces=max_faces)
 
 
+def not_regular_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` (links followed) is not a regular file that can be read, without opening it; None if it is."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO / named pipe"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    kind = next((what for test, what in kinds if test(mode)), "an unknown kind of file")
+    return f"not a regular file ({kind})"
+
+
 def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
     """Write a mesh in the format its suffix names; the file is replaced atomically if it exists."""
     p = Path(path)
@@ -176,13 +195,14 @@ def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        os.chmod(tmp, new_file_mode(p))
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
         os.replace(tmp, p)
     except OSError as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        raise MeshError(f"{p}: cannot be written ({exc.strerror or exc})") from exc
+        raise cannot_write(p, exc) from None
 
 
 def _too_many_faces(name: str, count: int, limit: int) -> str:

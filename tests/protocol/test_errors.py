@@ -39,8 +39,9 @@ BAD_FACES = FACES.copy()
 BAD_FACES[3, 2] = 4
 
 CASES = [
-    ("malformed json", b'{"jsonrpc": "2.0", "id": 1, "method": "sam', None, PARSE_ERROR, "not valid JSON"),
-    ("invalid utf-8", b'{"jsonrpc": "2.0", "id": 1, "method": "\xff"}', None, PARSE_ERROR, "UTF-8"),
+    ("malformed json", b'{"jsonrpc": "2.0", "id": 1, "method": "sam', 1, PARSE_ERROR, "not valid JSON"),
+    ("invalid utf-8", b'{"jsonrpc": "2.0", "id": 1, "method": "\xff"}', 1, PARSE_ERROR, "UTF-8"),
+    ("malformed json, no id", b'{"jsonrpc": "2.0", "method": "sam', None, PARSE_ERROR, "not valid JSON"),
     ("non-object", b"42", None, INVALID_REQUEST, "expected a JSON object, got int"),
     ("batch", b"[]", None, INVALID_REQUEST, "batch requests are not supported"),
     ("wrong jsonrpc", json.dumps({"jsonrpc": "1.0", "id": 2, "method": "handshake"}).encode(), 2,
@@ -94,7 +95,7 @@ def test_bad_input_gets_named_error_and_server_survives(bare_server: RawServer, 
 def test_oversized_line_is_rejected_and_skipped(bare_server: RawServer) -> None:
     huge = b'{"jsonrpc": "2.0", "id": 1, "method": "handshake", "params": {"pad": "' + b"x" * (SMALL_MAX_BYTES + 5)
     bare_server.send(huge + b'"}}')
-    reply = bare_server.reply_to(None)
+    reply = bare_server.reply_to(1)
     assert reply["error"]["code"] == INVALID_REQUEST
     assert f"longer than the {SMALL_MAX_BYTES}-byte limit" in reply["error"]["message"]
     assert bare_server.request("handshake")["result"]["protocol_version"] == 1
