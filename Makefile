@@ -18,11 +18,11 @@ demo: $(STAMP)
 	$(VPY) scripts/demo.py --out out
 
 test: $(STAMP)
-	$(VPY) -m mypy blender_addon
+	$(VPY) -m mypy blender_addon backend
 	$(VPY) -m pytest -q
 
 typecheck: $(STAMP)
-	$(VPY) -m mypy blender_addon
+	$(VPY) -m mypy blender_addon backend
 
 bench: $(STAMP)
 	for b in bench_chamfer bench_train bench_sample bench_server bench_addon bench_transfer bench_generation; do $(VPY) -m bench.$$b || exit 1; done

@@ -45,7 +45,7 @@ def _save(fig: Any, path: Path, plt: Any) -> None:
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def point_sheet(clouds: Sequence[np.ndarray], path: Path, titles: Sequence[str] | None = None,
+def point_sheet(clouds: Sequence[np.ndarray] | np.ndarray, path: Path, titles: Sequence[str] | None = None,
                 columns: int = 4) -> None:
     """A grid of 3-D scatter plots, one per point cloud (z up, as in Blender)."""
     plt = _pyplot()

@@ -22,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from backend import PROTOCOL_VERSION, __version__
 from backend.errors import AtlasError, BusyError
@@ -30,9 +30,11 @@ from backend.fit_limits import FIT_MODES, MAX_FIT_STEPS, MIN_FIT_STEPS, SHARED_D
 from backend.protocol import (
     BACKEND_ERROR, BUSY, CANCELLED, ID_SCAN_BYTES, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY,
     Param, Request, RpcError, encode_mesh, error_line, invalid_params, notification_line, parse_request,
-    recover_id, result_line,
-    validate_params,
+    recover_id, result_line, validate_params,
 )
+
+if TYPE_CHECKING:
+    from backend.service import ModelService  # imports torch: the server loads it only when serving
 
 log = logging.getLogger("atlasvae.server")
 
@@ -212,7 +214,7 @@ class Job:
 class Server:
     """Request dispatch, the model thread, fine-tune jobs and notifications over one output fd."""
 
-    def __init__(self, service: Any, out_fd: int, models_dirs: Sequence[str | Path] = (),
+    def __init__(self, service: ModelService, out_fd: int, models_dirs: Sequence[str | Path] = (),
                  warnings: Sequence[str] = ()) -> None:
         self.service = service
         self.models_dirs = [Path(p).expanduser() for p in models_dirs]

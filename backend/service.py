@@ -10,7 +10,7 @@ import dataclasses
 import gc
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -307,7 +307,7 @@ class ModelService:
         return np.sqrt(lm.prior.variance())
 
     @staticmethod
-    def list_models(roots: list[str | Path]) -> list[dict[str, str]]:
+    def list_models(roots: Sequence[str | Path]) -> list[dict[str, str]]:
         """Every model folder directly in, or one level below, each root (roots that are missing are skipped)."""
         found: dict[str, dict[str, str]] = {}
         for root in map(Path, roots):

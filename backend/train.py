@@ -149,7 +149,7 @@ class TrainConfig:
 
     def run_identity(self) -> dict[str, Any]:
         d = asdict(self)
-        d["encoder_widths"] = list(self.encoder_widths)
+        d["encoder_widths"] = None if self.encoder_widths is None else list(self.encoder_widths)
         return {k: d[k] for k in self.RUN_KEYS}
 
 
@@ -175,6 +175,8 @@ def load_data(cfg: TrainConfig, progress: ProgressFn | None = None,
     if cfg.procedural is not None:
         families, per_family = parse_procedural(cfg.procedural)
         sets = procedural_point_sets(families, per_family, cfg.seed)
+    elif cfg.data is None:
+        raise ConfigError("give exactly one of --data DIR or --procedural FAMILIES:COUNT")
     else:
         sets = load_folder(cfg.data, cache_dir=cfg.cache_dir, max_faces=cfg.max_faces,
                            progress=progress is None, cancel=cancel)
@@ -229,7 +231,7 @@ class OutputLock:
         except OSError as exc:
             raise cannot_write(self.path.parent, exc) from None
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
                 msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
             else:
@@ -337,7 +339,7 @@ def _write_run_marker(out: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None
 
 def _cfg_json(cfg: TrainConfig) -> dict[str, Any]:
     d = asdict(cfg)
-    d["encoder_widths"] = list(cfg.encoder_widths)
+    d["encoder_widths"] = None if cfg.encoder_widths is None else list(cfg.encoder_widths)
     return d
 
 
