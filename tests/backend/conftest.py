@@ -91,3 +91,23 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     events: list[dict] = []
     summary = run(tiny_train_config(out, sheet_every=1), progress=events.append)
     return {"out": out, "summary": summary, "events": events}
+
+
+@pytest.fixture(scope="module")
+def service(tiny_model_dir: Path) -> Any:  # -> ModelService
+    """A service holding the tiny model (one per test module)."""
+    from backend.service import ModelService
+
+    svc = ModelService("cpu")
+    svc.load(tiny_model_dir)
+    return svc
+
+
+@pytest.fixture(scope="module")
+def prior_service(tiny_prior_model_dir: Path) -> Any:  # -> ModelService
+    """A service holding the tiny model with a fitted mixture prior (one per test module)."""
+    from backend.service import ModelService
+
+    svc = ModelService("cpu")
+    svc.load(tiny_prior_model_dir)
+    return svc

@@ -32,20 +32,6 @@ def ring_on_block() -> Mesh:
 
 
 @pytest.fixture(scope="module")
-def service(tiny_model_dir: Path) -> ModelService:
-    svc = ModelService("cpu")
-    svc.load(tiny_model_dir)
-    return svc
-
-
-@pytest.fixture(scope="module")
-def prior_service(tiny_prior_model_dir: Path) -> ModelService:
-    svc = ModelService("cpu")
-    svc.load(tiny_prior_model_dir)
-    return svc
-
-
-@pytest.fixture(scope="module")
 def three_modes(service: ModelService) -> dict[str, tuple[Mesh, float, list[dict]]]:
     """Each mode's reconstruction of ring_on_block, its Chamfer x1e-3 and its progress events."""
     out = {}

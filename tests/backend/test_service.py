@@ -33,20 +33,6 @@ def _bbox_centre(vertices: np.ndarray) -> np.ndarray:
     return (vertices.min(axis=0) + vertices.max(axis=0)) / 2
 
 
-@pytest.fixture(scope="module")
-def service(tiny_model_dir: Path) -> ModelService:
-    svc = ModelService("cpu")
-    svc.load(tiny_model_dir)
-    return svc
-
-
-@pytest.fixture(scope="module")
-def prior_service(tiny_prior_model_dir: Path) -> ModelService:
-    svc = ModelService("cpu")
-    svc.load(tiny_prior_model_dir)
-    return svc
-
-
 def test_load_returns_info(tiny_model_dir: Path, tiny_prior_model_dir: Path) -> None:
     svc = ModelService("cpu")
     assert svc.device == "cpu" and svc.info is None
