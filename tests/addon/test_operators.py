@@ -216,8 +216,10 @@ def test_backend_rejection_is_reported_with_its_own_message(scene: Any, bpy_modu
     assert "count' x 'resolution'" in runtime(bpy).last_report
 
 
-def _kill_when_busy(client: Any, killed: list[int]) -> None:
+def _kill_when_busy(client: Any, killed: list[int], stop: threading.Event) -> None:
     while client.state != "busy":
+        if stop.is_set():
+            return  # the request never reached the backend: kill nothing (another test's backend least of all)
         time.sleep(0.005)
     pid = client.pid
     os.kill(pid, signal.SIGKILL)
@@ -236,11 +238,15 @@ def test_killed_backend_gives_an_error_then_recovers(scene: Any, bpy_module: Any
     # 100 x 40 962 vertices (30 000 snaps up) = 4.1 M, just under the output cap: slow enough to be killed mid-way
     settings.count, settings.resolution_preset, settings.custom_resolution = 100, "CUSTOM", 30_000
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_when_busy, args=(client, killed), daemon=True)
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_when_busy, args=(client, killed, stop), daemon=True)
     killer.start()
-    with pytest.raises(RuntimeError, match="Sample Shapes failed: backend exited with code -9"):
-        bpy.ops.atlasvae.sample()
-    killer.join()
+    try:
+        with pytest.raises(RuntimeError, match="Sample Shapes failed: backend exited with code -9"):
+            bpy.ops.atlasvae.sample()
+    finally:
+        stop.set()
+        killer.join()
     assert runtime(bpy).last_report.startswith("ERROR: Sample Shapes failed")
     settings.count, settings.resolution_preset = 1, "642"
     assert bpy.ops.atlasvae.sample() == {"FINISHED"}
