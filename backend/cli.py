@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import AtlasError, ConfigError, cannot_write
-from .fit_limits import DEFAULT_FIT_STEPS, FIT_MODES, SHARED_DECODER_FITS
+from .limits import DEFAULT_FIT_STEPS, DEVICE_CHOICES, FIT_MODES, PRIOR_KINDS, SHARED_DECODER_FITS
 
 
 
@@ -45,7 +45,7 @@ EPILOG = """examples:
 
 
 def _device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                    help="where the model runs: auto picks CUDA, then Apple MPS, then CPU (default: auto)")
 
 
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8, help="number of shapes (default 8)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same shapes")
     p.add_argument("--temperature", type=float, default=1.0, help="latent spread: lower is safer, higher wilder")
-    p.add_argument("--prior", choices=("auto", "normal", "gmm"), default="auto",
+    p.add_argument("--prior", choices=PRIOR_KINDS, default="auto",
                    help="latent prior: the fitted mixture (gmm), N(0, I) (normal) or the model's default (auto)")
     p.add_argument("--label", help="sample one family/class the model was trained on, e.g. 'sword' "
                                    "(see the labels in the model's config.json)")

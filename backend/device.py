@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from backend.errors import ConfigError
+from backend.limits import DEVICE_CHOICES
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:

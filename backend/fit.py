@@ -43,7 +43,7 @@ from .data.sampling import sample_surface
 from .errors import AtlasError, ConfigError
 from .losses import chamfer_loss, nearest_indices
 from .model import AtlasVAE
-from .fit_limits import DEFAULT_FIT_STEPS, FIT_MODES, MAX_FIT_STEPS, MIN_FIT_STEPS
+from .limits import DEFAULT_FIT_STEPS, FIT_MODES, MAX_FIT_STEPS, MIN_FIT_STEPS
 from .templates import random_points
 
 ADAPT_CHOICES = ("all", "head")

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError, ConfigError
+from .limits import PRIOR_KINDS
 
-PRIOR_KINDS = ("auto", "normal", "gmm")
 
 
 @dataclass(frozen=True)

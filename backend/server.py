@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from backend import PROTOCOL_VERSION, __version__
 from backend.errors import AtlasError, BusyError
-from backend.fit_limits import FIT_MODES, MAX_FIT_STEPS, MIN_FIT_STEPS, SHARED_DECODER_FITS
+from backend.limits import (
+    DEVICE_CHOICES, FIT_MODES, MAX_COUNT, MAX_FIT_STEPS, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_FIT_STEPS,
+    MIN_RESOLUTION, MIN_STEPS, PRIOR_KINDS, SHARED_DECODER_FITS,
+)
 from backend.protocol import (
     BACKEND_ERROR, BUSY, CANCELLED, ID_SCAN_BYTES, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY,
     Param, Request, RpcError, encode_mesh, error_line, invalid_params, notification_line, parse_request,
@@ -43,9 +46,6 @@ PARENT_POLL_S = 0.5
 JOB_STOP_WAIT_S = 60.0
 MODEL_STOP_WAIT_S = 10.0
 STEP_EVENT_INTERVAL_S = 0.2
-MAX_SEED = 2**32 - 1
-MIN_RESOLUTION, MAX_RESOLUTION = 12, 200_000
-PRIORS = ("auto", "normal", "gmm")
 KEEP_FINISHED_FITS = 16
 
 _RESOLUTION = Param("resolution", "int", default=2562, minimum=MIN_RESOLUTION, maximum=MAX_RESOLUTION)
@@ -58,15 +58,15 @@ SPECS: dict[str, list[Param]] = {
     "handshake": [],
     "list_models": [],
     "load_model": [Param("path", "str", required=True)],
-    "sample": [Param("count", "int", default=1, minimum=1, maximum=256), _SEED,
+    "sample": [Param("count", "int", default=1, minimum=1, maximum=MAX_COUNT), _SEED,
                Param("temperature", "float", default=1.0, minimum=0.0, maximum=10.0), _RESOLUTION,
-               Param("prior", "str", default="auto", choices=PRIORS), Param("label", "str")],
+               Param("prior", "str", default="auto", choices=PRIOR_KINDS), Param("label", "str")],
     "reconstruct": [Param("mesh", "mesh", required=True), _RESOLUTION,
                     Param("fit", "str", default="encoder", choices=FIT_MODES),
                     Param("steps", "int", minimum=MIN_FIT_STEPS, maximum=MAX_FIT_STEPS)],
     "interpolate": [Param("mesh_a", "mesh", required=True), Param("mesh_b", "mesh", required=True),
-                    Param("steps", "int", default=5, minimum=2, maximum=256), _RESOLUTION, *_SHARED_FIT],
-    "variations": [Param("mesh", "mesh", required=True), Param("count", "int", default=4, minimum=1, maximum=256),
+                    Param("steps", "int", default=5, minimum=MIN_STEPS, maximum=MAX_STEPS), _RESOLUTION, *_SHARED_FIT],
+    "variations": [Param("mesh", "mesh", required=True), Param("count", "int", default=4, minimum=1, maximum=MAX_COUNT),
                    Param("spread", "float", default=0.5, minimum=0.0, maximum=10.0), _SEED, _RESOLUTION,
                    *_SHARED_FIT],
     "finetune": [Param("data", "str", required=True), Param("out", "str", required=True),
@@ -656,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="model folder to load at start")
     parser.add_argument("--models-dir", action="append", default=[], metavar="PATH",
                         help="folder scanned for model folders (repeatable)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                         help="compute device (auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     parser.add_argument("--log-file", help="also append the log to this file")

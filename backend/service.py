@@ -22,8 +22,10 @@ from .device import resolve_device
 from .errors import AtlasError, ConfigError
 from .fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surface_pool
 from .metrics import chamfer
-from .prior import PRIOR_KINDS, standard_normal
-from .fit_limits import SHARED_DECODER_FITS
+from .prior import standard_normal
+from .limits import (
+    MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_RESOLUTION, MIN_STEPS, PRIOR_KINDS, SHARED_DECODER_FITS,
+)
 from .templates import mesh_vertex_count, random_points, template_mesh
 
 ENCODE_POINTS = 2500
@@ -188,10 +190,10 @@ class ModelService:
 
         `label` (e.g. "sword") samples from that label's own fitted prior instead of the whole model's.
         """
-        count = _check_int("count", count, 1, 1024)
-        seed = _check_int("seed", seed, 0, 2**32 - 1)
+        count = _check_int("count", count, 1, MAX_COUNT)
+        seed = _check_int("seed", seed, 0, MAX_SEED)
         temperature = _check_float("temperature", temperature, 0.0, 10.0)
-        resolution = _check_int("resolution", resolution, 12, 200_000)
+        resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
             self.check_output_size(count, resolution)
@@ -208,7 +210,7 @@ class ModelService:
         per-request copy of the decoder; `steps` is the fit's step budget (None: the mode's default).
         `progress` gets one event per step; setting `cancel` stops the fit within a step (FitCancelled).
         """
-        resolution = _check_int("resolution", resolution, 12, 200_000)
+        resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         fit, steps = check_fit(fit, steps)
         with self._lock:
             lm = self._require()
@@ -266,8 +268,8 @@ class ModelService:
         """`steps` shapes morphing from `a` to `b` (both ends included), placed between their frames.
 
         `fit` "latent" fits each end's code to its mesh first (the decoder stays the model's)."""
-        steps = _check_int("steps", steps, 2, 256)
-        resolution = _check_int("resolution", resolution, 12, 200_000)
+        steps = _check_int("steps", steps, MIN_STEPS, MAX_STEPS)
+        resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
             self.check_output_size(steps, resolution)
@@ -287,10 +289,10 @@ class ModelService:
         """`count` shapes near `mesh` in latent space; `spread` scales the step (1 = one prior std).
 
         `fit` "latent" fits the centre's code to the mesh first (the decoder stays the model's)."""
-        count = _check_int("count", count, 1, 256)
+        count = _check_int("count", count, 1, MAX_COUNT)
         spread = _check_float("spread", spread, 0.0, 10.0)
-        seed = _check_int("seed", seed, 0, 2**32 - 1)
-        resolution = _check_int("resolution", resolution, 12, 200_000)
+        seed = _check_int("seed", seed, 0, MAX_SEED)
+        resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
             self.check_output_size(count, resolution)

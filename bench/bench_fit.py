@@ -29,7 +29,7 @@ import trimesh
 from backend.data.meshio import Mesh, Normalisation, load_mesh, normalisation_of
 from backend.data.sampling import sample_surface
 from backend.fit import FitCancelled, FitSchedule
-from backend.fit_limits import DEFAULT_FIT_STEPS, MAX_FIT_STEPS
+from backend.limits import DEFAULT_FIT_STEPS, MAX_FIT_STEPS
 from backend.metrics import chamfer
 from backend.service import ENCODE_POINTS, ModelService
 from bench.common import machine

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.fit_limits import MAX_FIT_STEPS
+from backend.limits import MAX_FIT_STEPS
 from backend.protocol import CANCELLED, INVALID_PARAMS
 
 from .harness import HANG_GUARD_S, PYTHON, REPO

@@ -1,0 +1,17 @@
+"""Request limits and choice lists, defined once for the CLI, the server, the service and the fit.
+
+Kept free of torch (like protocol.py) so the server can validate requests, and the CLI parse its
+arguments, before the model is imported.
+"""
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+PRIOR_KINDS = ("auto", "normal", "gmm")
+MIN_RESOLUTION, MAX_RESOLUTION = 12, 200_000
+MAX_COUNT = 256  # shapes per sample / variations request (memory is capped separately: service.MAX_OUTPUT_VERTICES)
+MIN_STEPS, MAX_STEPS = 2, 256  # interpolation steps
+MAX_SEED = 2**32 - 1
+
+FIT_MODES = ("encoder", "latent", "full")
+SHARED_DECODER_FITS = ("encoder", "latent")  # interpolate/variations keep the model's own decoder
+MIN_FIT_STEPS, MAX_FIT_STEPS = 1, 5000
+DEFAULT_FIT_STEPS = {"encoder": 0, "latent": 100, "full": 200}
