@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoints import LoadedModel, is_model_folder, load_model
+from .checkpoints import LoadedModel, is_model_folder, load_model, read_config
 from .data.meshio import Mesh, Normalisation, normalisation_of
 from .data.sampling import sample_surface
 from .device import resolve_device
@@ -310,13 +310,25 @@ class ModelService:
 
     @staticmethod
     def list_models(roots: Sequence[str | Path]) -> list[dict[str, str]]:
-        """Every model folder directly in, or one level below, each root (roots that are missing are skipped)."""
+        """Every model folder directly in, or one level below, each root (roots that are missing are skipped),
+        named and ordered as the add-on's locate.find_models does: the recorded name (else the folder's),
+        folders sorted case-insensitively, the first occurrence of a path kept."""
         found: dict[str, dict[str, str]] = {}
         for root in map(Path, roots):
             if not root.is_dir():
                 continue
-            candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
-            for cand in candidates:
+            children = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name.lower())
+            for cand in (root, *children):
                 if is_model_folder(cand):
-                    found.setdefault(str(cand.resolve()), {"name": cand.name, "path": str(cand.resolve())})
+                    found.setdefault(str(cand.resolve()), {"name": _model_name(cand), "path": str(cand.resolve())})
         return list(found.values())
+
+
+def _model_name(folder: Path) -> str:
+    """The name recorded in a model folder's metadata, else the folder's name."""
+    try:
+        meta = read_config(folder).get("meta")
+    except AtlasError:
+        return folder.name
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return str(name) if name else folder.name

@@ -8,7 +8,6 @@ outputs) without the backend, so it is available before the backend starts.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -104,21 +103,9 @@ def models_dirs() -> tuple[Path, ...]:
     return tuple(d for d in dirs if d is not None)
 
 
-def _read_labels(config_path: Path) -> list[str]:
-    """The "labels" list of a model's config.json (json only, no torch); [] if absent or unreadable.
-    Entries that are not non-empty strings, repeats, and the reserved "ANY" are dropped."""
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return []
-    labels = config.get("labels") if isinstance(config, dict) else None
-    if not isinstance(labels, list):
-        return []
-    out: list[str] = []
-    for label in labels:
-        if isinstance(label, str) and label.strip() and label != ANY_FAMILY and label not in out:
-            out.append(label)
-    return out
+def _read_labels(model_path: str) -> list[str]:
+    """The model's family labels, without the reserved "ANY" (the Any item's identifier)."""
+    return [label for label in locate.config_labels(Path(model_path)) if label != ANY_FAMILY]
 
 
 def _family_entry(model_path: str | None) -> tuple[list[str], list[tuple[str, str, str, int]]]:
@@ -136,7 +123,7 @@ def _family_entry(model_path: str | None) -> tuple[list[str], list[tuple[str, st
     cached = _family_cache.get(model_path)
     if cached is not None and cached[0] == stamp:
         return cached[1], cached[2]
-    labels = _read_labels(config_path)
+    labels = _read_labels(model_path)
     items = [_ANY_ITEM]
     for i, label in enumerate(labels, start=1):
         items.append((label, label, f"Sample a {label} from this family's own prior", i))

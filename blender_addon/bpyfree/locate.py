@@ -91,16 +91,31 @@ def fallback_user_dir() -> Path:
     return base / "atlasvae"
 
 
-def model_name(folder: Path) -> str | None:
-    """The display name of a model folder (meta name or folder name), or None if it is not one."""
-    config_path = folder / CONFIG_FILE
-    if not (config_path.is_file() and (folder / WEIGHTS_FILE).is_file()):
-        return None
+def read_config(folder: Path) -> dict[str, Any] | None:
+    """A model folder's config.json as a dict (json only, no torch), or None when missing or unreadable.
+    The add-on's one reader of the model-folder format; the backend's is checkpoints.read_config."""
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config = json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
+    return config if isinstance(config, dict) else None
+
+
+def config_labels(folder: Path) -> list[str]:
+    """The family labels a model folder offers (config.json "labels": non-empty strings, first of each)."""
+    config = read_config(folder)
+    labels = config.get("labels") if config is not None else None
+    if not isinstance(labels, list):
+        return []
+    return list(dict.fromkeys(x for x in labels if isinstance(x, str) and x.strip()))
+
+
+def model_name(folder: Path) -> str | None:
+    """The display name of a model folder (meta name or folder name), or None if it is not one."""
+    if not (folder / WEIGHTS_FILE).is_file():
+        return None
+    config = read_config(folder)
+    if config is None or config.get("format") != MODEL_FORMAT:
         return None
     meta = config.get("meta")
     name = meta.get("name") if isinstance(meta, dict) else None
@@ -235,12 +250,8 @@ def requirements_file(addon_dir: Path | None = None) -> Path:
 def model_card(folder: Path) -> list[tuple[str, str]]:
     """Facts about a model folder for the UI, read from its config.json without torch: the families it
     can sample, what it was trained on, how long, how well, and when. [] if the folder has no config."""
-    config_path = Path(folder) / CONFIG_FILE
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return []
-    if not isinstance(config, dict):
+    config = read_config(folder)
+    if config is None:
         return []
     meta: dict[str, Any] = config["meta"] if isinstance(config.get("meta"), dict) else {}
     train: dict[str, Any] = meta["train_config"] if isinstance(meta.get("train_config"), dict) else {}

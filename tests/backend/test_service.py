@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.checkpoints import CONFIG_FILE, save_model
+from backend.checkpoints import CONFIG_FILE, load_model, save_model
 from backend.data.meshio import Mesh
 from backend.errors import CheckpointError, ConfigError
 from backend.service import ModelService, NoModelError
@@ -211,7 +211,9 @@ def test_list_models(tiny_model_dir: Path, tiny_prior_model_dir: Path, tmp_path:
     (root / "not_a_model").mkdir()
     (root / "not_a_model" / "notes.txt").write_text("hi")
     found = ModelService.list_models([root, tmp_path / "missing", tiny_model_dir, root / "alpha"])
-    names = sorted(m["name"] for m in found)
-    assert names == ["alpha", "beta", "tiny"]
+    assert [Path(m["path"]).name for m in found] == ["alpha", "beta", tiny_model_dir.name]
+    # Named as the add-on names them: the name recorded in the model's metadata, else the folder's.
+    assert [m["name"] for m in found] == [load_model(m["path"]).meta.get("name") or Path(m["path"]).name
+                                          for m in found]
     assert all(Path(m["path"]).is_absolute() and (Path(m["path"]) / CONFIG_FILE).is_file() for m in found)
     assert ModelService.list_models([]) == []
