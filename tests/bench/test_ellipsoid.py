@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bench.ellipsoid import ellipsoid_chamfer, fit_ellipsoid, sample_ellipsoid, Ellipsoid
+from bench.ellipsoid import Ellipsoid, best_ellipsoid, ellipsoid_chamfer, fit_ellipsoid, moment_ellipsoid, sample_ellipsoid
 from backend.metrics import chamfer
 
 
@@ -46,3 +46,18 @@ def test_flat_shape_falls_back_to_the_moment_ellipsoid() -> None:
 def test_too_few_points_is_an_error_naming_the_shape() -> None:
     with pytest.raises(ValueError, match=r"\(5, 3\)"):
         fit_ellipsoid(np.zeros((5, 3)))
+
+
+def test_baseline_takes_the_better_ellipsoid_where_the_quadric_fit_is_poor() -> None:
+    rng = np.random.default_rng(5)
+    # A bowl: the lower half of a sphere plus a flat rim ring; the quadric fit is not its nearest ellipsoid.
+    u = rng.normal(size=(3000, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    bowl = np.where(u[:, 2:] > 0, u * [1, 1, -1], u) * [1.0, 1.0, 0.6]
+    ell, cloud, cd = best_ellipsoid(bowl, np.random.default_rng(6))
+    both = [chamfer(sample_ellipsoid(e, len(bowl), np.random.default_rng(7)), bowl)
+            for e in (fit_ellipsoid(bowl), moment_ellipsoid(bowl))]
+    assert cloud.shape == bowl.shape
+    # Each Chamfer is a random draw of the same surface's samples: allow the spread two draws show.
+    spread = abs(chamfer(sample_ellipsoid(ell, len(bowl), np.random.default_rng(8)), bowl) - cd)
+    assert cd <= min(both) + 2 * spread + 1e-12
