@@ -93,8 +93,8 @@ def generation(lm: LoadedModel, sets: PointSets, device: Any, max_refs: int) -> 
     return {"default_prior": default, "rows": rows}
 
 
-def recon_sheet(rec: dict[str, Any], sets: PointSets, path: Path, categories: int = 8) -> None:
-    """One test shape per category (the first few categories): truth, reconstruction, fitted ellipsoid."""
+def recon_sheet(rec: dict[str, Any], sets: PointSets, path: Path, part: str, categories: int = 8) -> None:
+    """One `part` shape per category (the first few categories): truth, reconstruction, fitted ellipsoid."""
     clouds, titles = [], []
     seen: set[str] = set()
     for i, label in enumerate(sets.labels):
@@ -104,7 +104,7 @@ def recon_sheet(rec: dict[str, Any], sets: PointSets, path: Path, categories: in
         gt = rec["gts"][i]
         e, b = rec["per_shape"]["encoder"][i], rec["per_shape"]["ellipsoid"][i]
         clouds += [gt[:1500], rec["preds"][i][:1500], rec["ellipsoids"][i][:1500]]
-        titles += [f"{label}: test shape", f"encoder CD {e:.1f}e-3", f"ellipsoid CD {b:.1f}e-3"]
+        titles += [f"{label}: {part} shape", f"encoder CD {e:.1f}e-3", f"ellipsoid CD {b:.1f}e-3"]
     point_sheet(clouds, path, titles, columns=6)
 
 
@@ -172,10 +172,16 @@ def markdown(report: dict[str, Any]) -> str:
     gen = report["generation"]
     lines += ["", f"generation (default prior: {gen['default_prior']}; naive: N(0, I)):", "",
               "| category | refs | 1-NNA-CD | COV-CD | naive 1-NNA-CD | naive COV-CD |", "|---|---|---|---|---|---|"]
+    means = {key: [] for key in ("d_nna", "d_cov", "n_nna", "n_cov")}
     for label, r in gen["rows"].items():
         d, n = r[gen["default_prior"]], r.get("normal", r[gen["default_prior"]])
         lines.append(f"| {label} | {r['refs']} | {_pct(d['nna_cd'])} | {_pct(d['cov_cd'])} | "
                      f"{_pct(n['nna_cd'])} | {_pct(n['cov_cd'])} |")
+        for key, value in zip(means, (d["nna_cd"], d["cov_cd"], n["nna_cd"], n["cov_cd"])):
+            means[key].append(value)
+    if gen["rows"]:
+        lines.append("| mean over categories | " + str(sum(r["refs"] for r in gen["rows"].values())) + " | "
+                     + " | ".join(_pct(float(np.mean(v))) for v in means.values()) + " |")
     if report.get("transfer"):
         lines += ["", "| transfer start | test CD x1e-3 | 1-NNA-CD | COV-CD | wall s | command |", "|---|---|---|---|---|---|"]
         for name, r in report["transfer"].items():
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = load_part(split / "base" / args.part, args.cache_dir)
     t = time.perf_counter()
     rec = reconstruction(lm, sets, device)
-    recon_sheet(rec, sets, args.workdir / "reconstructions.png")
+    recon_sheet(rec, sets, args.workdir / "reconstructions.png", args.part)
     gen = generation(lm, sets, device, args.max_refs)
     sample_sheet(lm, sorted(lm.label_priors)[:12] or ["all"], device, args.workdir / "samples_by_category.png")
     report: dict[str, Any] = {"model": str(args.model), "epoch": lm.meta.get("epoch"),
