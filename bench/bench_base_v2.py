@@ -172,7 +172,7 @@ def markdown(report: dict[str, Any]) -> str:
     gen = report["generation"]
     lines += ["", f"generation (default prior: {gen['default_prior']}; naive: N(0, I)):", "",
               "| category | refs | 1-NNA-CD | COV-CD | naive 1-NNA-CD | naive COV-CD |", "|---|---|---|---|---|---|"]
-    means = {key: [] for key in ("d_nna", "d_cov", "n_nna", "n_cov")}
+    means: dict[str, list[float]] = {key: [] for key in ("d_nna", "d_cov", "n_nna", "n_cov")}
     for label, r in gen["rows"].items():
         d, n = r[gen["default_prior"]], r.get("normal", r[gen["default_prior"]])
         lines.append(f"| {label} | {r['refs']} | {_pct(d['nna_cd'])} | {_pct(d['cov_cd'])} | "
