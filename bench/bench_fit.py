@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import trimesh
 
 from backend.data.meshio import Mesh, Normalisation, load_mesh, normalisation_of
 from backend.data.sampling import sample_surface
@@ -33,6 +32,7 @@ from backend.limits import DEFAULT_FIT_STEPS, MAX_FIT_STEPS
 from backend.metrics import chamfer
 from backend.service import ENCODE_POINTS, ModelService
 from bench.common import machine
+from bench.ellipsoid import best_ellipsoid
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "base"
 MODES = ("encoder", "latent", "full")
@@ -56,32 +56,6 @@ def mesh_chamfer(out: Mesh, norm: Normalisation, cloud: np.ndarray) -> float:
     """Chamfer x1e-3 of the output *mesh* (its faces' surface, not the decoder's points) against the input."""
     unit = Mesh(norm.apply(out.vertices), out.faces)
     return chamfer(sample_surface(unit, ENCODE_POINTS, np.random.default_rng(2)), cloud) * 1e3
-
-
-def ellipsoid_points(cloud: np.ndarray, count: int = ENCODE_POINTS) -> tuple[np.ndarray, str]:
-    """Surface samples of the least-squares ellipsoid through `cloud`, and which fit was used."""
-    x, y, z = cloud.astype(np.float64).T
-    design = np.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z, 2 * x, 2 * y, 2 * z], axis=1)
-    coef = np.linalg.lstsq(design, np.ones(len(cloud)), rcond=None)[0]
-    a, b, c, d, e, f, g, h, i = coef
-    quad = np.array([[a, d, e], [d, b, f], [e, f, c]])
-    kind = "quadric"
-    try:
-        centre = -np.linalg.solve(quad, [g, h, i])
-        k = 1 + centre @ quad @ centre
-        evals, evecs = np.linalg.eigh(quad / k)
-        if not (k > 0 and np.all(evals > 0)):
-            raise np.linalg.LinAlgError("not an ellipsoid")
-        radii = 1 / np.sqrt(evals)
-    except np.linalg.LinAlgError:
-        kind = "pca"
-        centre = cloud.mean(axis=0)
-        evals, evecs = np.linalg.eigh(np.cov((cloud - centre).T))
-        radii = np.sqrt(3 * np.maximum(evals, 1e-12))
-    sphere = trimesh.creation.icosphere(subdivisions=4)
-    verts = (np.asarray(sphere.vertices) * radii) @ evecs.T + centre
-    pts = sample_surface(Mesh(verts, np.asarray(sphere.faces)), count, np.random.default_rng(1))
-    return pts, kind
 
 
 def schedule_from(args: argparse.Namespace) -> FitSchedule:
@@ -208,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         mesh = load_mesh(path)
         norm, cloud = unit_cloud(mesh)
-        ell, kind = ellipsoid_points(cloud)
-        ell_cd = chamfer(ell, cloud) * 1e3
+        fitted, ell, ell_sq = best_ellipsoid(cloud, np.random.default_rng(1))
+        ell_cd, kind = ell_sq * 1e3, "quadric" if fitted.algebraic else "moment"
         res = {m: run_mode(service, mesh, m, steps[m], schedule, args.resolution) for m in modes}
         for r in res.values():
             r["mesh_chamfer"] = mesh_chamfer(r["mesh"], norm, cloud)
