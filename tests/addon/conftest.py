@@ -132,6 +132,11 @@ def add_mesh_object(bpy: Any, name: str, kind: str = "uv_sphere", location: tupl
     return obj
 
 
+def made(bpy: Any) -> list[Any]:
+    """Every object the add-on made (it tags them with atlasvae_model), by name."""
+    return sorted((o for o in bpy.data.objects if "atlasvae_model" in o), key=lambda o: o.name)
+
+
 def select_only(bpy: Any, objects: list[Any], active: Any | None = None) -> None:
     """Select exactly `objects` and make `active` (default: the last one) the active object."""
     for obj in bpy.context.view_layer.objects:

@@ -11,8 +11,8 @@ import pytest
 
 from blender_addon.bpyfree.client import BackendError
 
-from .conftest import add_mesh_object, select_only
-from .test_progress import made, scene_state
+from .conftest import add_mesh_object, made, select_only
+from .test_progress import scene_state
 
 HANG_GUARD_S = 120.0  # only so that a broken cancel fails instead of hanging the suite
 

@@ -14,17 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from .conftest import made
+
 TETRA = (np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32),
          np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], dtype=np.int32))
 
 
-def made_objects(bpy: Any) -> list[Any]:
-    return [o for o in bpy.data.objects if "atlasvae_model" in o]
-
-
 def wait_for_first_object(jobs: Any, bpy: Any) -> None:
     """Tick (as Blender would, every few ms) until the worker's result has started to be applied."""
-    while not made_objects(bpy):
+    while not made(bpy):
         assert jobs.pending_kinds(), "the request ended before making any object"
         time.sleep(0.01)
         jobs.tick()
@@ -33,11 +31,11 @@ def wait_for_first_object(jobs: Any, bpy: Any) -> None:
 def objects_per_call(jobs: Any, bpy: Any) -> list[int]:
     """Objects made by each timer call from the first that made one until nothing is pending."""
     wait_for_first_object(jobs, bpy)
-    counts = [len(made_objects(bpy))]
+    counts = [len(made(bpy))]
     while jobs.pending_kinds():
-        before = len(made_objects(bpy))
+        before = len(made(bpy))
         jobs.tick()
-        counts.append(len(made_objects(bpy)) - before)
+        counts.append(len(made(bpy)) - before)
     return counts
 
 
@@ -66,14 +64,14 @@ def test_one_object_per_call_then_one_undo_step(interactive: Any, bpy_module: An
     sample(bpy, 6, 31)
     state = bpy.context.window_manager.atlasvae_runtime
     wait_for_first_object(jobs, bpy)
-    assert len(made_objects(bpy)) == 1
+    assert len(made(bpy)) == 1
     assert "sample" in jobs.pending_kinds() and not bpy.ops.atlasvae.sample.poll(), "greyed out until applied"
     assert state.last_report == "INFO: Sampling 6 shapes (seed 31)...", "no final message before the end"
     counts = [1]
     while jobs.pending_kinds():
-        before = len(made_objects(bpy))
+        before = len(made(bpy))
         interval = jobs.tick()
-        counts.append(len(made_objects(bpy)) - before)
+        counts.append(len(made(bpy)) - before)
         if jobs.pending_kinds():
             assert interval == jobs.APPLY_INTERVAL_S, "the timer comes back soon while applying"
     assert counts == [1, 1, 1, 1, 1, 1, 0], "one object per call; the last call ends the build"
@@ -82,7 +80,7 @@ def test_one_object_per_call_then_one_undo_step(interactive: Any, bpy_module: An
     assert state.last_report.startswith("INFO: Sampled 6 shapes from tiny (seed 31)")
     assert jobs.tick() is None
     bpy.ops.ed.undo()
-    assert not made_objects(bpy), "ONE undo removes all six: the step was recorded after the last object"
+    assert not made(bpy), "ONE undo removes all six: the step was recorded after the last object"
     assert "AtlasVAE Samples tiny seed 31" not in bpy.data.collections
 
 
@@ -107,9 +105,9 @@ def test_reconstruct_many_objects_is_spread_over_calls(interactive: Any, bpy_mod
     bpy.ops.ed.undo_push(message="sources")
     assert bpy.ops.atlasvae.reconstruct() == {"FINISHED"}
     assert objects_per_call(jobs, bpy) == [1, 1, 1, 0]
-    assert sorted(o.name for o in made_objects(bpy)) == ["src0_recon", "src1_recon", "src2_recon"]
+    assert sorted(o.name for o in made(bpy)) == ["src0_recon", "src1_recon", "src2_recon"]
     bpy.ops.ed.undo()
-    assert not made_objects(bpy) and len(bpy.data.objects) == 3, "one undo step for the three results"
+    assert not made(bpy) and len(bpy.data.objects) == 3, "one undo step for the three results"
 
 
 def test_dropping_a_half_applied_result_removes_what_it_built(interactive: Any, bpy_module: Any,
@@ -120,10 +118,10 @@ def test_dropping_a_half_applied_result_removes_what_it_built(interactive: Any, 
     sample(bpy, 5, 33)
     wait_for_first_object(jobs, bpy)
     jobs.tick()
-    assert len(made_objects(bpy)) == 2 and "AtlasVAE Samples tiny seed 33" in bpy.data.collections
+    assert len(made(bpy)) == 2 and "AtlasVAE Samples tiny seed 33" in bpy.data.collections
     jobs.drop_pending()  # what unregister does (jobs.shutdown) while a result is half applied
     assert not jobs.pending_kinds()
-    assert not made_objects(bpy) and "AtlasVAE Samples tiny seed 33" not in bpy.data.collections
+    assert not made(bpy) and "AtlasVAE Samples tiny seed 33" not in bpy.data.collections
     assert len(bpy.data.meshes) == meshes_before, "the meshes of the removed objects go too"
 
 
@@ -144,7 +142,7 @@ def test_a_bad_mesh_mid_result_rolls_back_with_a_clear_error(interactive: Any, b
     assert objects_per_call(jobs, bpy) == [1, 1, -2]
     report = bpy.context.window_manager.atlasvae_runtime.last_report
     assert report.startswith("ERROR: Probe failed: Mesh 't2': face indices outside 0..3")
-    assert not made_objects(bpy) and "Probe batch" not in bpy.data.collections
+    assert not made(bpy) and "Probe batch" not in bpy.data.collections
     assert not any(m.name.startswith("t") for m in bpy.data.meshes), "no mesh left behind"
     assert bpy.ops.atlasvae.sample.poll(), "the operators are usable again"
 
@@ -156,7 +154,7 @@ def test_a_collection_removed_between_calls_stops_the_build(interactive: Any, bp
     sample(bpy, 5, 35)
     wait_for_first_object(jobs, bpy)
     jobs.tick()
-    assert len(made_objects(bpy)) == 2
+    assert len(made(bpy)) == 2
     bpy.data.collections.remove(bpy.data.collections["AtlasVAE Samples tiny seed 35"])
     while jobs.pending_kinds():
         jobs.tick()
@@ -177,4 +175,4 @@ def test_background_mode_builds_everything_before_returning(scene: Any, bpy_modu
     assert [o.name for o in objs] == [f"tiny_s36_{i}" for i in range(4)]
     assert all(np.isfinite(np.array(o.location)).all() for o in objs)
     bpy.ops.ed.undo()
-    assert not made_objects(bpy), "one undo step for the whole batch"
+    assert not made(bpy), "one undo step for the whole batch"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .conftest import ADDON_MODULE, add_mesh_object, select_only
+from .conftest import ADDON_MODULE, add_mesh_object, made, select_only
 
 
 def world_vertices(obj: Any) -> np.ndarray:
@@ -40,10 +40,6 @@ def bbox(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def runtime(bpy: Any) -> Any:
     return bpy.context.window_manager.atlasvae_runtime
-
-
-def results(bpy: Any) -> list[Any]:
-    return sorted((o for o in bpy.data.objects if "atlasvae_model" in o), key=lambda o: o.name)
 
 
 def test_sample_makes_a_collection_on_a_grid_at_the_cursor(scene: Any, bpy_module: Any) -> None:
@@ -76,7 +72,7 @@ def test_same_seed_gives_same_shapes_and_random_seed_is_written_back(scene: Any,
     assert np.allclose(local_vertices(first), local_vertices(second))
     settings.random_seed = True
     bpy.ops.atlasvae.sample()
-    newest = [o for o in results(bpy) if o["atlasvae_seed"] != 11]
+    newest = [o for o in made(bpy) if o["atlasvae_seed"] != 11]
     assert len(newest) == 1 and newest[0]["atlasvae_seed"] == settings.seed
 
 
@@ -170,12 +166,12 @@ def test_undo_removes_sampled_shapes(scene: Any, bpy_module: Any) -> None:
     bpy.ops.ed.undo_push(message="before sampling")
     scene.atlasvae.count, scene.atlasvae.seed = 2, 3
     bpy.ops.atlasvae.sample()
-    assert "AtlasVAE Samples tiny seed 3" in bpy.data.collections and len(results(bpy)) == 2
+    assert "AtlasVAE Samples tiny seed 3" in bpy.data.collections and len(made(bpy)) == 2
     assert bpy.ops.ed.undo() == {"FINISHED"}
     assert "AtlasVAE Samples tiny seed 3" not in bpy.data.collections
-    assert results(bpy) == []
+    assert made(bpy) == []
     assert bpy.ops.ed.redo() == {"FINISHED"}
-    assert len(results(bpy)) == 2
+    assert len(made(bpy)) == 2
 
 
 def test_empty_or_non_mesh_selection_is_refused_with_a_reason(scene: Any, bpy_module: Any) -> None:
@@ -192,7 +188,7 @@ def test_empty_or_non_mesh_selection_is_refused_with_a_reason(scene: Any, bpy_mo
         bpy.ops.atlasvae.reconstruct()
     with pytest.raises(RuntimeError, match="Select exactly two mesh objects"):
         bpy.ops.atlasvae.interpolate()
-    assert results(bpy) == []
+    assert made(bpy) == []
 
 
 def test_mesh_without_faces_is_cancelled_with_an_error_report(scene: Any, bpy_module: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .conftest import add_mesh_object, select_only
+from .conftest import add_mesh_object, made, select_only
 
 # Vertex coordinates travel as float32 and are placed with float64 matrices: float32 rounding of a
 # coordinate of size ~10 is about 10 * 2**-24 ~ 6e-7; 1e-5 leaves room for a few such steps.
@@ -27,10 +27,6 @@ def world_box(obj: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def overlaps(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
     return bool(np.all(a[0] < b[1]) and np.all(b[0] < a[1]))
-
-
-def made(bpy: Any) -> list[Any]:
-    return sorted((o for o in bpy.data.objects if "atlasvae_model" in o), key=lambda o: o.name)
 
 
 def test_sample_takes_explicit_options_and_leaves_the_panel_alone(scene: Any, bpy_module: Any) -> None:

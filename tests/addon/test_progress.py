@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import add_mesh_object, select_only
+from .conftest import add_mesh_object, made, select_only
 from .test_incremental import one_step_per_call
 from .ui_recorder import draw
-
-
-def made(bpy: Any) -> list[Any]:
-    return [o for o in bpy.data.objects if "atlasvae_model" in o]
 
 
 def scene_state(bpy: Any) -> tuple[list[str], list[str], list[str]]:
