@@ -60,9 +60,9 @@ def _resolution_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
-    from .finetune import GROUP_HELP, parse_freeze
+    from .training.finetune import GROUP_HELP, parse_freeze
     from .model import ModelConfig
-    from .train import TrainConfig
+    from .training.config import TrainConfig
 
     d = TrainConfig(out="")
     src = p.add_mutually_exclusive_group(required=True)
@@ -227,8 +227,9 @@ def _service(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .distributed import placement_from_env, should_report
-    from .train import config_from_args, run
+    from .training.config import config_from_args
+    from .training.distributed import placement_from_env, should_report
+    from .training.loop import run
 
     cfg = config_from_args({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
     placement = placement_from_env()
@@ -349,7 +350,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_refit_prior(args: argparse.Namespace) -> int:
-    from .refit import refit_prior
+    from .training.refit import refit_prior
 
     summary = refit_prior(args.model, args.out, args.prior_spread, args.data, args.procedural, args.device,
                           args.force)

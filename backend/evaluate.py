@@ -14,7 +14,7 @@ from .device import resolve_device
 from .metrics import generation_metrics, reconstruction_metrics
 from .prior import standard_normal
 from .inference import decode_latents, pick_points, reconstruct_points
-from .train import parse_procedural
+from .training.config import parse_procedural
 
 GEN_POINTS = 2048
 

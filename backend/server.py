@@ -534,7 +534,7 @@ class Server:
         data = Path(params["data"]).expanduser()
         if not data.is_dir():
             raise invalid_params(f"param 'data': folder {str(data)!r} does not exist")
-        from backend.train import TrainConfig
+        from backend.training.config import TrainConfig
 
         init = params["init"] or (self._model_info or {}).get("path")
         cfg = TrainConfig(data=str(data), out=str(Path(params["out"]).expanduser()),
@@ -562,7 +562,7 @@ class Server:
         self.notify("progress", {**event, "job_id": job.id})
 
     def _run_job(self, job: Job, cfg: Any, load: bool) -> None:
-        from backend.train import run
+        from backend.training.loop import run
 
         try:
             summary = run(cfg, progress=lambda event: self._on_progress(job, event), cancel=job.cancel)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from backend.train import HISTORY_FILE
+from backend.training.output import HISTORY_FILE
 from bench.common import machine
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,17 +36,20 @@ from backend.evaluate import GEN_POINTS
 from backend.metrics import generation_metrics, pairwise_chamfer, reconstruction_metrics
 from backend.prior import fit_gmm, standard_normal
 from backend.inference import decode_latents, encode_all, fit_priors, pick_points, reconstruct_points
-from backend.train import TrainConfig, load_data, run
+from backend.training.config import TrainConfig
+from backend.training.data import load_data
+from backend.training.loop import run
 
 SAMPLE_SEED = 1  # reference points and the reference rows; samples use --seeds
 
 
 def train_config(family: str, mode: str, args: argparse.Namespace) -> TrainConfig:
     """One row's run: every row shares data, split, epochs and architecture; only the mode differs."""
-    return TrainConfig(out=str(args.workdir / f"{family}_{mode}"), procedural=f"{family}:{args.shapes}",
-                       mode=mode, epochs=args.epochs, val_fraction=0.1, test_fraction=args.test_fraction,
-                       template=args.template, patches=args.patches, sheet_every=0, device=args.device, seed=0,
-                       force=True, beta=args.beta, batch_size=args.batch_size, prior_spread=args.prior_spread)
+    return TrainConfig.from_flat(dict(
+        out=str(args.workdir / f"{family}_{mode}"), procedural=f"{family}:{args.shapes}", mode=mode,
+        epochs=args.epochs, val_fraction=0.1, test_fraction=args.test_fraction, template=args.template,
+        patches=args.patches, sheet_every=0, device=args.device, seed=0, force=True, beta=args.beta,
+        batch_size=args.batch_size, prior_spread=args.prior_spread))
 
 
 def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:

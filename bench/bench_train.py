@@ -10,7 +10,7 @@ import torch
 from backend.losses import chamfer_per_shape, kl_divergence
 from backend.model import AtlasVAE, ModelConfig
 from backend.templates import random_points
-from backend.train import TrainConfig
+from backend.training.config import TrainConfig
 from bench.common import machine, median_time
 
 
@@ -41,9 +41,9 @@ def main() -> None:
     args = parser.parse_args()
     d = TrainConfig(out="")
     print(f"machine: {machine()}")
-    t, times = median_time(step_fn(d.model_config(), d.batch_size, d.points, d.beta), repeats=7, warmup=2)
-    print(f"default config (batch {d.batch_size}, {d.points} points, latent {d.latent_dim}, "
-          f"decoder {d.decoder_width}x{d.decoder_layers}): {t:.3f} s/step = {d.batch_size / t:.1f} shapes/s "
+    t, times = median_time(step_fn(d.model, d.batch_size, d.points, d.beta), repeats=7, warmup=2)
+    print(f"default config (batch {d.batch_size}, {d.points} points, latent {d.model.latent_dim}, "
+          f"decoder {d.model.decoder_width}x{d.model.decoder_layers}): {t:.3f} s/step = {d.batch_size / t:.1f} shapes/s "
           f"(median of 7)")
     if not args.skip_reference:
         ref = ModelConfig.atlasnet_reference(mode="ae")

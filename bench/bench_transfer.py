@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from backend.data.procedural import write_dataset
-from backend.train import TrainConfig, run
+from backend.training.config import TrainConfig
+from backend.training.loop import run
 from bench.common import machine
 
 REPO = Path(__file__).resolve().parent.parent

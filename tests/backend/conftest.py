@@ -42,9 +42,9 @@ def tiny_prior(seed: int = 0):  # -> GaussianMixturePrior
 
 def tiny_train_config(out: Path, **overrides: Any):  # -> TrainConfig
     """A two-epoch procedural TrainConfig for the tiny architecture, writing to `out`."""
-    from backend.train import TrainConfig
+    from backend.training.config import TrainConfig
 
-    return TrainConfig(out=str(out), **{**TINY_TRAIN, **overrides})
+    return TrainConfig.from_flat({"out": str(out), **TINY_TRAIN, **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +85,7 @@ def tiny_prior_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One finished two-epoch procedural training run: {"out": Path, "summary": dict, "events": list}."""
-    from backend.train import run
+    from backend.training.loop import run
 
     out = tmp_path_factory.mktemp("runs") / "tiny_run"
     events: list[dict] = []

@@ -1,4 +1,4 @@
-"""Test helper run under torchrun: one rank of `backend.train.run`, reporting what the distributed tests check.
+"""Test helper run under torchrun: one rank of `backend.training.loop.run`, reporting what the distributed tests check.
 
 usage: python -m torch.distributed.run --standalone --nproc_per_node=N tests/backend/ddp_worker.py \\
            REPORT_DIR [--cancel-at-step K] [--check-gradients] -- <flags as for `python -m backend train`>
@@ -30,10 +30,11 @@ import torch
 import torch.distributed as dist
 
 import backend.data.datasets as datasets
-import backend.train as train
-from backend import distributed
+import backend.training.loop as train
+from backend.training import distributed
 from backend.checkpoints import load_model
 from backend.cli import build_parser
+from backend.training.config import config_from_args
 from backend.losses import chamfer_per_shape
 from backend.model import AtlasVAE, ModelConfig
 from backend.templates import random_points
@@ -90,7 +91,7 @@ def main(report_dir: str, cancel_at: int, gradients: bool, flags: list[str]) -> 
     rank = dist.get_rank()
     checked = {w: check_gradients(w) for w in ("global", "local")} if gradients else None
     args = build_parser().parse_args(["train", *flags])
-    cfg = train.config_from_args({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
+    cfg = config_from_args({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
 
     models: list[torch.nn.Module] = []
     build_model = train.build_model

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from backend.checkpoints import load_model
-from backend.train import run
+from backend.training.loop import run
 
 from tests.faults import fill, mounted_tmpfs
 
@@ -69,7 +69,8 @@ def test_full_disk_is_refused_by_name_and_a_rerun_resumes(small_disk: Path, tmp_
 
 CHILD = """
 import os, sys
-from backend.train import config_from_args, run
+from backend.training.config import config_from_args
+from backend.training.loop import run
 cfg = config_from_args(json.loads(sys.argv[1]))
 number, seen, real = int(sys.argv[2]), [0], os.replace
 
@@ -89,7 +90,7 @@ run(cfg, progress=lambda event: None)
 
 def _train_killed_before_rename(cfg: Any, number: int) -> int:
     """Train in a fresh process that exits just before its `number`-th rename into cfg.out; its exit status."""
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}
+    settings = cfg.to_flat()
     return subprocess.run([sys.executable, "-c", "import json\n" + CHILD, json.dumps(settings), str(number)],
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
                           timeout=SAFETY_TIMEOUT_S).returncode

@@ -22,9 +22,11 @@ import torch
 from backend.checkpoints import load_model
 from backend.cli import build_parser
 from backend.data.procedural import write_dataset
-from backend.distributed import DataParallel, Placement, placement_from_env, rank_device
+from backend.training.distributed import DataParallel, Placement, placement_from_env, rank_device
 from backend.errors import ConfigError
-from backend.train import HISTORY_FILE, STATE_JSON, TrainConfig, config_from_args, run
+from backend.training.config import TrainConfig, config_from_args
+from backend.training.loop import run
+from backend.training.output import HISTORY_FILE, STATE_JSON
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_worker.py")

@@ -11,9 +11,10 @@ import torch
 from backend.checkpoints import load_model, read_config, save_model
 from backend.cli import main
 from backend.errors import ConfigError
-from backend.finetune import LAYER_GROUPS, convert_mode
+from backend.training.finetune import LAYER_GROUPS, convert_mode
 from backend.model import INITIAL_LOGVAR
-from backend.train import TrainConfig, build_model, run
+from backend.training.config import TrainConfig
+from backend.training.loop import build_model, run
 
 RUN = dict(procedural="sword,mug:4", epochs=2, batch_size=4, points=64, sheet_every=0, device="cpu",
            prior_components=2, warmup_epochs=0)
@@ -35,7 +36,7 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_an_autoencoder_becomes_a_vae_keeping_its_weights_with_a_narrow_variance_head(ae_dir: Path) -> None:
     base = load_model(ae_dir)
     assert base.config.mode == "ae" and base.model.encoder.logvar is None
-    cfg = TrainConfig(out="unused", init=str(ae_dir), mode="vae", **RUN).resolved()
+    cfg = TrainConfig.from_flat(dict(out="unused", init=str(ae_dir), mode="vae", **RUN)).resolved()
     model, meta = build_model(cfg, torch.device("cpu"))
     assert model.cfg.mode == "vae" and meta["init_mode"] == "ae"
     before, after = base.model.state_dict(), model.state_dict()
@@ -61,7 +62,7 @@ def test_finetune_init_ae_mode_vae_trains_a_vae_from_the_command_line(
 
 def test_without_mode_the_init_models_mode_is_kept(ae_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "still_ae"
-    assert run(TrainConfig(out=str(out), init=str(ae_dir), **{**RUN, "epochs": 1}))["state"] == "finished"
+    assert run(TrainConfig.from_flat(dict(out=str(out), init=str(ae_dir), **{**RUN, "epochs": 1})))["state"] == "finished"
     assert load_model(out).config.mode == "ae"
 
 
@@ -85,14 +86,15 @@ def test_an_architecture_flag_that_disagrees_with_init_is_refused_by_name(
         ae_dir: Path, tmp_path: Path, field: str, value: object, flag: str) -> None:
     out = tmp_path / "refused"
     with pytest.raises(ConfigError, match=flag) as err:
-        run(TrainConfig(out=str(out), init=str(ae_dir), **{**RUN, field: value}))
+        run(TrainConfig.from_flat(dict(out=str(out), init=str(ae_dir), **{**RUN, field: value})))
     assert str(value) in str(err.value) and str(ae_dir) in str(err.value)
     assert not out.exists()
 
 
 def test_an_architecture_flag_equal_to_the_init_models_is_accepted(ae_dir: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(out=str(tmp_path / "same"), init=str(ae_dir), latent_dim=16, decoder_width=32, **RUN)
-    assert cfg.resolved().latent_dim == 16
+    cfg = TrainConfig.from_flat(dict(out=str(tmp_path / "same"), init=str(ae_dir), latent_dim=16, decoder_width=32,
+                                     **RUN))
+    assert cfg.resolved().model.latent_dim == 16
 
 
 def test_the_command_line_names_the_refused_flag(ae_dir: Path, tmp_path: Path,
@@ -128,7 +130,7 @@ def test_freeze_decoder_from_the_command_line_trains_only_the_encoder(
 
 def test_freeze_heads_with_a_new_variance_head_keeps_it_narrow(ae_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "frozen_heads"
-    run(TrainConfig(out=str(out), init=str(ae_dir), mode="vae", freeze=("heads",), **RUN))
+    run(TrainConfig.from_flat(dict(out=str(out), init=str(ae_dir), mode="vae", freeze=("heads",), **RUN)))
     after = load_model(out).model.state_dict()
     assert torch.all(after["encoder.logvar.bias"] == INITIAL_LOGVAR)
     assert torch.equal(after["encoder.mu.weight"], load_model(ae_dir).model.state_dict()["encoder.mu.weight"])
@@ -150,7 +152,7 @@ def test_freeze_that_cannot_apply_is_refused(ae_dir: Path, tmp_path: Path, freez
 
 
 def test_every_layer_group_names_some_parameters(make_tiny_model) -> None:
-    from backend.finetune import freeze
+    from backend.training.finetune import freeze
 
     for group in LAYER_GROUPS:
         model = make_tiny_model(5)
@@ -158,7 +160,7 @@ def test_every_layer_group_names_some_parameters(make_tiny_model) -> None:
 
 
 def test_a_model_fine_tuned_with_freeze_can_have_its_prior_refitted(ae_dir: Path, tmp_path: Path) -> None:
-    from backend.refit import refit_prior
+    from backend.training.refit import refit_prior
 
     tuned = tmp_path / "frozen_then_refit"
     run(TrainConfig(out=str(tuned), init=str(ae_dir), freeze=("encoder",), **RUN))

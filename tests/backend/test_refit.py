@@ -13,7 +13,7 @@ from backend.checkpoints import CONFIG_FILE, WEIGHTS_FILE, bytes_to_tensors, loa
 from backend.cli import main
 from backend.errors import ConfigError
 from backend.prior import fit_gmm
-from backend.refit import refit_prior
+from backend.training.refit import refit_prior
 
 
 @pytest.fixture()
@@ -90,7 +90,7 @@ def test_a_folder_with_only_hidden_files_is_usable(old_model: Path, tmp_path: Pa
 
 
 def test_an_autoencoder_gets_an_em_mixture(tmp_path: Path, make_train_config) -> None:
-    from backend.train import run
+    from backend.training.loop import run
 
     run(make_train_config(tmp_path / "ae", mode="ae", epochs=1), progress=lambda e: None)
     summary = refit_prior(tmp_path / "ae", tmp_path / "ae2", device="cpu", progress=lambda e: None)

@@ -12,8 +12,8 @@ import pytest
 from backend.checkpoints import CONFIG_FILE
 from backend.data.procedural import write_dataset
 from backend.errors import ConfigError
-from backend.refit import refit_prior
-from backend.train import run
+from backend.training.loop import run
+from backend.training.refit import refit_prior
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from backend.data.datasets import load_folder
 from backend.data.meshio import load_mesh
 from backend.data.procedural import write_dataset
 from backend.errors import Cancelled, MeshError
-from backend.train import TrainConfig, run
+from backend.training.config import TrainConfig
+from backend.training.loop import run
 
 POSIX_ONLY = pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(),
                                 reason="needs os.mkfifo and /dev/zero")
@@ -66,9 +67,9 @@ def test_a_run_cancelled_while_reading_ends_cancelled_and_leaves_nothing(tmp_pat
     cancel = threading.Event()
     cancel.set()
     out = tmp_path / "out"
-    cfg = TrainConfig(data=str(root), out=str(out), epochs=1, batch_size=2, points=64, latent_dim=8,
-                      decoder_width=16, decoder_layers=1, encoder_widths=(8, 16), sheet_every=0, device="cpu",
-                      cache_dir=str(tmp_path / "cache"))
+    cfg = TrainConfig.from_flat(dict(data=str(root), out=str(out), epochs=1, batch_size=2, points=64, latent_dim=8,
+                                     decoder_width=16, decoder_layers=1, encoder_widths=(8, 16), sheet_every=0,
+                                     device="cpu", cache_dir=str(tmp_path / "cache")))
     summary = run(cfg, progress=lambda event: None, cancel=cancel)
     assert summary["state"] == "cancelled" and summary["epoch"] == 0
     assert not out.exists()

@@ -16,8 +16,10 @@ from backend.checkpoints import load_model
 from backend.data.meshio import Mesh, save_mesh
 from backend.errors import BusyError, ConfigError, DataError
 from backend.inference import encode_posteriors, fit_priors
-from backend.train import (HISTORY_FILE, STATE_JSON, OutputLock, TrainConfig, kl_weight, load_data, parse_procedural,
-                           prepare_output, run)
+from backend.training.config import TrainConfig, parse_procedural
+from backend.training.data import load_data
+from backend.training.loop import kl_weight, run
+from backend.training.output import HISTORY_FILE, STATE_JSON, OutputLock, prepare_output
 
 STEP_KEYS = {"event", "epoch", "epochs", "step", "steps", "loss", "chamfer", "kl", "eta_s"}
 EPOCH_KEYS = {"event", "epoch", "epochs", "loss", "chamfer", "kl", "val_chamfer", "eta_s"}
@@ -188,7 +190,7 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path, cfg) -> None:
 
 
 def test_divergence_is_a_clear_data_error(tmp_path: Path, cfg, monkeypatch: pytest.MonkeyPatch) -> None:
-    import backend.train as train_module
+    import backend.training.loop as train_module
 
     real = train_module.random_points
 

@@ -9,18 +9,17 @@ trains; frozen batch-norm layers also keep their running statistics.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Set
+from dataclasses import fields, replace
 from typing import Any
 
 from torch import nn
 
-from .errors import ConfigError
-from .model import AtlasVAE, ModelConfig
+from ..errors import ConfigError
+from ..model import AtlasVAE, ModelConfig
 
-# TrainConfig field -> the command-line flag a user types for it.
-ARCHITECTURE_FLAGS = {"template": "--template", "patches": "--patches", "latent_dim": "--latent-dim",
-                      "decoder_width": "--decoder-width", "decoder_layers": "--decoder-layers",
-                      "encoder_widths": "encoder_widths"}
+# Architecture fields that no command-line flag sets (Python callers only): errors name them as fields.
+FLAGLESS = ("encoder_widths", "norm")
 
 # Named layer groups (prefixes of parameter and module names) that --freeze accepts.
 LAYER_GROUPS: dict[str, tuple[str, ...]] = {
@@ -33,24 +32,17 @@ GROUP_HELP = ("features (PointNet layers), heads (posterior mean and variance), 
               "decoder (all patch decoders)")
 
 
-def inherit_architecture(values: dict[str, Any], init: ModelConfig, init_path: str) -> dict[str, Any]:
-    """Architecture values for a run from `init`: unset ones are taken from it, disagreeing ones refused."""
-    out = dict(values)
-    for name, flag in ARCHITECTURE_FLAGS.items():
-        own = getattr(init, name)
-        given = values.get(name)
-        if given is not None and _normal(given) != _normal(own):
-            raise ConfigError(f"{flag} {_show(given)} cannot apply with --init {init_path}: that model's "
+def inherit_architecture(model: ModelConfig, given: Set[str], init: ModelConfig, init_path: str) -> ModelConfig:
+    """The architecture of a run from `init`: the fields not in `given` are init's, a given one that disagrees
+    is refused by its flag, and the mode is `model`'s when given (a conversion), else init's."""
+    for f in fields(ModelConfig):
+        name, own, mine = f.name, getattr(init, f.name), getattr(model, f.name)
+        if name != "mode" and name in given and mine != own:
+            flag = name if name in FLAGLESS else "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} {_show(mine)} cannot apply with --init {init_path}: that model's "
                               f"architecture is fixed ({flag} {_show(own)}); drop {flag}, or train from "
                               f"scratch without --init")
-        out[name] = own
-    if values.get("mode") is None:
-        out["mode"] = init.mode
-    return out
-
-
-def _normal(value: Any) -> Any:
-    return tuple(value) if isinstance(value, (list, tuple)) else value
+    return replace(init, mode=model.mode if "mode" in given else init.mode)
 
 
 def _show(value: Any) -> str:

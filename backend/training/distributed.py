@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .device import resolve_device
-from .errors import AtlasError, ConfigError
+from ..device import resolve_device
+from ..errors import AtlasError, ConfigError
 
 T = TypeVar("T")
 

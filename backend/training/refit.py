@@ -11,11 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import CONFIG_FILE, is_model_folder, load_model, save_model
-from .device import resolve_device
-from .errors import ConfigError
-from .inference import choose_default_prior, fit_priors
-from .train import OutputLock, ProgressFn, _emit, config_from_args, load_data
+from ..checkpoints import CONFIG_FILE, is_model_folder, load_model, save_model
+from ..device import resolve_device
+from ..errors import ConfigError
+from ..inference import choose_default_prior, fit_priors
+from .config import config_from_args
+from .data import load_data
+from .events import ProgressFn, emit
+from .output import OutputLock
 
 
 def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: float | None = None,
@@ -58,12 +61,12 @@ def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: fl
     _refuse_overwrite(model_dir, target, force)  # before the lock, which would leave its file in a foreign folder
     with OutputLock(target):
         _refuse_overwrite(model_dir, target, force)  # again under the lock: another refit may have written there
-        _emit(progress, {"event": "log", "message": f"reading the training shapes ({cfg.data or cfg.procedural})"})
+        emit(progress, {"event": "log", "message": f"reading the training shapes ({cfg.data or cfg.procedural})"})
         sets = load_data(cfg, progress)
-        _emit(progress, {"event": "log", "message": f"encoding {len(sets['train'].points)} training shapes and "
+        emit(progress, {"event": "log", "message": f"encoding {len(sets['train'].points)} training shapes and "
                                                     f"fitting the priors"})
         prior, label_priors = fit_priors(lm.model, sets["train"], cfg, dev)
-        _emit(progress, {"event": "log", "message": "comparing the priors on the validation shapes"})
+        emit(progress, {"event": "log", "message": "comparing the priors on the validation shapes"})
         choice = choose_default_prior(lm.model, prior, sets["val"].points, cfg.seed, dev)
         fit = {"data": cfg.data, "procedural": cfg.procedural, "shapes": len(sets["train"].points),
                "labels": sorted(label_priors), **({"spread": cfg.prior_spread} if vae else {})}
@@ -77,7 +80,7 @@ def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: fl
             meta["name"] = target.name
         save_model(target, lm.model, prior=prior, meta=meta, label_priors=label_priors)
     summary = {"out": str(target), "prior_components": prior.components, **fit, **choice}
-    _emit(progress, {"event": "done", **summary})
+    emit(progress, {"event": "done", **summary})
     return summary
 
 
