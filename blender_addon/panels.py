@@ -294,6 +294,8 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
             layout.label(text=f"{len(selected_meshes(context))} mesh object(s) selected")
         layout.prop(s, "finetune_epochs")
         layout.prop(s, "finetune_name")
+        layout.label(text="Keep Fixed:")
+        layout.row(align=True).prop(s, "finetune_freeze", expand=True)
         row = layout.row(align=True)
         row.operator("atlasvae.finetune_start", icon="PLAY")
         row.operator("atlasvae.finetune_cancel", text="Cancel", icon="CANCEL")

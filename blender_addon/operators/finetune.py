@@ -22,7 +22,7 @@ from .. import jobs
 from ..bpyfree import locate
 from ..mesh_convert import MeshConvertError, object_triangles
 from ..preferences import addon_settings
-from ..properties import FINETUNE_SOURCES, refresh_models, settings
+from ..properties import FINETUNE_SOURCES, FREEZE_DESCRIPTION, FREEZE_GROUPS, refresh_models, settings
 from ..runtime import runtime
 from .common import PanelOptions, dispatch, fail, launch_config, selected_meshes
 
@@ -192,10 +192,13 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
                         soft_max=500, options=OPTION)
     name: StringProperty(name="Name", description="Name of the new model (its folder in the user models folder)",
                          default="my-model", options=OPTION)
+    freeze: EnumProperty(name="Keep Fixed", description=FREEZE_DESCRIPTION, items=FREEZE_GROUPS, default=set(),
+                         options={"ENUM_FLAG", *OPTION})
 
     panel_defaults = {"source": lambda s: s.finetune_source, "data": lambda s: s.finetune_data,
                       "collection": lambda s: s.finetune_collection.name if s.finetune_collection else "",
-                      "epochs": lambda s: s.finetune_epochs, "name": lambda s: s.finetune_name}
+                      "epochs": lambda s: s.finetune_epochs, "name": lambda s: s.finetune_name,
+                      "freeze": lambda s: set(s.finetune_freeze)}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -247,6 +250,10 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         params: dict[str, Any] = {"data": str(data), "out": str(out), "epochs": epochs, "name": name}
         if config.model_path:
             params["init"] = config.model_path
+        frozen = [group for group, *_ in FREEZE_GROUPS if group in self.freeze]
+        if frozen:  # sent only when asked for, so a plain fine-tune's request is what it always was
+            params["freeze"] = ",".join(frozen)
+        fixed = f", keeping {' and '.join(frozen)} fixed" if frozen else ""
         scene = context.scene
         assert scene is not None
         _finetune_scene[:] = [scene.name]
@@ -263,7 +270,7 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             early = _early_done.pop(job_id, None)
             if early is not None:
                 on_notification({"method": "job_done", "params": early})
-            return f"Fine-tune {job_id} started: {epochs} epoch(s) on {what} -> {out}"
+            return f"Fine-tune {job_id} started: {epochs} epoch(s) on {what}{fixed} -> {out}"
 
         def reset(_exc: BaseException) -> None:
             state.job_state = "failed"
