@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import bpy
 
 from . import jobs
-from .bpyfree import locate
+from .bpyfree import backend_process, locate
 from .operators.common import selected_meshes
 from .preferences import addon_settings
 from .properties import AtlasVAESettings, settings
@@ -180,8 +180,8 @@ class VIEW3D_PT_atlasvae_model(_AtlasSubPanel):
         row = layout.row(align=True)
         row.operator("atlasvae.load_model", icon="IMPORT")
         row.operator("atlasvae.open_folder", text="", icon="FILE_FOLDER")
-        state, text = jobs.backend.status()
-        running_on = (jobs.backend.handshake or {}).get("device")
+        state, text = backend_process.backend.status()
+        running_on = (backend_process.backend.handshake or {}).get("device")
         box = layout.box()
         box.label(text=f"Backend: {state}", icon=STATUS_ICONS.get(state, "QUESTION"))
         col = box.column(align=True)
