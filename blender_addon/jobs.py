@@ -1,5 +1,6 @@
-"""The add-on's one backend and its work queue: start on demand, run requests off the main thread,
-and hand the replies back to Blender's main thread from a bpy.app.timers function.
+"""The add-on's work queue: run requests to the one backend (bpyfree/backend_process.py, started on
+demand) off the main thread, and hand the replies back to Blender's main thread from a bpy.app.timers
+function, which reports them through feedback.py.
 
 In interactive Blender a request runs on a worker thread (starting the backend if needed) and its
 result is applied by the timer, which exists only while work is pending. A result that makes many
@@ -11,24 +12,22 @@ No bpy data is touched off the main thread: worker functions only talk to the ba
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Generator
 
 import bpy
 
-from .bpyfree import locate
-from .bpyfree.client import BackendClient, BackendError, BackendTimeout
-from .runtime import note, runtime
+from . import feedback
+from .bpyfree.backend_process import Backend, backend, error_text
+from .bpyfree.client import BackendClient
+from .runtime import runtime
 
 TICK_S = 0.1
 FIT_POLL_S = 0.1  # how often a worker waiting on a request-time fit checks for a cancel
-STOP_TIMEOUT_S = 5.0
 APPLY_BUDGET_S = 0.025  # a timer call starts no further apply step once it has run this long
 APPLY_INTERVAL_S = 0.01  # pause between timer calls while a result is being applied in steps
 
@@ -38,26 +37,6 @@ optionally the fraction of the apply done so far, and returns the message to rep
 it across calls; background mode runs it through."""
 
 clock: Callable[[], float] = time.perf_counter  # what the apply budget is measured with
-
-
-@dataclass(frozen=True)
-class LaunchConfig:
-    """Everything needed to start the backend, read from preferences on the main thread."""
-
-    python_preference: str
-    user_dir: Path
-    device: str
-    model_path: str | None
-    models_dirs: tuple[Path, ...]
-
-    def args(self) -> list[str]:
-        """Command-line arguments for `python -m backend serve` (the client adds `serve` itself)."""
-        args = ["--device", self.device]
-        if self.model_path:
-            args += ["--model", self.model_path]
-        for folder in self.models_dirs:
-            args += ["--models-dir", str(folder)]
-        return args
 
 
 @dataclass
@@ -91,7 +70,7 @@ class Task:
         if text:
             self.text = text
         if self.on_main_thread:
-            _wm_progress(self.progress)
+            feedback.wm_progress(self.progress)
 
     @property
     def progress(self) -> float:
@@ -103,157 +82,6 @@ class Cancelled(Exception):
     """The user cancelled the task; nothing of it is left in the scene."""
 
 
-def log_path(user_dir: Path) -> Path:
-    """The backend's log file in the user folder."""
-    return Path(user_dir) / "logs" / "backend.log"
-
-
-def error_text(exc: BaseException) -> str:
-    """The message to show for a failure: the backend's own words plus its last log lines if it died."""
-    if isinstance(exc, BackendTimeout):
-        return f"Backend did not answer in time: {exc.message}"
-    if isinstance(exc, BackendError):
-        text = exc.message or str(exc)
-        tail = (exc.stderr_tail or "").strip().splitlines()
-        if tail and exc.code is None:
-            text += " | backend log: " + " / ".join(tail[-3:])
-        return text
-    return str(exc) or type(exc).__name__
-
-
-class Backend:
-    """The backend process (through BackendClient) plus which model it has loaded; thread-safe."""
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._client: BackendClient | None = None
-        self._handshake: dict[str, Any] | None = None
-        self._loaded: dict[str, Any] | None = None
-        self._atexit = False
-        self._launching = False
-
-    @property
-    def client(self) -> BackendClient | None:
-        return self._client
-
-    @property
-    def handshake(self) -> dict[str, Any] | None:
-        return self._handshake
-
-    @property
-    def loaded_model(self) -> dict[str, Any] | None:
-        """Info of the model the backend holds (name, path, ...) or None."""
-        return self._loaded
-
-    def _make_client(self, config: LaunchConfig) -> BackendClient:
-        python = locate.find_python(config.python_preference, config.user_dir)
-        log = log_path(config.user_dir)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        client = BackendClient(python, locate.backend_root(), args=config.args(), log_path=log)
-        if not self._atexit:
-            atexit.register(self.stop)
-            self._atexit = True
-        return client
-
-    def ensure(self, config: LaunchConfig) -> BackendClient:
-        """The running client, starting (or restarting after a crash) the backend if needed."""
-        with self._lock:
-            self._launching = True
-            try:
-                if self._client is None:
-                    self._client = self._make_client(config)
-                client = self._client
-                handshake = client.ensure_started()
-            finally:
-                self._launching = False
-            if handshake is not self._handshake:  # a new process: learn what it loaded at start
-                self._handshake = handshake
-                model = handshake.get("model")
-                self._loaded = model if isinstance(model, dict) else None
-            return client
-
-    def ensure_model(self, config: LaunchConfig) -> tuple[BackendClient, dict[str, Any]]:
-        """The running client with the configured model loaded; returns (client, model info)."""
-        with self._lock:
-            client = self.ensure(config)
-            wanted = config.model_path
-            if wanted is None:
-                raise locate.LocateError("No AtlasVAE model found: add one to the models folder or fine-tune one")
-            if self._loaded is None or not _same_path(self._loaded.get("path"), wanted):
-                self._loaded = None
-                reply = client.call("load_model", {"path": wanted})
-                self._loaded = reply["model"]
-            assert self._loaded is not None
-            return client, self._loaded
-
-    def call(self, config: LaunchConfig, method: str, params: dict[str, Any],
-             timeout: float | None = None) -> Any:
-        """Start if needed, then one request."""
-        client = self.ensure(config)
-        return client.call(method, params, timeout=timeout)
-
-    @property
-    def running(self) -> bool:
-        """True while the backend process is up (ready or busy)."""
-        client = self._client
-        return client is not None and client.state in ("ready", "busy")
-
-    def set_loaded(self, info: dict[str, Any] | None) -> None:
-        """Record the model the backend reports it loaded by itself (after a fine-tune)."""
-        with self._lock:
-            self._loaded = info
-
-    def forget_model(self) -> None:
-        """The backend dropped its model (release); the next model call loads it again."""
-        with self._lock:
-            self._loaded = None
-
-    def drain(self) -> list[dict[str, Any]]:
-        """Notifications received since the last drain (progress, job_done)."""
-        client = self._client
-        return client.drain_notifications() if client is not None else []
-
-    def stop(self) -> None:
-        """Stop the process and forget the client, so the next start reads preferences afresh."""
-        with self._lock:
-            client, self._client = self._client, None
-            self._handshake = None
-            self._loaded = None
-        if client is not None:
-            try:
-                client.stop(STOP_TIMEOUT_S)
-            except Exception as exc:  # stopping must never raise into Blender's shutdown
-                print(f"AtlasVAE: stopping the backend failed: {exc}")
-
-    def status(self) -> tuple[str, str]:
-        """(state, human text) for the panel: stopped / starting / ready / busy / error."""
-        client = self._client
-        if self._launching and (client is None or client.state in ("stopped", "error")):
-            return "starting", "Checking the Python interpreter and starting the backend"
-        if client is None:
-            return "stopped", "Not started (starts on first use)"
-        state = client.state
-        if state == "error":
-            return state, str(client.last_error or "Backend failed")
-        if state == "starting":
-            return state, "Starting: loading torch and the model"
-        if state == "stopped":
-            return state, "Stopped (starts on next use)"
-        device = (self._handshake or {}).get("device", "?")
-        model = (self._loaded or {}).get("name", "no model")
-        return state, f"{'Busy' if state == 'busy' else 'Ready'} on {device}, model {model}"
-
-
-def _same_path(a: Any, b: Any) -> bool:
-    if not a or not b:
-        return False
-    try:
-        return Path(str(a)).resolve() == Path(str(b)).resolve()
-    except OSError:
-        return str(a) == str(b)
-
-
-backend = Backend()
 _pending: list[Task] = []
 _executor: ThreadPoolExecutor | None = None
 _notification_handler: Callable[[dict[str, Any]], None] | None = None
@@ -291,13 +119,7 @@ def complete(outcome: str | Steps, task: Task | None = None) -> str:
             return str(stop.value)
         if task is not None and fraction is not None:
             task.applied = float(fraction)
-            _wm_progress(task.progress)
-
-
-def _wm_progress(value: float) -> None:
-    wm = bpy.context.window_manager
-    if wm is not None:
-        wm.progress_update(value)
+            feedback.wm_progress(task.progress)
 
 
 def run(task: Task, blocking: bool | None = None) -> str | None:
@@ -438,9 +260,9 @@ def tick() -> float | None:
     try:
         pump_notifications()
     except Exception as exc:
-        report("ERROR", f"Reading backend progress failed: {error_text(exc)}")
+        feedback.report("ERROR", f"Reading backend progress failed: {error_text(exc)}")
     _show_progress()
-    tag_redraw()
+    feedback.tag_redraw()
     if any(_ready(t) for t in _pending):
         return APPLY_INTERVAL_S
     busy = bool(_pending) or bool(_fitting) or (_idle_check is not None and _idle_check())
@@ -456,7 +278,7 @@ def _advance(task: Task, started: float) -> bool:
             outcome = task.apply(task.future.result())
             if isinstance(outcome, str):
                 _finish(task)
-                report("INFO", outcome)
+                feedback.report("INFO", outcome)
                 return True
             task.steps = outcome
         while True:
@@ -464,7 +286,7 @@ def _advance(task: Task, started: float) -> bool:
                 fraction = next(task.steps)
             except StopIteration as stop:
                 _finish(task)
-                report("INFO", str(stop.value))
+                feedback.report("INFO", str(stop.value))
                 return True
             if fraction is not None:
                 task.applied = float(fraction)
@@ -474,7 +296,7 @@ def _advance(task: Task, started: float) -> bool:
         _finish(task)
         if task.on_error is not None:
             task.on_error(exc)
-        report("ERROR", f"{task.label} failed: {error_text(exc)}")
+        feedback.report("ERROR", f"{task.label} failed: {error_text(exc)}")
         return True
 
 
@@ -509,23 +331,9 @@ def _show_progress() -> None:
         _progress_shown[0] = False
 
 
-def report(level: str, message: str) -> None:
-    """Report from outside an operator (timer): Info log + status bar via the report operator."""
-    note(level, message)
-    print(f"AtlasVAE {level}: {message}")
-    window = _any_window()
-    if window is None or bpy.app.background:  # background: an ERROR report would raise in the caller
-        return
-    try:
-        with bpy.context.temp_override(window=window):
-            bpy.ops.atlasvae.report_message(level=level, message=message)  # type: ignore[attr-defined]
-    except (RuntimeError, AttributeError) as exc:
-        print(f"AtlasVAE: could not show report ({exc})")
-
-
 def undo_push(message: str) -> None:
     """Record an undo step for objects added outside an operator's own undo handling."""
-    window = _any_window()
+    window = feedback.any_window()
     try:
         if window is not None:
             with bpy.context.temp_override(window=window):
@@ -534,27 +342,6 @@ def undo_push(message: str) -> None:
             bpy.ops.ed.undo_push(message=message)
     except RuntimeError as exc:
         print(f"AtlasVAE: could not record undo step '{message}' ({exc})")
-
-
-def _any_window() -> bpy.types.Window | None:
-    wm = bpy.context.window_manager
-    if wm is None or not wm.windows:
-        return None
-    return wm.windows[0]
-
-
-def tag_redraw() -> None:
-    """Redraw 3D viewport sidebars so status and progress stay current."""
-    wm = bpy.context.window_manager
-    if wm is None:
-        return
-    for window in wm.windows:
-        screen = window.screen
-        if screen is None:
-            continue
-        for area in screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
 
 
 def drop_pending() -> None:

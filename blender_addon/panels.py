@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import bpy
 
 from . import jobs
-from .bpyfree import locate
+from .bpyfree import backend_process, locate
 from .operators.common import selected_meshes
 from .preferences import addon_settings
 from .properties import AtlasVAESettings, settings
@@ -180,8 +180,8 @@ class VIEW3D_PT_atlasvae_model(_AtlasSubPanel):
         row = layout.row(align=True)
         row.operator("atlasvae.load_model", icon="IMPORT")
         row.operator("atlasvae.open_folder", text="", icon="FILE_FOLDER")
-        state, text = jobs.backend.status()
-        running_on = (jobs.backend.handshake or {}).get("device")
+        state, text = backend_process.backend.status()
+        running_on = (backend_process.backend.handshake or {}).get("device")
         box = layout.box()
         box.label(text=f"Backend: {state}", icon=STATUS_ICONS.get(state, "QUESTION"))
         col = box.column(align=True)
@@ -294,6 +294,8 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
             layout.label(text=f"{len(selected_meshes(context))} mesh object(s) selected")
         layout.prop(s, "finetune_epochs")
         layout.prop(s, "finetune_name")
+        layout.label(text="Keep Fixed:")
+        layout.row(align=True).prop(s, "finetune_freeze", expand=True)
         row = layout.row(align=True)
         row.operator("atlasvae.finetune_start", icon="PLAY")
         row.operator("atlasvae.finetune_cancel", text="Cancel", icon="CANCEL")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import jobs
-from .bpyfree import installer, locate
+from . import feedback
+from .bpyfree import backend_process, installer, locate
 from .runtime import runtime
 
 if TYPE_CHECKING:
@@ -163,14 +163,14 @@ def _finish_install(ok: bool, message: str, announce: bool = True) -> None:
     """Main thread: forget cached interpreter checks and stop the backend so its next start uses the new
     environment (its handshake then reports the device the panel shows)."""
     locate.forget_checks()
-    jobs.backend.stop()
+    backend_process.backend.stop()
     _show_install_progress()
     state = runtime()
     if state is not None:
         state.install_running = False
         state.install_line = message
     if announce:
-        jobs.report("INFO" if ok else "ERROR", message)
+        feedback.report("INFO" if ok else "ERROR", message)
 
 
 def _redraw_preferences() -> None:

@@ -26,6 +26,17 @@ SHADING = (("SMOOTH", "Smooth", "Smooth shading"), ("FLAT", "Flat", "Flat shadin
 FINETUNE_SOURCES = (("FOLDER", "Folder", "Mesh files in a folder"),
                     ("SELECTED", "Selected Objects", "The selected mesh objects, modifiers applied"),
                     ("COLLECTION", "Collection", "The mesh objects of a collection, modifiers applied"))
+FREEZE_GROUPS = (  # identifiers are the backend's layer-group names (finetune --freeze); a test pins them
+    ("encoder", "Encoder", "Keep the whole encoder fixed (the layers that read a mesh and turn it into a shape "
+     "code): only the decoder learns your meshes' surfaces. Best with few meshes (a few dozen or fewer)", "", 1),
+    ("features", "Features", "Keep the encoder's point layers fixed (what it notices in a mesh) while its code "
+     "heads and the decoder train: a middle way for a small set of meshes", "", 2),
+    ("heads", "Heads", "Keep the encoder's last layers fixed (they turn what it noticed into the shape code and "
+     "its spread) while the rest trains", "", 4),
+    ("decoder", "Decoder", "Keep the decoder fixed (it bends the template into a surface): only the encoder "
+     "learns, so results stay surfaces the starting model can already make", "", 8))
+FREEZE_DESCRIPTION = ("Parts of the chosen model that stay as they are while the rest trains; none: every "
+                      "weight trains. With few meshes, keep the Encoder fixed")
 NO_MODEL = "NONE"
 ANY_FAMILY = "ANY"
 _ANY_ITEM = (ANY_FAMILY, "Any", "Sample from the model's whole prior, any family", 0)
@@ -213,6 +224,8 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
                                  max=100_000, soft_max=500)
     finetune_name: StringProperty(name="Name", description="Name of the new model (its folder in the user "
                                   "models folder)", default="my-model")
+    finetune_freeze: EnumProperty(name="Keep Fixed", description=FREEZE_DESCRIPTION, items=FREEZE_GROUPS,
+                                  options={"ENUM_FLAG"}, default=set())
 
     def resolution(self) -> int:
         """Vertex count requested from the backend."""

@@ -1,18 +1,15 @@
 """BackendClient: runs the AtlasVAE backend as a subprocess and talks JSON-RPC to it over stdio.
 
 Standard library only (no bpy, no torch) so plain pytest can drive it and Blender's Python can import
-it. Replies resolve futures on a reader thread; notifications queue up for the UI to drain from a
-timer; a dead backend fails every pending request with its exit code and last log lines, never hangs.
+it. Replies resolve futures on a reader thread (session.py, one Session per process); notifications
+queue up for the UI to drain from a timer; a dead backend fails every pending request with its exit code
+and last log lines, never hangs.
 """
 
 from __future__ import annotations
 
-import collections
-import itertools
-import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -21,213 +18,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .session import TAIL_LINES, BackendError, BackendTimeout, Session
+
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-STDERR_LINES = 200
-TAIL_LINES = 20
-
-
-class BackendError(Exception):
-    """A failed request or a dead backend: `message`, JSON-RPC `code` (if any) and the backend's last log lines."""
-
-    def __init__(self, message: str, code: int | None = None, stderr_tail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.stderr_tail = stderr_tail
-
-    def __str__(self) -> str:
-        if self.stderr_tail:
-            return f"{self.message}\n--- last backend output ---\n{self.stderr_tail}"
-        return self.message
-
-
-class BackendTimeout(BackendError):
-    """No reply within the requested time (the backend may still be working on it)."""
-
-
-def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            return f"backend exited with code {code} (killed by {signal.Signals(-code).name})"
-        except ValueError:
-            return f"backend exited with code {code}"
-    return f"backend exited with code {code}"
-
-
-class _Session:
-    """One backend process with its pipes, reader threads and in-flight requests."""
-
-    def __init__(self, proc: subprocess.Popen, log_path: Path | None, max_message_bytes: int,
-                 notifications: "queue.SimpleQueue[dict[str, Any]]") -> None:
-        self.proc = proc
-        self.log_path = log_path
-        self.max_message_bytes = max_message_bytes
-        self.notifications = notifications
-        self.lock = threading.Lock()
-        self.write_lock = threading.Lock()
-        self.pending: dict[int, tuple[str, Future]] = {}
-        self.ids = itertools.count(1)
-        self.stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
-        self.closed = False
-        self.close_error: BackendError | None = None
-        self.stopping = False
-        self.ready = False
-        self.handshake: dict[str, Any] | None = None
-        self.stderr_thread = threading.Thread(target=self._read_stderr, name="atlasvae-client-stderr",
-                                              daemon=True)
-        self.stdout_thread = threading.Thread(target=self._read_stdout, name="atlasvae-client-stdout",
-                                              daemon=True)
-        self.stderr_thread.start()
-        self.stdout_thread.start()
-
-    def tail(self, lines: int = TAIL_LINES) -> str:
-        return "\n".join(list(self.stderr_lines)[-lines:])
-
-    # ---- requests -----------------------------------------------------------------------------------
-    def submit(self, method: str, params: Mapping[str, Any] | None, timeout: float | None) -> Future:
-        future: Future = Future()
-        with self.lock:
-            if self.closed:
-                future.set_exception(self.close_error or BackendError("backend is not running"))
-                return future
-            request_id = next(self.ids)
-            self.pending[request_id] = (method, future)
-        try:
-            line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": dict(params or {})},
-                              ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii") + b"\n"
-        except (TypeError, ValueError) as exc:
-            self._resolve(request_id, error=BackendError(f"cannot encode params for '{method}': {exc}"))
-            return future
-        if len(line) > self.max_message_bytes:
-            self._resolve(request_id, error=BackendError(
-                f"request '{method}' is {len(line)} bytes, over the {self.max_message_bytes}-byte message limit; "
-                f"send a smaller mesh"))
-            return future
-        if timeout is not None:
-            timer = threading.Timer(timeout, self._time_out, args=(request_id, method, timeout))
-            timer.daemon = True
-            timer.start()
-            future.add_done_callback(lambda _f: timer.cancel())
-        try:
-            with self.write_lock:
-                stdin = self.proc.stdin
-                assert stdin is not None
-                stdin.write(line)
-                stdin.flush()
-        except (OSError, ValueError) as exc:
-            try:
-                code = self.proc.wait(timeout=2.0)
-                message = _exit_text(code)
-            except subprocess.TimeoutExpired:
-                message = f"cannot send '{method}' to the backend ({exc})"
-            self._resolve(request_id, error=BackendError(message, stderr_tail=self.tail()))
-        return future
-
-    def _time_out(self, request_id: int, method: str, timeout: float) -> None:
-        self._resolve(request_id, error=BackendTimeout(f"backend did not answer '{method}' within {timeout:g} s",
-                                                       stderr_tail=self.tail()))
-
-    def _resolve(self, request_id: Any, result: Any = None, error: BackendError | None = None) -> bool:
-        with self.lock:
-            entry = self.pending.pop(request_id, None) if isinstance(request_id, int) else None
-        if entry is None:
-            return False
-        future = entry[1]
-        if not future.set_running_or_notify_cancel():
-            return True
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-        return True
-
-    def fail_all(self, error: BackendError) -> None:
-        with self.lock:
-            self.closed = True
-            self.close_error = error
-            pending = list(self.pending)
-        for request_id in pending:
-            self._resolve(request_id, error=error)
-
-    # ---- reader threads -----------------------------------------------------------------------------
-    def _read_stdout(self) -> None:
-        stdout = self.proc.stdout
-        assert stdout is not None
-        try:
-            for raw in iter(stdout.readline, b""):
-                self._dispatch(raw)
-        except (OSError, ValueError):
-            pass
-        code = self.proc.wait()
-        self.stderr_thread.join(timeout=5.0)
-        if self.stopping:
-            error = BackendError("backend stopped")
-        else:
-            error = BackendError(_exit_text(code), stderr_tail=self.tail())
-        self.fail_all(error)
-
-    def _dispatch(self, raw: bytes) -> None:
-        try:
-            message = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            self._note(f"[client] ignored a non-protocol line from the backend: {raw[:200]!r}")
-            return
-        if not isinstance(message, dict):
-            self._note(f"[client] ignored a non-object line from the backend: {raw[:200]!r}")
-            return
-        if "id" in message and ("result" in message or "error" in message):
-            error = message.get("error")
-            if error is not None:
-                if not isinstance(error, dict):
-                    error = {"message": str(error)}
-                exc = BackendError(str(error.get("message", "unknown backend error")), code=error.get("code"))
-                if not self._resolve(message["id"], error=exc):
-                    self._note(f"[client] backend error for no pending request: {exc.message}")
-                    self.notifications.put({"method": "protocol_error", "params": error})
-            elif not self._resolve(message["id"], result=message.get("result")):
-                self._note(f"[client] dropped a late reply for request {message['id']!r}")
-            return
-        if isinstance(message.get("method"), str):
-            self.notifications.put({"method": message["method"], "params": message.get("params") or {}})
-            return
-        self._note(f"[client] ignored an unexpected message from the backend: {raw[:200]!r}")
-
-    def _note(self, text: str) -> None:
-        self.stderr_lines.append(text)
-        self._log(text)
-
-    def _log(self, text: str) -> None:
-        if self.log_path is None:
-            return
-        try:
-            with open(self.log_path, "a", encoding="utf-8") as fh:
-                fh.write(text + "\n")
-        except OSError:
-            self.log_path = None
-
-    def _read_stderr(self) -> None:
-        stderr = self.proc.stderr
-        assert stderr is not None
-        handle = None
-        if self.log_path is not None:
-            try:
-                self.log_path.parent.mkdir(parents=True, exist_ok=True)
-                handle = open(self.log_path, "a", encoding="utf-8")
-            except OSError:
-                handle = None
-        try:
-            for raw in iter(stderr.readline, b""):
-                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                self.stderr_lines.append(text)
-                if handle is not None:
-                    handle.write(text + "\n")
-                    handle.flush()
-        except (OSError, ValueError):
-            pass
-        finally:
-            if handle is not None:
-                handle.close()
 
 
 class BackendClient:
@@ -246,7 +40,7 @@ class BackendClient:
         self.env = dict(env or {})
         self.log_path = Path(log_path) if log_path else None
         self.max_message_bytes = max_message_bytes
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._lifecycle = threading.RLock()
         self._notifications: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._last_error = ""
@@ -334,7 +128,7 @@ class BackendClient:
         except OSError as exc:
             raise BackendError(f"cannot start the backend with Python {self.python!r}: "
                                f"{exc.strerror or exc}") from None
-        session = _Session(proc, self.log_path, self.max_message_bytes, self._notifications)
+        session = Session(proc, self.log_path, self.max_message_bytes, self._notifications)
         self._session = session
         session._log(f"--- backend started: pid {proc.pid}: {' '.join(self._command())}")
         future = session.submit("handshake", {}, None)
@@ -374,7 +168,7 @@ class BackendClient:
             self._stop_session(session, timeout)
             self._last_error = ""
 
-    def _stop_session(self, session: _Session, timeout: float) -> None:
+    def _stop_session(self, session: Session, timeout: float) -> None:
         session.stopping = True
         if session.proc.poll() is None and not session.closed:
             try:
@@ -390,7 +184,7 @@ class BackendClient:
         session.fail_all(BackendError("backend stopped"))
 
     @staticmethod
-    def _close_stdin(session: _Session) -> None:
+    def _close_stdin(session: Session) -> None:
         stdin = session.proc.stdin
         if stdin is None:
             return
@@ -400,7 +194,7 @@ class BackendClient:
         except OSError:
             pass
 
-    def _kill(self, session: _Session) -> None:
+    def _kill(self, session: Session) -> None:
         session.stopping = True
         if session.proc.poll() is None:
             session.proc.terminate()

@@ -1,4 +1,4 @@
-"""AtlasVAE operators, one module per job: generation (sample, reconstruct, interpolate, variations),
+"""AtlasVAE operators, one module per job: sample, from_selection (reconstruct, interpolate, variations),
 finetune, backend_control (start/stop/release/load/cancel/open log) and building (turning results into
 objects in the scene); common holds what they share."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import bpy
 
 from .. import jobs
-from . import backend_control, finetune, generation
+from . import backend_control, finetune, from_selection, sample
 from .backend_control import start_on_load
 
-CLASSES = (*generation.CLASSES, *finetune.CLASSES, *backend_control.CLASSES)
+CLASSES = (*sample.CLASSES, *from_selection.CLASSES, *finetune.CLASSES, *backend_control.CLASSES)
 
 __all__ = ["CLASSES", "register", "start_on_load", "unregister"]
 

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from .. import jobs
+from .. import feedback, jobs
+from ..bpyfree import backend_process
+from ..bpyfree.backend_process import Backend
 from ..preferences import addon_settings
 from ..properties import refresh_models, settings
 from ..runtime import note
@@ -19,7 +21,7 @@ from .common import ModelOperator, dispatch, fail, launch_config
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
 
-def _ready_text(backend: jobs.Backend) -> str:
+def _ready_text(backend: Backend) -> str:
     handshake = backend.handshake or {}
     model = (backend.loaded_model or {}).get("name", "none")
     text = f"Backend ready on {handshake.get('device', '?')}, model {model}"
@@ -37,7 +39,7 @@ class ATLASVAE_OT_backend_start(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if jobs.backend.running or "start" in jobs.pending_kinds():
+        if backend_process.backend.running or "start" in jobs.pending_kinds():
             cls.poll_message_set("The backend is already running or starting")
             return False
         return True
@@ -45,7 +47,7 @@ class ATLASVAE_OT_backend_start(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         config = launch_config(settings(context) if context.scene is not None else None)
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> str:
+        def work(task: jobs.Task, backend: Backend) -> str:
             backend.ensure(config)
             if config.model_path:
                 backend.ensure_model(config)
@@ -70,7 +72,7 @@ class ATLASVAE_OT_backend_restart(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         config = launch_config(settings(context) if context.scene is not None else None)
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> str:
+        def work(task: jobs.Task, backend: Backend) -> str:
             backend.stop()
             backend.ensure(config)
             if config.model_path:
@@ -89,13 +91,13 @@ class ATLASVAE_OT_backend_stop(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if jobs.backend.client is None:
+        if backend_process.backend.client is None:
             cls.poll_message_set("The backend is not running")
             return False
         return True
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        def work(task: jobs.Task, backend: jobs.Backend) -> str:
+        def work(task: jobs.Task, backend: Backend) -> str:
             backend.stop()
             return "Backend stopped"
 
@@ -110,13 +112,13 @@ class ATLASVAE_OT_release_memory(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if not jobs.backend.running:
+        if not backend_process.backend.running:
             cls.poll_message_set("The backend is not running")
             return False
         return True
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        def work(task: jobs.Task, backend: jobs.Backend) -> dict[str, Any]:
+        def work(task: jobs.Task, backend: Backend) -> dict[str, Any]:
             client = backend.client
             if client is None:
                 raise RuntimeError("the backend is not running")
@@ -143,7 +145,7 @@ class ATLASVAE_OT_load_model(ModelOperator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         config = launch_config(settings(context))
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> str:
+        def work(task: jobs.Task, backend: Backend) -> str:
             _client, info = backend.ensure_model(config)
             return f"Loaded model {info.get('name')} on {(backend.handshake or {}).get('device', '?')}"
 
@@ -185,7 +187,7 @@ class ATLASVAE_OT_cancel(bpy.types.Operator):
 
 def backend_log_path() -> Path:
     """Where the backend writes its log (the client tees the backend's stderr there)."""
-    return jobs.log_path(addon_settings().user_dir)
+    return backend_process.log_path(addon_settings().user_dir)
 
 
 def _open(op: bpy.types.Operator, path: Path, what: str) -> set[OperatorReturnItems]:
@@ -239,7 +241,7 @@ class ATLASVAE_OT_report_message(bpy.types.Operator):
 def _start_task() -> jobs.Task:
     config = launch_config(None)
 
-    def work(task: jobs.Task, backend: jobs.Backend) -> str:
+    def work(task: jobs.Task, backend: Backend) -> str:
         backend.ensure(config)
         if config.model_path:
             backend.ensure_model(config)
@@ -252,7 +254,7 @@ def _deferred_start() -> None:
     try:
         jobs.run(_start_task())
     except Exception as exc:
-        jobs.report("ERROR", f"Start backend failed: {jobs.error_text(exc)}")
+        feedback.report("ERROR", f"Start backend failed: {backend_process.error_text(exc)}")
 
 
 def start_on_load() -> None:

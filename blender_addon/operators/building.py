@@ -3,7 +3,8 @@
 Results go into the collection that was active when the operator ran (or a new child collection
 there), stand on their base (origin at the bottom centre), are laid out beside earlier AtlasVAE
 results rather than on top of them, and end up selected with the last one active. A build adds one
-object per step (see jobs.Steps) and is rolled back completely if it cannot finish.
+object per step (see jobs.Steps) and is rolled back completely if it cannot finish. The generation
+operators also take from here what they share on the way: decoding a reply's meshes and their look options.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from mathutils import Matrix
 
 from .. import jobs
+from ..bpyfree.wire import decode_mesh
 from ..mesh_convert import arrays_to_mesh, object_triangles
 
 MIN_GAP = 1.0
@@ -24,6 +26,7 @@ MATERIAL_COLOR = (0.72, 0.52, 0.38, 1.0)
 RESULT_KEY = "atlasvae_model"  # custom property every result carries (with the model's name)
 MAX_SHIFTS = 1000
 
+Arrays = tuple[np.ndarray, np.ndarray]  # (vertices, faces) of one decoded mesh
 IdRef = tuple[str, int]  # (name, session_uid): finds a datablock again between timer calls
 Box = tuple[np.ndarray, np.ndarray]  # axis-aligned (min, max) corners in world space
 
@@ -85,6 +88,23 @@ def destination(context: bpy.types.Context) -> Destination:
     active = layer_collection.collection if layer_collection is not None else scene.collection
     ref = None if active == scene.collection else (active.name, active.session_uid)
     return Destination(scene.name, view_layer.name, ref)
+
+
+def look_of(op: Any) -> Any:
+    """A function (template UVs or None) -> Look, from the operator's shading and material options, read
+    now on the main thread (the result is applied later)."""
+    smooth, material = op.shading == "SMOOTH", bool(op.material)
+    return lambda uvs: Look(smooth=smooth, material=material, uvs=uvs)
+
+
+def shading_options() -> dict[str, Any]:
+    """Panel defaults of the look options every generation operator has."""
+    return {"shading": lambda s: s.shading, "material": lambda s: s.add_material}
+
+
+def decode_all(reply: dict[str, Any]) -> list[Arrays]:
+    """Every mesh of a reply with "meshes", as arrays."""
+    return [decode_mesh(m) for m in reply["meshes"]]
 
 
 def translation(offset: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import bpy
 
 from .. import jobs
+from ..bpyfree.backend_process import LaunchConfig, error_text
 from ..preferences import AddonSettings, addon_settings
 from ..properties import AtlasVAESettings, model_entries, models_dirs, settings
 from ..runtime import note
@@ -16,17 +17,18 @@ if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
 
 PanelDefault = Callable[[AtlasVAESettings], Any]
+OPTION = {"SKIP_SAVE"}  # options are not remembered between calls: the sidebar's values are the defaults
 
 
-def launch_config(scene_settings: AtlasVAESettings | None, prefs: AddonSettings | None = None) -> jobs.LaunchConfig:
+def launch_config(scene_settings: AtlasVAESettings | None, prefs: AddonSettings | None = None) -> LaunchConfig:
     """What to start the backend with: preferences plus the scene's chosen model."""
     prefs = prefs or addon_settings()
     model_path = scene_settings.model_path() if scene_settings is not None else None
     if model_path is None:
         entries = model_entries()
         model_path = str(entries[0].path) if entries else None
-    return jobs.LaunchConfig(python_preference=prefs.python_path, user_dir=prefs.user_dir, device=prefs.device,
-                             model_path=model_path, models_dirs=models_dirs())
+    return LaunchConfig(python_preference=prefs.python_path, user_dir=prefs.user_dir, device=prefs.device,
+                        model_path=model_path, models_dirs=models_dirs())
 
 
 def fail(op: bpy.types.Operator, message: str) -> set[OperatorReturnItems]:
@@ -47,7 +49,7 @@ def dispatch(op: bpy.types.Operator, task: jobs.Task, queued: str, blocking: boo
         op.report({"WARNING"}, str(exc))
         return {"CANCELLED"}
     except Exception as exc:
-        return fail(op, f"{task.label} failed: {jobs.error_text(exc)}")
+        return fail(op, f"{task.label} failed: {error_text(exc)}")
     text = message if message is not None else queued
     note("INFO", text)
     op.report({"INFO"}, text)

@@ -18,13 +18,14 @@ import bpy
 import numpy as np
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from .. import jobs
-from ..bpyfree import locate
+from .. import feedback, jobs
+from ..bpyfree import backend_process, locate
+from ..bpyfree.backend_process import Backend
 from ..mesh_convert import MeshConvertError, object_triangles
 from ..preferences import addon_settings
-from ..properties import FINETUNE_SOURCES, refresh_models, settings
+from ..properties import FINETUNE_SOURCES, FREEZE_DESCRIPTION, FREEZE_GROUPS, refresh_models, settings
 from ..runtime import runtime
-from .common import PanelOptions, dispatch, fail, launch_config, selected_meshes
+from .common import OPTION, PanelOptions, dispatch, fail, launch_config, selected_meshes
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 JOB_POLL_S = 0.2
 JOB_STATUS_EVERY_S = 2.0
 FINAL_JOB_STATES = ("done", "failed", "cancelled")
-OPTION = {"SKIP_SAVE"}
 
 _finetune_scene: list[str] = []
 _early_done: dict[str, dict[str, Any]] = {}
@@ -48,7 +48,7 @@ def _finish_job(state_name: str, params: dict[str, Any]) -> tuple[str, str]:
         result = params.get("result") or {}
         model = result.get("model") if isinstance(result, dict) else None
         if isinstance(model, dict):
-            jobs.backend.set_loaded(model)
+            backend_process.backend.set_loaded(model)
         refresh_models()
         if out and _finetune_scene:
             scene = bpy.data.scenes.get(_finetune_scene[0])
@@ -86,7 +86,7 @@ def on_notification(message: dict[str, Any]) -> None:
         _remove_exports()
         state.job_message = text
         if not jobs.blocking_default():  # a blocking fine-tune operator reports the outcome itself
-            jobs.report(level, text)
+            feedback.report(level, text)
 
 
 def _apply_progress(state: Any, event: dict[str, Any]) -> None:
@@ -112,12 +112,12 @@ def job_watch() -> bool:
     state = runtime()
     if state is None or not state.job_running():
         return False
-    if state.job_state != "submitting" and not jobs.backend.running:
-        client = jobs.backend.client
+    if state.job_state != "submitting" and not backend_process.backend.running:
+        client = backend_process.backend.client
         why = (client.last_error if client is not None else "") or "the backend stopped"
         state.job_state = "failed"
         state.job_message = f"Fine-tune failed: {why}"
-        jobs.report("ERROR", state.job_message)
+        feedback.report("ERROR", state.job_message)
         return False
     return True
 
@@ -192,10 +192,13 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
                         soft_max=500, options=OPTION)
     name: StringProperty(name="Name", description="Name of the new model (its folder in the user models folder)",
                          default="my-model", options=OPTION)
+    freeze: EnumProperty(name="Keep Fixed", description=FREEZE_DESCRIPTION, items=FREEZE_GROUPS, default=set(),
+                         options={"ENUM_FLAG", *OPTION})
 
     panel_defaults = {"source": lambda s: s.finetune_source, "data": lambda s: s.finetune_data,
                       "collection": lambda s: s.finetune_collection.name if s.finetune_collection else "",
-                      "epochs": lambda s: s.finetune_epochs, "name": lambda s: s.finetune_name}
+                      "epochs": lambda s: s.finetune_epochs, "name": lambda s: s.finetune_name,
+                      "freeze": lambda s: set(s.finetune_freeze)}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -247,6 +250,10 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         params: dict[str, Any] = {"data": str(data), "out": str(out), "epochs": epochs, "name": name}
         if config.model_path:
             params["init"] = config.model_path
+        frozen = [group for group, *_ in FREEZE_GROUPS if group in self.freeze]
+        if frozen:  # sent only when asked for, so a plain fine-tune's request is what it always was
+            params["freeze"] = ",".join(frozen)
+        fixed = f", keeping {' and '.join(frozen)} fixed" if frozen else ""
         scene = context.scene
         assert scene is not None
         _finetune_scene[:] = [scene.name]
@@ -255,7 +262,7 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         state.job_message = "Starting fine-tune..."
         what = str(data) if self.source == "FOLDER" else f"{len(list(Path(data).rglob('*.obj')))} scene object(s)"
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> str:
+        def work(task: jobs.Task, backend: Backend) -> str:
             return str(backend.call(config, "finetune", params)["job_id"])
 
         def apply(job_id: str) -> str:
@@ -263,7 +270,7 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             early = _early_done.pop(job_id, None)
             if early is not None:
                 on_notification({"method": "job_done", "params": early})
-            return f"Fine-tune {job_id} started: {epochs} epoch(s) on {what} -> {out}"
+            return f"Fine-tune {job_id} started: {epochs} epoch(s) on {what}{fixed} -> {out}"
 
         def reset(_exc: BaseException) -> None:
             state.job_state = "failed"
@@ -273,11 +280,11 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         if not jobs.blocking_default():
             return dispatch(self, task, "Starting fine-tune...")
         try:
-            apply(work(task, jobs.backend))
+            apply(work(task, backend_process.backend))
             self._wait(state)
         except Exception as exc:
             state.job_state = "failed"
-            return fail(self, f"Fine-tune failed: {jobs.error_text(exc)}")
+            return fail(self, f"Fine-tune failed: {backend_process.error_text(exc)}")
         finally:
             if state.job_state in FINAL_JOB_STATES:
                 _remove_exports()
@@ -297,12 +304,12 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             jobs.pump_notifications()
             if state.job_state in FINAL_JOB_STATES:
                 break
-            if not jobs.backend.running:
-                client = jobs.backend.client
+            if not backend_process.backend.running:
+                client = backend_process.backend.client
                 raise RuntimeError((client.last_error if client is not None else "") or "the backend stopped")
             if time.monotonic() - last_status > JOB_STATUS_EVERY_S:
                 last_status = time.monotonic()
-                client = jobs.backend.client
+                client = backend_process.backend.client
                 assert client is not None
                 status = client.call("job_status", {"job_id": state.job_id})
                 if status.get("state") in FINAL_JOB_STATES:
@@ -332,7 +339,7 @@ class ATLASVAE_OT_finetune_cancel(bpy.types.Operator):
         assert state is not None
         job_id = state.job_id
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> str:
+        def work(task: jobs.Task, backend: Backend) -> str:
             client = backend.client
             if client is None:
                 raise RuntimeError("the backend is not running")

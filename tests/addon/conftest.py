@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,3 +177,31 @@ def interactive(scene: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         jobs.tick()
     if bpy.app.timers.is_registered(jobs.tick):
         bpy.app.timers.unregister(jobs.tick)
+
+
+BOX_FACES = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
+                      [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+
+
+def box(size: tuple[float, float, float]) -> np.ndarray:
+    """The eight corners of a box of `size` centred on the origin (faces: BOX_FACES)."""
+    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=float)
+    return (corners - 0.5) * np.array(size)
+
+
+def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """A minimal OBJ of vertices and triangles."""
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture()
+def mesh_folder(tmp_path: Path) -> Path:
+    """Ten OBJ boxes of different proportions, to fine-tune on."""
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        write_obj(folder / f"box_{i}.obj", box(tuple(rng.uniform(0.3, 2.0, size=3))), BOX_FACES)
+    return folder

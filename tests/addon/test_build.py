@@ -44,8 +44,10 @@ def test_build_zip_layout(tmp_path: Path) -> None:
     zip_path = build_addon.build(tmp_path / "dist", repo)
     assert zip_path == tmp_path / "dist" / "atlasvae-0.1.0.zip"
     names = set(zipfile.ZipFile(zip_path).namelist())
-    for required in ("blender_manifest.toml", "__init__.py", "bpyfree/client.py", "bpyfree/locate.py",
-                     "operators/__init__.py", "operators/generation.py", "menus.py", "runtime.py",
+    for required in ("blender_manifest.toml", "__init__.py", "bpyfree/client.py", "bpyfree/session.py",
+                     "bpyfree/backend_process.py", "bpyfree/locate.py", "jobs.py", "feedback.py",
+                     "operators/__init__.py", "operators/sample.py", "operators/from_selection.py", "menus.py",
+                     "runtime.py",
                      "backend/__init__.py", "backend/server.py", "models/base/config.json",
                      "models/base/model.safetensors", "models/base/MODEL_CARD.md", "requirements.txt", "LICENSE"):
         assert required in names, f"{required} missing from the zip"

@@ -6,33 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-
-BOX_FACES = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                      [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
-
-
-def box(size: tuple[float, float, float]) -> np.ndarray:
-    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=float)
-    return (corners - 0.5) * np.array(size)
-
-
-def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
-    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
-    path.write_text("\n".join(lines) + "\n")
-
-
-@pytest.fixture()
-def mesh_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "meshes"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(10):
-        write_obj(folder / f"box_{i}.obj", box(tuple(rng.uniform(0.3, 2.0, size=3))), BOX_FACES)
-    return folder
-
 
 def test_finetune_one_epoch_adds_and_loads_the_new_model(scene: Any, bpy_module: Any, mesh_folder: Path,
                                                          user_dir: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .test_finetune import BOX_FACES, box, write_obj
+from .conftest import BOX_FACES, box, write_obj
 
 
 def tick_until(jobs: Any, done: Any) -> None:

@@ -1,11 +1,12 @@
-"""Helpers for protocol tests: the repo paths, add-on modules loaded by path, a raw-pipe server.
+"""Helpers for protocol tests: the repo paths, the add-on's bpy-free modules, a raw-pipe server.
 
-The add-on modules are loaded by file path so these tests never need bpy or the add-on package.
+The add-on's modules come from its bpyfree package, whose imports never reach bpy, so these tests
+never need Blender.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import queue
@@ -24,16 +25,10 @@ SMALL_MAX_BYTES = 1 << 20
 
 
 def load_addon_module(name: str) -> ModuleType:
-    """Import blender_addon/bpyfree/<name>.py by path (no bpy, no add-on __init__)."""
-    key = f"_atlasvae_test_addon_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, REPO / "blender_addon" / "bpyfree" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
+    """Import blender_addon.bpyfree.<name> (no bpy: the package __init__s import none; test_codec checks it)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    return importlib.import_module(f"blender_addon.bpyfree.{name}")
 
 
 def server_env() -> dict[str, str]:

@@ -173,7 +173,7 @@ def test_addon_wire_decode_rejects_bad_dicts(wire_module: ModuleType, change: di
 
 
 def test_client_imports_without_bpy_or_torch() -> None:
-    code = ("import sys; sys.path.insert(0, 'blender_addon/bpyfree'); import client, wire; "
+    code = ("import sys; from blender_addon.bpyfree import backend_process, client, session, wire; "
             "bad = [m for m in ('bpy', 'torch') if m in sys.modules]; assert not bad, bad; "
             "print(client.PROTOCOL_VERSION)")
     out = subprocess.run([PYTHON, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -1,15 +1,14 @@
 # mypy: disable-error-code="valid-type"
-"""Generation operators: Sample Shapes, Reconstruct, Interpolate, Variations.
+"""Operators that read the selected meshes: Reconstruct, Interpolate, Variations.
 
-Each carries its own options (F9, Shift+R and scripts use them), defaulting to the sidebar's last
-values; it captures its inputs on the main thread, asks the backend off it (interactive Blender) and
-builds the results with building.build_objects, one undo step per action.
+Each captures its meshes (modifiers applied, world space) and options on the main thread (the options
+default to the sidebar's last values), asks the backend off it (interactive Blender), possibly with a
+request-time fit that shows progress and can be cancelled, and builds the results beside the sources
+with building.build_objects, one undo step per action.
 """
 
 from __future__ import annotations
 
-import math
-import random
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -17,48 +16,19 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import jobs
+from ..bpyfree.backend_process import Backend
 from ..bpyfree.uvs import template_uvs
 from ..bpyfree.wire import decode_mesh, encode_mesh
 from ..mesh_convert import MeshConvertError
-from ..properties import (
-    ANY_FAMILY, ENDPOINT_FITS, FIT_MODES, SHADING, AtlasVAESettings, family_items, settings,
-)
+from ..properties import ENDPOINT_FITS, FIT_MODES, SHADING, AtlasVAESettings, settings
 from .building import (
-    Box, Look, NewObject, Source, beside, box_of, build_objects, capture, destination, earlier_results,
-    free_shift, gap, standing, translation,
+    Arrays, NewObject, Source, beside, box_of, build_objects, capture, decode_all, destination, earlier_results,
+    free_shift, gap, look_of, shading_options, standing, translation,
 )
-from .common import ModelOperator, dispatch, fail, launch_config, run_now, selected_meshes
+from .common import OPTION, ModelOperator, dispatch, fail, launch_config, run_now, selected_meshes
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
-
-Arrays = tuple[np.ndarray, np.ndarray]
-OPTION = {"SKIP_SAVE"}  # options are not remembered between calls: the sidebar's values are the defaults
-
-
-def _family_items(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str, int]]:
-    """The Family option's items: Any plus the labels of the scene's chosen model."""
-    ctx = context if context is not None else bpy.context
-    if ctx.scene is None or not hasattr(ctx.scene, "atlasvae"):
-        return [(ANY_FAMILY, "Any", "Sample from the model's whole prior, any family", 0)]
-    return family_items(settings(ctx), ctx)
-
-
-def _look_of(op: Any) -> Any:
-    """A function (template UVs or None) -> Look, from the operator's shading and material options, read
-    now on the main thread (the result is applied later)."""
-    smooth, material = op.shading == "SMOOTH", bool(op.material)
-    return lambda uvs: Look(smooth=smooth, material=material, uvs=uvs)
-
-
-def _shading_options() -> dict[str, Any]:
-    """Panel defaults of the look options every generation operator has."""
-    return {"shading": lambda s: s.shading, "material": lambda s: s.add_material}
-
-
-def _decode_all(reply: dict[str, Any]) -> list[Arrays]:
-    """Every mesh of a reply with "meshes", as arrays."""
-    return [decode_mesh(m) for m in reply["meshes"]]
 
 
 def _object_frame(src: Source) -> np.ndarray | None:
@@ -76,90 +46,6 @@ def _in_frame_of(src: Source, world: np.ndarray, offset: np.ndarray) -> tuple[np
         return world - world.min(axis=0), translation(world.min(axis=0) + offset)
     local = world @ inverse[:3, :3].T + inverse[:3, 3]
     return local, translation(offset) @ src.matrix
-
-
-class ATLASVAE_OT_sample(ModelOperator):
-    """Sample new shapes from the model into a new collection, standing on a grid at the 3D cursor"""
-
-    bl_idname = "atlasvae.sample"
-    bl_label = "Sample Shapes"
-    bl_options = {"REGISTER", "UNDO"}
-    kind = "sample"
-
-    count: IntProperty(name="Count", description="Number of shapes to sample", default=4, min=1, max=256,
-                       soft_max=64, options=OPTION)
-    seed: IntProperty(name="Seed", description="Random seed: the same seed and model give the same shapes",
-                      default=0, min=0, options=OPTION)
-    temperature: FloatProperty(name="Temperature", description="Spread of the latent samples: lower is closer "
-                               "to the average shape", default=1.0, min=0.0, max=10.0, soft_max=2.0, options=OPTION)
-    family: EnumProperty(name="Family", description="Shape family to sample from; Any samples the whole model",
-                         items=_family_items, options=OPTION)
-    resolution: IntProperty(name="Vertices", description="Vertex count of each shape (snapped to the template)",
-                            default=2562, min=12, max=200_000, options=OPTION)
-    spacing: FloatProperty(name="Spacing", description="Distance between shapes on the grid", default=2.5,
-                           min=0.0, subtype="DISTANCE", options=OPTION)
-    shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
-    material: BoolProperty(name="Material", description="Give the shapes the shared AtlasVAE material",
-                           default=True, options=OPTION)
-
-    panel_defaults = {"count": lambda s: s.count, "seed": lambda s: s.seed, "temperature": lambda s: s.temperature,
-                      "family": lambda s: s.sample_label() or ANY_FAMILY, "resolution": AtlasVAESettings.resolution,
-                      "spacing": lambda s: s.spacing, **_shading_options()}
-
-    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        seed_given = self.properties.is_property_set("seed")
-        self.fill_from_panel(context)
-        s = settings(context)
-        if s.random_seed and not seed_given:
-            self.seed = random.randrange(0, 2**31 - 1)
-            s.seed = self.seed
-        seed, count, temperature = int(self.seed), int(self.count), float(self.temperature)
-        resolution, spacing = int(self.resolution), float(self.spacing)
-        label = None if self.family == ANY_FAMILY else str(self.family)
-        config, dest = launch_config(s), destination(context)
-        cursor = np.array(context.scene.cursor.location, dtype=np.float64)  # type: ignore[union-attr]
-        params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution}
-        if label is not None:
-            params["label"] = label
-        what = f"{label} shapes" if label is not None else "shapes"
-        look_of = _look_of(self)
-
-        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
-            task.advance(0.0, f"Sampling {count} {what}...")
-            client, info = backend.ensure_model(config)
-            meshes = _decode_all(client.call("sample", params))
-            task.advance(1.0, f"Adding {count} {what}")
-            return info, meshes, template_uvs(client, info, resolution)
-
-        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
-            info, meshes, uvs = result
-            model = str(info.get("name", "model"))
-            columns = max(1, math.ceil(math.sqrt(len(meshes))))
-            props: dict[str, Any] = {"model": model, "seed": seed, "temperature": temperature, "resolution": resolution}
-            if label is not None:
-                props["label"] = label
-            placed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-            boxes: list[Box] = []
-            for i, (vertices, faces) in enumerate(meshes):
-                row, col = divmod(i, columns)
-                local, _base = standing(vertices)
-                location = cursor + np.array([col * spacing, row * spacing, 0.0])
-                lo, hi = box_of(local)
-                boxes.append((lo + location, hi + location))
-                placed.append((local, faces, location))
-            shift = free_shift(boxes, earlier_results(dest.scene), spacing or 1.0, margin=0.1 * (spacing or 1.0))
-            items = [NewObject(f"{model}_s{seed}_{i}", local, faces, translation(location + shift),
-                               {**props, "index": i}) for i, (local, faces, location) in enumerate(placed)]
-            family = f" {label}" if label is not None else ""
-            look = look_of(uvs)
-            collection = yield from build_objects(dest, items, "AtlasVAE: Sample Shapes",
-                                                  new_collection=f"AtlasVAE Samples {model}{family} seed {seed}",
-                                                  look=look)
-            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection}'"
-
-        task = jobs.Task(self.kind, "Sample Shapes", work, apply)
-        return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...", blocking=run_now(self))
-
 
 
 class _FromSelection(ModelOperator):
@@ -192,7 +78,7 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
     material: BoolProperty(name="Material", description="Give the results the shared AtlasVAE material",
                            default=True, options=OPTION)
 
-    panel_defaults = {"fit": lambda s: s.fit, "resolution": AtlasVAESettings.resolution, **_shading_options()}
+    panel_defaults = {"fit": lambda s: s.fit, "resolution": AtlasVAESettings.resolution, **shading_options()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -214,9 +100,9 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
         resolution, config, dest = int(self.resolution), launch_config(settings(context)), destination(context)
         fit, fit_steps = str(self.fit), int(self.fit_steps)
         skipped = [o.name for o in (context.selected_objects or []) if o.type != "MESH"]
-        look_of = _look_of(self)
+        look_for = look_of(self)
 
-        def work(task: jobs.Task, backend: jobs.Backend
+        def work(task: jobs.Task, backend: Backend
                  ) -> tuple[dict[str, Any], list[tuple[Source, Arrays, Any]], Any]:
             client, info = backend.ensure_model(config)
             out = []
@@ -250,7 +136,7 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
                     props["chamfer_x1e3"] = float(chamfer)
                 objects.append(NewObject(f"{src.name}_recon", local, faces, matrix, props))
                 parts.append(f"{src.name} {chamfer:.3f}" if chamfer is not None else f"{src.name} n/a")
-            look = look_of(uvs)
+            look = look_for(uvs)
             yield from build_objects(dest, objects, "AtlasVAE: Reconstruct", look=look)
             text = f"Reconstructed {len(items)} with {model}; Chamfer x1e-3: " + ", ".join(parts)
             if skipped:
@@ -285,7 +171,7 @@ class ATLASVAE_OT_interpolate(_FromSelection):
 
     panel_defaults = {"steps": lambda s: s.steps, "as_shape_keys": lambda s: s.as_shape_keys,
                       "fit": lambda s: s.endpoint_fit, "resolution": AtlasVAESettings.resolution,
-                      **_shading_options()}
+                      **shading_options()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -313,9 +199,9 @@ class ATLASVAE_OT_interpolate(_FromSelection):
         hi = np.maximum(box_of(a.vertices)[1], box_of(b.vertices)[1])
         a_lo, a_hi = box_of(a.vertices)
         start = np.array([(a_lo[0] + a_hi[0]) / 2.0, lo[1] - 0.6 * step - 0.1 * (hi[1] - lo[1]), lo[2]])
-        look_of = _look_of(self)
+        look_for = look_of(self)
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
+        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
             text = f"Interpolating {a.name} -> {b.name} in {steps} steps"
             task.advance(0.0, text + "...")
             client, info = backend.ensure_model(config)
@@ -323,7 +209,7 @@ class ATLASVAE_OT_interpolate(_FromSelection):
                 "mesh_a": encode_mesh(a.vertices, a.faces), "mesh_b": encode_mesh(b.vertices, b.faces),
                 "steps": steps, "resolution": resolution, "fit": fit}, text=text)
             task.advance(1.0, "Adding the steps")
-            return info, _decode_all(reply), template_uvs(client, info, resolution)
+            return info, decode_all(reply), template_uvs(client, info, resolution)
 
         def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
             info, meshes, uvs = result
@@ -346,7 +232,7 @@ class ATLASVAE_OT_interpolate(_FromSelection):
                                    {"model": model, "source": source, "index": i, "t": i / max(1, len(meshes) - 1)})
                          for i, (v, f) in enumerate(standing_meshes)]
                 name = f"AtlasVAE Interpolation {a.name} to {b.name}"
-            look = look_of(uvs)
+            look = look_for(uvs)
             yield from build_objects(dest, items, "AtlasVAE: Interpolate", new_collection=name, look=look)
             keyed = " as shape keys" if shape_keys else ""
             return f"Interpolated {a.name} -> {b.name} in {len(meshes)} steps{keyed} with {model}"
@@ -378,7 +264,7 @@ class ATLASVAE_OT_variations(_FromSelection):
 
     panel_defaults = {"count": lambda s: s.variation_count, "spread": lambda s: s.spread,
                       "seed": lambda s: s.variation_seed, "fit": lambda s: s.endpoint_fit,
-                      "resolution": AtlasVAESettings.resolution, **_shading_options()}
+                      "resolution": AtlasVAESettings.resolution, **shading_options()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -402,16 +288,16 @@ class ATLASVAE_OT_variations(_FromSelection):
         params: dict[str, Any] = {"count": int(self.count), "spread": float(self.spread), "seed": int(self.seed),
                                   "resolution": int(self.resolution), "fit": str(self.fit)}
         config, dest = launch_config(settings(context)), destination(context)
-        look_of = _look_of(self)
+        look_for = look_of(self)
 
-        def work(task: jobs.Task, backend: jobs.Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
+        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
             text = f"Making {params['count']} variations of {src.name}"
             task.advance(0.0, text + "...")
             client, info = backend.ensure_model(config)
             reply = jobs.call_fitting(task, client, "variations",
                                       {"mesh": encode_mesh(src.vertices, src.faces), **params}, text=text)
             task.advance(1.0, "Adding the variations")
-            return info, _decode_all(reply), template_uvs(client, info, int(params["resolution"]))
+            return info, decode_all(reply), template_uvs(client, info, int(params["resolution"]))
 
         def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
             info, meshes, uvs = result
@@ -427,7 +313,7 @@ class ATLASVAE_OT_variations(_FromSelection):
                 items.append(NewObject(f"{src.name}_var{i}", local, faces, matrix,
                                        {"model": model, "source": src.name, "index": i, "seed": params["seed"],
                                         "spread": params["spread"]}))
-            look = look_of(uvs)
+            look = look_for(uvs)
             yield from build_objects(dest, items, "AtlasVAE: Variations",
                                      new_collection=f"AtlasVAE Variations {src.name}", look=look)
             return f"Made {len(meshes)} variations of {src.name} with {model}"
@@ -436,4 +322,4 @@ class ATLASVAE_OT_variations(_FromSelection):
         return dispatch(self, task, f"Making variations of {src.name}...", blocking=run_now(self))
 
 
-CLASSES = (ATLASVAE_OT_sample, ATLASVAE_OT_reconstruct, ATLASVAE_OT_interpolate, ATLASVAE_OT_variations)
+CLASSES = (ATLASVAE_OT_reconstruct, ATLASVAE_OT_interpolate, ATLASVAE_OT_variations)

@@ -1,0 +1,124 @@
+# mypy: disable-error-code="valid-type"
+"""Sample Shapes: new shapes from the model's prior (or one family's), standing on a grid at the 3D cursor.
+
+Its options (F9, Shift+R and scripts use them) default to the sidebar's last values; it asks the
+backend off the main thread (interactive Blender) and builds the results with building.build_objects,
+one undo step per action.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import TYPE_CHECKING, Any
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
+
+from .. import jobs
+from ..bpyfree.backend_process import Backend
+from ..bpyfree.uvs import template_uvs
+from ..properties import ANY_FAMILY, SHADING, AtlasVAESettings, family_items, settings
+from .building import (
+    Arrays, Box, NewObject, box_of, build_objects, decode_all, destination, earlier_results, free_shift, look_of,
+    shading_options, standing, translation,
+)
+from .common import OPTION, ModelOperator, dispatch, launch_config, run_now
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+
+def _family_items(self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str, int]]:
+    """The Family option's items: Any plus the labels of the scene's chosen model."""
+    ctx = context if context is not None else bpy.context
+    if ctx.scene is None or not hasattr(ctx.scene, "atlasvae"):
+        return [(ANY_FAMILY, "Any", "Sample from the model's whole prior, any family", 0)]
+    return family_items(settings(ctx), ctx)
+
+
+class ATLASVAE_OT_sample(ModelOperator):
+    """Sample new shapes from the model into a new collection, standing on a grid at the 3D cursor"""
+
+    bl_idname = "atlasvae.sample"
+    bl_label = "Sample Shapes"
+    bl_options = {"REGISTER", "UNDO"}
+    kind = "sample"
+
+    count: IntProperty(name="Count", description="Number of shapes to sample", default=4, min=1, max=256,
+                       soft_max=64, options=OPTION)
+    seed: IntProperty(name="Seed", description="Random seed: the same seed and model give the same shapes",
+                      default=0, min=0, options=OPTION)
+    temperature: FloatProperty(name="Temperature", description="Spread of the latent samples: lower is closer "
+                               "to the average shape", default=1.0, min=0.0, max=10.0, soft_max=2.0, options=OPTION)
+    family: EnumProperty(name="Family", description="Shape family to sample from; Any samples the whole model",
+                         items=_family_items, options=OPTION)
+    resolution: IntProperty(name="Vertices", description="Vertex count of each shape (snapped to the template)",
+                            default=2562, min=12, max=200_000, options=OPTION)
+    spacing: FloatProperty(name="Spacing", description="Distance between shapes on the grid", default=2.5,
+                           min=0.0, subtype="DISTANCE", options=OPTION)
+    shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
+    material: BoolProperty(name="Material", description="Give the shapes the shared AtlasVAE material",
+                           default=True, options=OPTION)
+
+    panel_defaults = {"count": lambda s: s.count, "seed": lambda s: s.seed, "temperature": lambda s: s.temperature,
+                      "family": lambda s: s.sample_label() or ANY_FAMILY, "resolution": AtlasVAESettings.resolution,
+                      "spacing": lambda s: s.spacing, **shading_options()}
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        seed_given = self.properties.is_property_set("seed")
+        self.fill_from_panel(context)
+        s = settings(context)
+        if s.random_seed and not seed_given:
+            self.seed = random.randrange(0, 2**31 - 1)
+            s.seed = self.seed
+        seed, count, temperature = int(self.seed), int(self.count), float(self.temperature)
+        resolution, spacing = int(self.resolution), float(self.spacing)
+        label = None if self.family == ANY_FAMILY else str(self.family)
+        config, dest = launch_config(s), destination(context)
+        cursor = np.array(context.scene.cursor.location, dtype=np.float64)  # type: ignore[union-attr]
+        params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution}
+        if label is not None:
+            params["label"] = label
+        what = f"{label} shapes" if label is not None else "shapes"
+        look_for = look_of(self)
+
+        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
+            task.advance(0.0, f"Sampling {count} {what}...")
+            client, info = backend.ensure_model(config)
+            meshes = decode_all(client.call("sample", params))
+            task.advance(1.0, f"Adding {count} {what}")
+            return info, meshes, template_uvs(client, info, resolution)
+
+        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
+            info, meshes, uvs = result
+            model = str(info.get("name", "model"))
+            columns = max(1, math.ceil(math.sqrt(len(meshes))))
+            props: dict[str, Any] = {"model": model, "seed": seed, "temperature": temperature, "resolution": resolution}
+            if label is not None:
+                props["label"] = label
+            placed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            boxes: list[Box] = []
+            for i, (vertices, faces) in enumerate(meshes):
+                row, col = divmod(i, columns)
+                local, _base = standing(vertices)
+                location = cursor + np.array([col * spacing, row * spacing, 0.0])
+                lo, hi = box_of(local)
+                boxes.append((lo + location, hi + location))
+                placed.append((local, faces, location))
+            shift = free_shift(boxes, earlier_results(dest.scene), spacing or 1.0, margin=0.1 * (spacing or 1.0))
+            items = [NewObject(f"{model}_s{seed}_{i}", local, faces, translation(location + shift),
+                               {**props, "index": i}) for i, (local, faces, location) in enumerate(placed)]
+            family = f" {label}" if label is not None else ""
+            look = look_for(uvs)
+            collection = yield from build_objects(dest, items, "AtlasVAE: Sample Shapes",
+                                                  new_collection=f"AtlasVAE Samples {model}{family} seed {seed}",
+                                                  look=look)
+            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection}'"
+
+        task = jobs.Task(self.kind, "Sample Shapes", work, apply)
+        return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...", blocking=run_now(self))
+
+
+CLASSES = (ATLASVAE_OT_sample,)
