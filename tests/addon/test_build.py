@@ -46,7 +46,7 @@ def test_build_zip_layout(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(zip_path).namelist())
     for required in ("blender_manifest.toml", "__init__.py", "bpyfree/client.py", "bpyfree/locate.py",
                      "operators/__init__.py", "operators/generation.py", "menus.py", "runtime.py",
-                     "backend/__init__.py", "backend/server.py", "models/base/config.json",
+                     "backend/__init__.py", "backend/serving/entry.py", "models/base/config.json",
                      "models/base/model.safetensors", "models/base/MODEL_CARD.md", "requirements.txt", "LICENSE"):
         assert required in names, f"{required} missing from the zip"
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
@@ -174,4 +174,4 @@ def test_zip_installs_as_an_extension_and_runs(tmp_path: Path, models_dir: Path)
     assert "OK" in proc.stdout
     assert "matches no enum" not in proc.stdout + proc.stderr
     installed = user / "extensions" / "user_default" / "atlasvae"
-    assert (installed / "backend" / "server.py").is_file()
+    assert (installed / "backend" / "serving" / "entry.py").is_file()

@@ -15,18 +15,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoints import LoadedModel, is_model_folder, load_model, read_config
-from .data.meshio import Mesh, Normalisation, normalisation_of
-from .data.sampling import sample_surface
-from .device import resolve_device
-from .errors import AtlasError, ConfigError
-from .fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surface_pool
-from .metrics import chamfer
-from .prior import standard_normal
-from .limits import (
+from ..checkpoints import LoadedModel, is_model_folder, load_model, read_config
+from ..data.meshio import Mesh, Normalisation, normalisation_of
+from ..data.sampling import sample_surface
+from ..device import resolve_device
+from ..errors import AtlasError, ConfigError
+from ..fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surface_pool
+from ..metrics import chamfer
+from ..prior import standard_normal
+from ..limits import (
     MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_RESOLUTION, MIN_STEPS, PRIOR_KINDS, SHARED_DECODER_FITS,
 )
-from .templates import mesh_vertex_count, random_points, template_mesh
+from ..templates import mesh_vertex_count, random_points, template_mesh
 
 ENCODE_POINTS = 2500
 DECODE_BATCH = 16
