@@ -2,7 +2,7 @@
 thread and a fine-tune on a job thread, and sends replies and notifications over one output fd.
 
 Control methods (handshake, job_status, cancel, ...) are answered on the reader thread, so they stay
-responsive while the model or a job is busy. The module is near 400 lines because Server is one class:
+responsive while the model or a job is busy. The module is a little over 400 lines because Server is one class:
 its handlers share the model lock, the jobs lock and the write lock, and keeping them beside the
 dispatch that takes those locks keeps the locking rules readable in one place.
 """
