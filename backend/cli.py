@@ -219,7 +219,7 @@ def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
 
 
 def _service(args: argparse.Namespace) -> Any:
-    from .service import ModelService
+    from .serving.service import ModelService
 
     service = ModelService(args.device)
     service.load(args.model)
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2, Ctrl-C exits 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "serve":
-        from .server import main as serve_main
+        from .serving.entry import main as serve_main
 
         return serve_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -12,8 +12,7 @@ from .checkpoints import LoadedModel, load_model
 from .data.datasets import PointSets, load_folder, procedural_point_sets
 from .device import resolve_device
 from .metrics import generation_metrics, reconstruction_metrics
-from .prior import standard_normal
-from .inference import decode_latents, pick_points, reconstruct_points
+from .inference import decode_latents, pick_points, reconstruct_points, sample_latents
 from .training.config import parse_procedural
 
 GEN_POINTS = 2048
@@ -28,28 +27,22 @@ def reference_sets(data: str | None, procedural: str | None, seed: int) -> Point
     return load_folder(data, progress=False)
 
 
-def latents(lm: LoadedModel, prior: str, count: int, seed: int, label: str | None = None) -> np.ndarray:
-    """`count` latents from the label's mixture, the whole fitted mixture ('gmm') or N(0, I) ('normal')."""
-    if prior == "gmm" and label is not None and label in lm.label_priors:
-        return lm.label_priors[label].sample(count, seed)
-    if prior == "gmm" and lm.prior is not None:
-        return lm.prior.sample(count, seed)
-    return standard_normal(count, lm.config.latent_dim, seed)
-
-
 def evaluate_points(lm: LoadedModel, refs: np.ndarray, device: Any, samples: int, seed: int,
                     priors: tuple[str, ...], label: str | None = None) -> dict[str, Any]:
-    """Reconstruction metrics on `refs`, and generation metrics for each prior in `priors`.
+    """Reconstruction metrics on `refs`, and generation metrics for each prior kind in `priors`.
 
-    With a `label` the model has a prior for, 'gmm' samples come from that label's mixture.
+    With a `label` the model has a prior for, 'gmm' samples come from that label's mixture, else from the
+    whole model's; 'gmm' needs a model with a fitted prior (inference.sample_latents says so otherwise).
     """
     preds, gts = reconstruct_points(lm.model, refs, device, count=2500)
     out: dict[str, Any] = {"shapes": int(len(refs)), **reconstruction_metrics(preds, gts)}
     ref_clouds = pick_points(refs, GEN_POINTS, np.random.default_rng(seed))
-    for prior in priors:
-        z = latents(lm, prior, samples or len(refs), seed, label)
+    for kind in priors:
+        own = label if kind == "gmm" and label in lm.label_priors else None
+        z = sample_latents(samples or len(refs), seed, lm.config.latent_dim, kind, prior=lm.prior, label=own,
+                           label_priors=lm.label_priors, model_name=lm.name)
         gen = decode_latents(lm.model, z, device, count=GEN_POINTS)
-        out[f"generation_{prior}"] = generation_metrics(gen, ref_clouds)
+        out[f"generation_{kind}"] = generation_metrics(gen, ref_clouds)
     return out
 
 

@@ -1,5 +1,6 @@
-"""Inference helpers shared by training, evaluation, prior refits, reports and the benches: encode
-cached point clouds to posteriors, reconstruct and decode them, fit and choose latent priors.
+"""Inference helpers shared by the service, training, evaluation, prior refits, reports and the benches:
+encode cached point clouds to posteriors, reconstruct and decode them, draw latents from a prior (the one
+sample_latents), fit and choose latent priors.
 
 Nothing here trains or writes files, so every caller (train, evaluate, refit, reports, bench) can
 import it without importing the training loop.
@@ -7,16 +8,20 @@ import it without importing the training loop.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import numpy as np
 import torch
 
-from .data.datasets import PointSets
+from .errors import ConfigError
+from .limits import PRIOR_KINDS
 from .losses import chamfer_per_shape
 from .model import AtlasVAE
-from .prior import GaussianMixturePrior, fit_gmm, fit_label_priors, posterior_mixture
+from .prior import GaussianMixturePrior, fit_gmm, fit_label_priors, posterior_mixture, standard_normal
 from .templates import random_points
+
+if TYPE_CHECKING:
+    from .data.datasets import PointSets  # the datasets (and procedural shapes) stay out of the server's start-up
 
 PRIOR_CHOICE_SHAPES = 64  # validation shapes used to choose the default prior (1-NNA is quadratic)
 
@@ -27,6 +32,34 @@ class PriorSettings(Protocol):
     prior_components: int
     prior_spread: float
     seed: int
+
+
+def sample_latents(count: int, seed: int, latent_dim: int, kind: str = "normal", temperature: float = 1.0, *,
+                   prior: GaussianMixturePrior | None = None, label: str | None = None,
+                   label_priors: Mapping[str, GaussianMixturePrior] | None = None, default: str = "normal",
+                   model_name: str = "") -> np.ndarray:
+    """`count` latents (count, latent_dim) for `seed`: the one place every caller draws latents from a prior.
+
+    `kind` is one of PRIOR_KINDS: "normal" N(0, I), "gmm" the fitted `prior`, "auto" the model's `default`.
+    A `label` draws from that label's own mixture in `label_priors`, whatever the kind. Strict, so a request
+    never silently gets other shapes than it asked for: an unknown kind or label, or "gmm" without a fitted
+    prior, is a ConfigError naming the input and the model (`model_name`). A caller that wants a fallback
+    decides it before calling. `temperature` scales the spread around the means. The streams are those of
+    GaussianMixturePrior.sample and prior.standard_normal for `seed` (at temperature 1, N(0, I) latents
+    equal `np.random.default_rng(seed).standard_normal((count, latent_dim))` bit for bit).
+    """
+    if kind not in PRIOR_KINDS:
+        raise ConfigError(f"prior must be one of {PRIOR_KINDS}, got {kind!r}")
+    if label is not None:
+        if label_priors is None or label not in label_priors:
+            known = ", ".join(sorted(label_priors or {})) or "none"
+            raise ConfigError(f"label {label!r} is not one of model {model_name!r}'s labels ({known})")
+        return label_priors[label].sample(count, seed, temperature)
+    if (default if kind == "auto" else kind) == "gmm":
+        if prior is None:
+            raise ConfigError(f"model {model_name!r} has no fitted prior; use prior 'normal'")
+        return prior.sample(count, seed, temperature)
+    return standard_normal(count, latent_dim, seed, temperature)
 
 
 def pick_points(cloud: np.ndarray, count: int, rng: np.random.Generator, rows: slice = slice(None)) -> np.ndarray:
@@ -145,8 +178,9 @@ def choose_default_prior(model: AtlasVAE, prior: GaussianMixturePrior, val: np.n
     if len(val) < 8:
         return {"default_prior": "gmm"}
     refs = pick_points(val, 2048, np.random.default_rng(3))
-    gmm_s = decode_latents(model, prior.sample(len(val), seed), device)
-    normal_z = np.random.default_rng(seed).standard_normal((len(val), prior.means.shape[1]))
+    dim = prior.means.shape[1]
+    gmm_s = decode_latents(model, sample_latents(len(val), seed, dim, "gmm", prior=prior), device)
+    normal_z = sample_latents(len(val), seed, dim)
     g, s = generation_metrics(gmm_s, refs), generation_metrics(decode_latents(model, normal_z, device), refs)
     return {"default_prior": "gmm" if abs(g["nna_cd"] - 0.5) <= abs(s["nna_cd"] - 0.5) else "normal",
             "val_nna_gmm": g["nna_cd"], "val_nna_normal": s["nna_cd"]}

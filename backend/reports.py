@@ -65,9 +65,9 @@ def point_sheet(clouds: Sequence[np.ndarray] | np.ndarray, path: Path, titles: S
 
 def sample_sheet(model: Any, device: Any, path: Path, seed: int = 0, count: int = 8) -> None:
     """Eight shapes decoded from N(0, I) latents: a glance at what the model samples right now."""
-    from .inference import decode_latents
+    from .inference import decode_latents, sample_latents
 
-    z = np.random.default_rng(seed).standard_normal((count, model.cfg.latent_dim))
+    z = sample_latents(count, seed, model.cfg.latent_dim)
     was_training = model.training
     clouds = decode_latents(model, z, device, count=1500)
     model.train(was_training)

@@ -32,8 +32,8 @@ import numpy as np
 from backend.checkpoints import LoadedModel, load_model
 from backend.data.datasets import PointSets, load_folder
 from backend.device import DEVICE_CHOICES, resolve_device
-from backend.evaluate import GEN_POINTS, evaluate_model, latents
-from backend.inference import decode_latents, pick_points, reconstruct_points
+from backend.evaluate import GEN_POINTS, evaluate_model
+from backend.inference import decode_latents, pick_points, reconstruct_points, sample_latents
 from backend.metrics import chamfer, generation_metrics
 from backend.reports import point_sheet
 from bench.common import machine
@@ -87,10 +87,17 @@ def generation(lm: LoadedModel, sets: PointSets, device: Any, max_refs: int) -> 
         refs = pick_points(sets.points[idx], GEN_POINTS, np.random.default_rng(SEED))
         row: dict[str, Any] = {"refs": int(len(idx)), "label_prior": label in lm.label_priors}
         for prior in priors:
-            z = latents(lm, prior, len(idx), SEED, label)
+            z = _latents(lm, prior, len(idx), label)
             row[prior] = generation_metrics(decode_latents(lm.model, z, device, count=GEN_POINTS), refs)
         rows[label] = row
     return {"default_prior": default, "rows": rows}
+
+
+def _latents(lm: LoadedModel, kind: str, count: int, label: str) -> np.ndarray:
+    """`count` latents of `kind`, from `label`'s own mixture where the model has one ('gmm' only)."""
+    own = label if kind == "gmm" and label in lm.label_priors else None
+    return sample_latents(count, SEED, lm.config.latent_dim, kind, prior=lm.prior, label=own,
+                          label_priors=lm.label_priors, model_name=lm.name)
 
 
 def recon_sheet(rec: dict[str, Any], sets: PointSets, path: Path, part: str, categories: int = 8) -> None:
@@ -113,7 +120,7 @@ def sample_sheet(lm: LoadedModel, labels: list[str], device: Any, path: Path, pe
     default = lm.meta.get("default_prior", "gmm" if lm.prior is not None else "normal")
     clouds, titles = [], []
     for label in labels:
-        z = latents(lm, default, per_label, SEED, label)
+        z = _latents(lm, default, per_label, label)
         clouds += list(decode_latents(lm.model, z, device, count=1500))
         titles += [label] * per_label
     point_sheet(clouds, path, titles, columns=8)

@@ -30,7 +30,7 @@ from backend.data.sampling import sample_surface
 from backend.fit import FitCancelled, FitSchedule
 from backend.limits import DEFAULT_FIT_STEPS, MAX_FIT_STEPS
 from backend.metrics import chamfer
-from backend.service import ENCODE_POINTS, ModelService
+from backend.serving.service import ENCODE_POINTS, ModelService
 from bench.common import machine
 from bench.ellipsoid import best_ellipsoid
 

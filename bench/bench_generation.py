@@ -34,8 +34,9 @@ from backend.device import DEVICE_CHOICES, resolve_device
 from backend.errors import ConfigError
 from backend.evaluate import GEN_POINTS
 from backend.metrics import generation_metrics, pairwise_chamfer, reconstruction_metrics
-from backend.prior import fit_gmm, standard_normal
-from backend.inference import decode_latents, encode_all, fit_priors, pick_points, reconstruct_points
+from backend.prior import fit_gmm
+from backend.inference import (decode_latents, encode_all, fit_priors, pick_points, reconstruct_points,
+                               sample_latents)
 from backend.training.config import TrainConfig
 from backend.training.data import load_data
 from backend.training.loop import run
@@ -70,11 +71,12 @@ def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str
     train_clouds = pick_points(train, GEN_POINTS, np.random.default_rng(SAMPLE_SEED + 1))
     ref_to_train = pairwise_chamfer(list(refs), list(train_clouds)).min(axis=1)
     fitted, _ = fit_priors(lm.model, data["train"], cfg, device)
-    samplers = {"normal": (lambda n, s: standard_normal(n, lm.config.latent_dim, s), args.seeds[:1]),
-                "gmm": (fitted.sample, args.seeds)}
+    dim = lm.config.latent_dim
+    samplers = {"normal": (lambda n, s: sample_latents(n, s, dim), args.seeds[:1]),
+                "gmm": (lambda n, s: sample_latents(n, s, dim, "gmm", prior=fitted), args.seeds)}
     if mode == "vae":
-        samplers["em_gmm"] = (fit_gmm(encode_all(lm.model, train, device), cfg.prior_components, cfg.seed).sample,
-                              args.seeds)
+        em = fit_gmm(encode_all(lm.model, train, device), cfg.prior_components, cfg.seed)
+        samplers["em_gmm"] = (lambda n, s: sample_latents(n, s, dim, "gmm", prior=em), args.seeds)
     for prior, (sampler, seeds) in samplers.items():
         per_seed = []
         for seed in seeds:

@@ -2,7 +2,7 @@
 
 Each point is a fresh process; its peak resident memory (ru_maxrss) is read once it exits. The server is
 measured through its own VmHWM just before it is told to shut down. Results feed the cap in
-backend/service.py (see docs/benchmarks.md).
+backend/serving/service.py (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def cli_peak(args: list[str]) -> int:
 
 def server_peak(model: Path, count: int, resolution: int) -> int:
     """Peak RSS (VmHWM) of a server after answering one `sample` request."""
-    proc = subprocess.Popen([sys.executable, "-m", "backend.server", "--device", "cpu", "--model", str(model)],
+    proc = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--device", "cpu", "--model", str(model)],
                             cwd=REPO, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     assert proc.stdin is not None and proc.stdout is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from backend.service import ModelService
+from backend.serving.service import ModelService
 from bench.common import machine, median_time
 
 DEFAULT = Path(__file__).resolve().parent.parent / "models" / "base"

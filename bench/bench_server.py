@@ -13,7 +13,7 @@ import numpy as np
 import trimesh
 
 from backend.data.meshio import Mesh
-from backend.service import ModelService
+from backend.serving.service import ModelService
 from bench.common import machine, median_time
 from blender_addon.bpyfree.client import BackendClient
 from blender_addon.bpyfree.wire import encode_mesh

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from backend.reports import point_sheet  # noqa: E402
-from backend.service import ModelService  # noqa: E402
+from backend.serving.service import ModelService  # noqa: E402
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def test_build_zip_layout(tmp_path: Path) -> None:
                      "bpyfree/backend_process.py", "bpyfree/locate.py", "jobs.py", "feedback.py",
                      "operators/__init__.py", "operators/sample.py", "operators/from_selection.py", "menus.py",
                      "runtime.py",
-                     "backend/__init__.py", "backend/server.py", "models/base/config.json",
+                     "backend/__init__.py", "backend/serving/entry.py", "backend/training/loop.py", "models/base/config.json",
                      "models/base/model.safetensors", "models/base/MODEL_CARD.md", "requirements.txt", "LICENSE"):
         assert required in names, f"{required} missing from the zip"
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
@@ -176,4 +176,4 @@ def test_zip_installs_as_an_extension_and_runs(tmp_path: Path, models_dir: Path)
     assert "OK" in proc.stdout
     assert "matches no enum" not in proc.stdout + proc.stderr
     installed = user / "extensions" / "user_default" / "atlasvae"
-    assert (installed / "backend" / "server.py").is_file()
+    assert (installed / "backend" / "serving" / "entry.py").is_file()

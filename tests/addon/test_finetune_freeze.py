@@ -17,24 +17,9 @@ from .conftest import REPO, backend_python
 from .ui_recorder import draw
 
 
-class FreezeNotAccepted(Exception):
-    """The backend's finetune method refused the 'freeze' param as unknown (a backend without it)."""
-
-
-BACKEND_WITHOUT_FREEZE = pytest.mark.xfail(
-    strict=True, raises=FreezeNotAccepted,
-    reason="the server's 'finetune' method does not accept 'freeze' yet (backend/server.py); remove this mark "
-           "once it does")
-
-
 def finetune(bpy: Any, **options: Any) -> set[str]:
-    """bpy.ops.atlasvae.finetune_start(**options); FreezeNotAccepted when the backend lacks the param."""
-    try:
-        return bpy.ops.atlasvae.finetune_start(**options)  # type: ignore[no-any-return]
-    except RuntimeError as exc:
-        if "unknown param 'freeze'" in str(exc):
-            raise FreezeNotAccepted(str(exc)) from exc
-        raise
+    """bpy.ops.atlasvae.finetune_start(**options)."""
+    return bpy.ops.atlasvae.finetune_start(**options)  # type: ignore[no-any-return]
 
 
 def groups_of(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -59,7 +44,7 @@ def test_every_choice_has_a_tooltip_and_is_a_backend_layer_group() -> None:
     from blender_addon.properties import FREEZE_GROUPS
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([backend_python(), "-c", "from backend.finetune import LAYER_GROUPS; print(*LAYER_GROUPS)"],
+    proc = subprocess.run([backend_python(), "-c", "from backend.training.finetune import LAYER_GROUPS; print(*LAYER_GROUPS)"],
                           capture_output=True, text=True, env=env, cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr
     assert sorted(group for group, *_ in FREEZE_GROUPS) == sorted(proc.stdout.split())
@@ -68,7 +53,6 @@ def test_every_choice_has_a_tooltip_and_is_a_backend_layer_group() -> None:
     assert "few meshes" in encoder, "the tooltip says when to use it"
 
 
-@BACKEND_WITHOUT_FREEZE
 def test_a_frozen_group_keeps_the_base_weights_bit_for_bit(scene: Any, bpy_module: Any, mesh_folder: Path,
                                                            models_dir: Path, user_dir: Path) -> None:
     """From the sidebar (encoder) and as the operator's own option (decoder): the kept group's tensors
@@ -100,7 +84,6 @@ def test_a_frozen_group_keeps_the_base_weights_bit_for_bit(scene: Any, bpy_modul
         settings.finetune_freeze, settings.model = set(), "bundled/tiny"
 
 
-@BACKEND_WITHOUT_FREEZE
 def test_freezing_everything_fails_with_the_backends_reason(scene: Any, bpy_module: Any, mesh_folder: Path,
                                                             user_dir: Path) -> None:
     bpy = bpy_module

@@ -95,7 +95,7 @@ def test_a_long_error_is_shown_whole_with_the_log_button(scene: Any, bpy_module:
     bpy = bpy_module
     state = bpy.context.window_manager.atlasvae_runtime
     message = ("Sample Shapes failed: backend exited with code 1 | backend log: Traceback / "
-               "/home/artist/.config/blender/extensions/user_default/atlasvae/backend/server.py line 377 / "
+               "/home/artist/.config/blender/extensions/user_default/atlasvae/backend/serving/dispatcher.py line 377 / "
                "RuntimeError: CUDA out of memory while decoding 64 shapes at 10242 vertices")
     state.last_report, state.show_report = f"ERROR: {message}", False
     drawn = draw(bpy, panels.VIEW3D_PT_atlasvae)

@@ -96,7 +96,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="module")
 def service(tiny_model_dir: Path) -> Any:  # -> ModelService
     """A service holding the tiny model (one per test module)."""
-    from backend.service import ModelService
+    from backend.serving.service import ModelService
 
     svc = ModelService("cpu")
     svc.load(tiny_model_dir)
@@ -106,7 +106,7 @@ def service(tiny_model_dir: Path) -> Any:  # -> ModelService
 @pytest.fixture(scope="module")
 def prior_service(tiny_prior_model_dir: Path) -> Any:  # -> ModelService
     """A service holding the tiny model with a fitted mixture prior (one per test module)."""
-    from backend.service import ModelService
+    from backend.serving.service import ModelService
 
     svc = ModelService("cpu")
     svc.load(tiny_prior_model_dir)

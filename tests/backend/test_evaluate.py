@@ -47,7 +47,7 @@ def test_evaluate_model_with_prior_and_sample_count(tiny_prior_model_dir: Path) 
 def test_default_prior_matches_the_service_when_meta_is_silent(tmp_path: Path, make_tiny_model,
                                                                make_tiny_prior) -> None:
     from backend.checkpoints import save_model
-    from backend.service import ModelService
+    from backend.serving.service import ModelService
 
     folder = save_model(tmp_path / "m", make_tiny_model(2), prior=make_tiny_prior())
     report = evaluate_model(folder, procedural="mug:2", seed=1, device="cpu")

@@ -23,7 +23,7 @@ import pytest
 
 from backend.checkpoints import load_model
 from backend.data.procedural import write_dataset
-from backend.service import ModelService
+from backend.serving.service import ModelService
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_ARCH_FLAGS = ["--latent-dim", "16", "--decoder-width", "32", "--decoder-layers", "1"]

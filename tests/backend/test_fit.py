@@ -16,7 +16,7 @@ from backend.data.meshio import Mesh
 from backend.errors import ConfigError
 from backend.fit import FitCancelled, FitSchedule
 from backend.limits import DEFAULT_FIT_STEPS, MAX_FIT_STEPS
-from backend.service import ModelService
+from backend.serving.service import ModelService
 
 LATENT_STEPS, FULL_STEPS = 60, 90
 

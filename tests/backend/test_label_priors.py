@@ -10,7 +10,7 @@ import pytest
 from backend.checkpoints import load_model, save_model
 from backend.errors import CheckpointError, ConfigError
 from backend.prior import fit_label_priors
-from backend.service import ModelService
+from backend.serving.service import ModelService
 
 
 def _codes(dim: int = 16) -> tuple[np.ndarray, list[str]]:

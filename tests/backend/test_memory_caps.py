@@ -1,7 +1,7 @@
 """Output-size caps come from measured peak memory, and the CLI and the server enforce the same one.
 
 The cap counts the vertices actually produced (the sphere template snaps the resolution to an icosphere
-level), and the peak memory of a run at the cap stays within the formula stated in backend/service.py.
+level), and the peak memory of a run at the cap stays within the formula stated in backend/serving/service.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.protocol import INVALID_PARAMS
-from backend.service import (DECODE_ACTIVATION_BYTES, MAX_OUTPUT_VERTICES, OUTPUT_BYTES_PER_VERTEX,
+from backend.serving.protocol import INVALID_PARAMS
+from backend.serving.service import (DECODE_ACTIVATION_BYTES, MAX_OUTPUT_VERTICES, OUTPUT_BYTES_PER_VERTEX,
                              TEMPLATE_BYTES_PER_VERTEX)
 from backend.templates import ICOSPHERE_VERTICES
 from tests.protocol.harness import RawServer

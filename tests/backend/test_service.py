@@ -12,7 +12,7 @@ import trimesh
 from backend.checkpoints import CONFIG_FILE, load_model, save_model
 from backend.data.meshio import Mesh
 from backend.errors import CheckpointError, ConfigError
-from backend.service import ModelService, NoModelError
+from backend.serving.service import ModelService, NoModelError
 
 
 def _box(extents=(1.0, 2.0, 3.0)) -> Mesh:

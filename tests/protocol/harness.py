@@ -39,12 +39,12 @@ def server_env() -> dict[str, str]:
 
 
 class RawServer:
-    """`python -m backend.server` on raw pipes: write any bytes, read parsed reply lines."""
+    """`python -m backend serve` (as the add-on starts it) on raw pipes: write any bytes, read parsed reply lines."""
 
     def __init__(self, *args: str, prelude: str = "") -> None:
         """`prelude` is Python run before the server's main() (used to patch in faults)."""
-        entry = ["-m", "backend.server"] if not prelude else \
-            ["-c", prelude + "\nimport sys\nfrom backend.server import main\nsys.exit(main(sys.argv[1:]))"]
+        entry = ["-m", "backend", "serve"] if not prelude else \
+            ["-c", prelude + "\nimport sys\nfrom backend.serving.entry import main\nsys.exit(main(sys.argv[1:]))"]
         self.proc = subprocess.Popen([PYTHON, *entry, "--device", "cpu", *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      cwd=REPO, env=server_env())

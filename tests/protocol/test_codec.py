@@ -13,7 +13,7 @@ import pytest
 from backend import PROTOCOL_VERSION
 from backend.data.meshio import Mesh
 from backend.errors import ConfigError
-from backend.protocol import (
+from backend.serving.protocol import (
     INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, Param, Request, RpcError, decode_mesh, encode_mesh, error_line,
     notification_line, parse_request, result_line, validate_params,
 )

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import backend
-from backend import checkpoints, server
+from backend import checkpoints
+from backend.serving import protocol
 from blender_addon.bpyfree import client, locate
 
 
@@ -16,7 +17,7 @@ def test_protocol_version_matches() -> None:
 
 
 def test_message_size_limit_matches() -> None:
-    assert client.DEFAULT_MAX_MESSAGE_BYTES == server.DEFAULT_MAX_MESSAGE_BYTES
+    assert client.DEFAULT_MAX_MESSAGE_BYTES == protocol.DEFAULT_MAX_MESSAGE_BYTES
 
 
 def test_model_folder_format_matches() -> None:
@@ -25,7 +26,7 @@ def test_model_folder_format_matches() -> None:
 
 
 def test_model_discovery_lists_the_same_models_in_the_same_order(tmp_path: Path) -> None:
-    from backend.service import ModelService
+    from backend.serving.service import ModelService
 
     bundled, user = tmp_path / "bundled", tmp_path / "user"
     for root, folder, name in [(bundled, "b_model", "Beta"), (bundled, "A_model", None), (user, "c_model", "gamma"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.protocol import (
+from backend.serving.protocol import (
     BACKEND_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, PARSE_ERROR,
 )
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from backend.protocol import BACKEND_ERROR, OUT_OF_MEMORY
+from backend.serving.protocol import BACKEND_ERROR, OUT_OF_MEMORY
 
 from .harness import RawServer
 
 FAULTS = '''
 import os
-from backend.service import ModelService
+from backend.serving.service import ModelService
 
 def noisy_load(self, path):
     print("stray print from a library")

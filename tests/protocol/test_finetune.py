@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from backend.protocol import BUSY
+from backend.serving.protocol import BUSY
 
 from .harness import HANG_GUARD_S, PYTHON, REPO
 

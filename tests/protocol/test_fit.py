@@ -12,7 +12,7 @@ import pytest
 import trimesh
 
 from backend.limits import MAX_FIT_STEPS
-from backend.protocol import CANCELLED, INVALID_PARAMS
+from backend.serving.protocol import CANCELLED, INVALID_PARAMS
 
 from .harness import HANG_GUARD_S, PYTHON, REPO
 

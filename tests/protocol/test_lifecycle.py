@@ -34,7 +34,7 @@ def test_shutdown_replies_then_exits() -> None:
 INTERMEDIATE = """
 import os, subprocess, sys
 fd_in, fd_out, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-proc = subprocess.Popen([sys.executable, "-m", "backend.server", "--device", "cpu", "--log-file", log,
+proc = subprocess.Popen([sys.executable, "-m", "backend", "serve", "--device", "cpu", "--log-file", log,
                          "--parent-pid", str(os.getpid())], stdin=fd_in, stdout=fd_out)
 print(proc.pid, flush=True)
 proc.wait()
@@ -149,7 +149,7 @@ def test_client_stop_is_clean(client_module: ModuleType) -> None:
         client.call("handshake")
 
 
-def test_python_dash_m_backend_server_help() -> None:
-    out = subprocess.run([PYTHON, "-m", "backend.server", "--help"], cwd=REPO, env=server_env(),
+def test_python_dash_m_backend_serve_help() -> None:
+    out = subprocess.run([PYTHON, "-m", "backend", "serve", "--help"], cwd=REPO, env=server_env(),
                          capture_output=True, text=True, check=True)
     assert "--parent-pid" in out.stdout and "--max-message-bytes" in out.stdout

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import backend
-from backend.protocol import INVALID_PARAMS, NO_MODEL
+from backend.serving.protocol import INVALID_PARAMS, NO_MODEL
 
 CUBE_VERTS = np.array([[x, y, z] for x in (0, 2) for y in (0, 1) for z in (0, 1)], dtype=np.float32) + 5.0
 CUBE_FACES = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from backend.protocol import BACKEND_ERROR, INVALID_REQUEST, PARSE_ERROR
+from backend.serving.protocol import BACKEND_ERROR, INVALID_REQUEST, PARSE_ERROR
 
 from .harness import HANG_GUARD_S, SMALL_MAX_BYTES, RawServer
 

@@ -1,214 +1,46 @@
-"""`serve`: the stdio JSON-RPC backend the Blender add-on drives (see docs/architecture.md, wire protocol).
+"""The RPC dispatcher: one Server answers every request line, runs model methods one at a time on a model
+thread and a fine-tune on a job thread, and sends replies and notifications over one output fd.
 
-stdin carries one request a line; stdout carries only protocol lines (the process's own fd 1 is pointed
-at stderr so stray prints from libraries cannot corrupt the channel). Control methods are answered on
-the reader thread, model methods run one at a time on a model thread, and a fine-tune runs on a job
-thread, so cancel and job_status stay responsive while the model or a job is busy. No network listener.
+Control methods (handshake, job_status, cancel, ...) are answered on the reader thread, so they stay
+responsive while the model or a job is busy. The module is a little over 400 lines because Server is one class:
+its handlers share the model lock, the jobs lock and the write lock, and keeping them beside the
+dispatch that takes those locks keeps the locking rules readable in one place.
 """
 
 from __future__ import annotations
 
-import argparse
-import ctypes
 import gc
 import itertools
 import logging
 import os
 import queue
-import signal
-import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from backend import PROTOCOL_VERSION, __version__
-from backend.errors import AtlasError, BusyError
-from backend.limits import (
-    DEVICE_CHOICES, FIT_MODES, MAX_COUNT, MAX_FIT_STEPS, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_FIT_STEPS,
-    MIN_RESOLUTION, MIN_STEPS, PRIOR_KINDS, SHARED_DECODER_FITS,
-)
-from backend.protocol import (
-    BACKEND_ERROR, BUSY, CANCELLED, ID_SCAN_BYTES, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY,
-    Param, Request, RpcError, encode_mesh, error_line, invalid_params, notification_line, parse_request,
-    recover_id, result_line, validate_params,
+from .. import PROTOCOL_VERSION, __version__
+from ..errors import AtlasError, BusyError, ConfigError
+from .jobs import Job
+from .lines import TooLong
+from .methods import MODEL_METHODS, SPECS
+from .process import is_out_of_memory, rss_bytes
+from .protocol import (
+    BACKEND_ERROR, BUSY, CANCELLED, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY, Request, RpcError,
+    encode_mesh, error_line, invalid_params, notification_line, parse_request, recover_id, result_line,
+    validate_params,
 )
 
 if TYPE_CHECKING:
-    from backend.service import ModelService  # imports torch: the server loads it only when serving
+    from .service import ModelService  # imports torch: the server loads it only when serving
 
 log = logging.getLogger("atlasvae.server")
 
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-PARENT_POLL_S = 0.5
 JOB_STOP_WAIT_S = 60.0
 MODEL_STOP_WAIT_S = 10.0
 STEP_EVENT_INTERVAL_S = 0.2
 KEEP_FINISHED_FITS = 16
-
-_RESOLUTION = Param("resolution", "int", default=2562, minimum=MIN_RESOLUTION, maximum=MAX_RESOLUTION)
-_SEED = Param("seed", "int", default=0, minimum=0, maximum=MAX_SEED)
-# Wire default "encoder": clients that do not ask for a fit get the one-pass answer they always got.
-_SHARED_FIT = [Param("fit", "str", default="encoder", choices=SHARED_DECODER_FITS),
-               Param("fit_steps", "int", minimum=MIN_FIT_STEPS, maximum=MAX_FIT_STEPS)]
-
-SPECS: dict[str, list[Param]] = {
-    "handshake": [],
-    "list_models": [],
-    "load_model": [Param("path", "str", required=True)],
-    "sample": [Param("count", "int", default=1, minimum=1, maximum=MAX_COUNT), _SEED,
-               Param("temperature", "float", default=1.0, minimum=0.0, maximum=10.0), _RESOLUTION,
-               Param("prior", "str", default="auto", choices=PRIOR_KINDS), Param("label", "str")],
-    "reconstruct": [Param("mesh", "mesh", required=True), _RESOLUTION,
-                    Param("fit", "str", default="encoder", choices=FIT_MODES),
-                    Param("steps", "int", minimum=MIN_FIT_STEPS, maximum=MAX_FIT_STEPS)],
-    "interpolate": [Param("mesh_a", "mesh", required=True), Param("mesh_b", "mesh", required=True),
-                    Param("steps", "int", default=5, minimum=MIN_STEPS, maximum=MAX_STEPS), _RESOLUTION, *_SHARED_FIT],
-    "variations": [Param("mesh", "mesh", required=True), Param("count", "int", default=4, minimum=1, maximum=MAX_COUNT),
-                   Param("spread", "float", default=0.5, minimum=0.0, maximum=10.0), _SEED, _RESOLUTION,
-                   *_SHARED_FIT],
-    "finetune": [Param("data", "str", required=True), Param("out", "str", required=True),
-                 Param("epochs", "int", required=True, minimum=1, maximum=100_000), Param("init", "str"),
-                 Param("name", "str"), Param("load", "bool", default=True)],
-    "template_uvs": [Param("template", "str", required=True, choices=("sphere", "squares")),
-                     Param("patches", "int", default=1, minimum=1, maximum=1024), _RESOLUTION],
-    "job_status": [Param("job_id", "str", required=True)],
-    "cancel": [Param("job_id", "str", required=True)],
-    "release": [],
-    "shutdown": [],
-}
-MODEL_METHODS = frozenset({"load_model", "sample", "reconstruct", "interpolate", "variations", "release"})
-
-
-def rss_bytes() -> int | None:
-    """Current resident memory of this process (Linux /proc), else peak RSS from getrusage, else None."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    if sys.platform == "win32":
-        return None
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
-def pid_alive(pid: int) -> bool:
-    """True while process `pid` exists and is not a zombie (never signals it, also on Windows)."""
-    if sys.platform == "win32":
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        handle = kernel32.OpenProcess(0x00100000 | 0x1000, False, pid)  # SYNCHRONIZE | QUERY_LIMITED_INFO
-        if not handle:
-            return ctypes.get_last_error() == 5  # access denied: it exists
-        try:
-            return kernel32.WaitForSingleObject(handle, 0) == 0x102  # WAIT_TIMEOUT: still running
-        finally:
-            kernel32.CloseHandle(handle)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-        return stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] != b"Z"
-    except (OSError, ValueError):
-        return True
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for CUDA/MPS/CPU allocation failures (torch raises RuntimeError subclasses for those)."""
-    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
-
-
-@dataclass
-class TooLong:
-    """A line longer than the limit, skipped; only its first and last bytes are kept, to recover its id."""
-
-    head: bytes
-    tail: bytes
-
-
-class LineReader:
-    """Splits a raw file descriptor into lines of at most `max_bytes`; longer ones are skipped, not buffered.
-
-    A skipped line is returned as TooLong once it has ended. Reading the fd directly (not sys.stdin) keeps
-    interpreter shutdown free of buffered-reader locks.
-    """
-
-    def __init__(self, fd: int, max_bytes: int, chunk: int = 1 << 16) -> None:
-        self.fd, self.max_bytes, self.chunk = fd, max_bytes, chunk
-        self._buf = bytearray()
-        self._skipping: TooLong | None = None
-        self._eof = False
-
-    def __iter__(self) -> "LineReader":
-        return self
-
-    def __next__(self) -> Any:
-        keep = ID_SCAN_BYTES
-        while True:
-            newline = self._buf.find(b"\n")
-            if newline >= 0:
-                line = bytes(self._buf[:newline])
-                del self._buf[:newline + 1]
-                if self._skipping is not None:
-                    skipped, self._skipping = self._skipping, None
-                    return TooLong(skipped.head, (skipped.tail + line)[-keep:])
-                if len(line) > self.max_bytes:
-                    return TooLong(line[:keep], line[-keep:])
-                return line
-            if self._skipping is not None:
-                self._skipping.tail = (self._skipping.tail + self._buf)[-keep:]
-                self._buf.clear()
-            elif len(self._buf) > self.max_bytes:
-                self._skipping = TooLong(bytes(self._buf[:keep]), bytes(self._buf[-keep:]))
-                self._buf.clear()
-            if self._eof:
-                if self._skipping is not None:
-                    skipped, self._skipping = self._skipping, None
-                    return skipped
-                if self._buf:
-                    line = bytes(self._buf)
-                    self._buf.clear()
-                    return line
-                raise StopIteration
-            data = os.read(self.fd, self.chunk)
-            if not data:
-                self._eof = True
-            self._buf += data
-
-
-@dataclass
-class Job:
-    """A fine-tune run on its own thread, or a request-time fit on the model thread (`kind` "fit");
-    `state` is running, done, failed or cancelled."""
-
-    id: str
-    kind: str = "finetune"
-    cancel: threading.Event = field(default_factory=threading.Event)
-    state: str = "running"
-    last_event: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    thread: threading.Thread | None = None
-    last_step_sent: float = float("-inf")
-
-    def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"job_id": self.id, "state": self.state, "last_event": self.last_event}
-        if self.result is not None:
-            out["result"] = self.result
-        if self.error is not None:
-            out["error"] = self.error
-        return out
 
 
 class Server:
@@ -326,7 +158,7 @@ class Server:
             return RpcError(OUT_OF_MEMORY, f"out of memory on {self.service.device} during '{method}': lower "
                                            f"the resolution or count, release memory, or use the CPU device "
                                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
-        from backend.service import NoModelError
+        from .service import NoModelError
 
         if isinstance(exc, NoModelError):
             return RpcError(NO_MODEL, str(exc))
@@ -382,9 +214,7 @@ class Server:
             torch.cuda.empty_cache()
 
     def _check_output_size(self, count: int, resolution: int) -> None:
-        """The CLI's cap (backend/service.py, from measured peak memory), as an invalid-params error."""
-        from backend.errors import ConfigError
-
+        """The CLI's cap (backend/serving/service.py, from measured peak memory), as an invalid-params error."""
         try:
             self.service.check_output_size(count, resolution)
         except ConfigError as exc:
@@ -402,7 +232,7 @@ class Server:
 
     # ---- methods ------------------------------------------------------------------------------------
     def _handshake(self, params: dict[str, Any]) -> dict[str, Any]:
-        from backend.device import describe_device
+        from ..device import describe_device
 
         return {"protocol_version": PROTOCOL_VERSION, "backend_version": __version__,
                 "device": self.service.device, "device_name": describe_device(self.service.device),
@@ -454,7 +284,7 @@ class Server:
 
         import numpy as np
 
-        from backend.templates import template_uvs
+        from ..templates import template_uvs
 
         uvs = template_uvs(params["template"], params["patches"], params["resolution"])
         return {"uvs": base64.b64encode(np.ascontiguousarray(uvs, dtype="<f4").tobytes()).decode("ascii"),
@@ -466,7 +296,7 @@ class Server:
         own reply carries the result, or a CANCELLED error. An "encoder" request is one pass: no job."""
         if fit == "encoder":
             return work(None, None)
-        from backend.fit import FitCancelled
+        from ..fit import FitCancelled
 
         request = self._model_request
         request_id = request.id if request is not None else None
@@ -534,12 +364,12 @@ class Server:
         data = Path(params["data"]).expanduser()
         if not data.is_dir():
             raise invalid_params(f"param 'data': folder {str(data)!r} does not exist")
-        from backend.training.config import TrainConfig
+        from ..training.config import TrainConfig
 
         init = params["init"] or (self._model_info or {}).get("path")
         cfg = TrainConfig(data=str(data), out=str(Path(params["out"]).expanduser()),
                           init=str(Path(init).expanduser()) if init else None, epochs=params["epochs"],
-                          device=self.service.device, name=params["name"])
+                          device=self.service.device, name=params["name"], freeze=params["freeze"] or ())
         cfg.check()
         with self._jobs_lock:
             self._refuse_if_busy()
@@ -562,7 +392,7 @@ class Server:
         self.notify("progress", {**event, "job_id": job.id})
 
     def _run_job(self, job: Job, cfg: Any, load: bool) -> None:
-        from backend.training.loop import run
+        from ..training.loop import run
 
         try:
             summary = run(cfg, progress=lambda event: self._on_progress(job, event), cancel=job.cancel)
@@ -590,136 +420,3 @@ class Server:
         if job.error is not None:
             done["error"] = job.error
         self.notify("job_done", done)
-
-
-def _claim_stdio() -> tuple[int, int]:
-    """Keep private copies of stdin/stdout for the protocol; fd 1 becomes stderr and fd 0 /dev/null."""
-    proto_in, proto_out = os.dup(0), os.dup(1)
-    os.dup2(2, 1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    sys.stdout = sys.stderr
-    return proto_in, proto_out
-
-
-def _setup_logging(log_file: str | None) -> None:
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stderr_handler = logging.StreamHandler(sys.stderr)
-    stderr_handler.setFormatter(fmt)
-    root.addHandler(stderr_handler)
-    if log_file:
-        try:
-            Path(log_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            file_handler = logging.FileHandler(Path(log_file).expanduser(), encoding="utf-8")
-        except OSError as exc:
-            log.warning("cannot open --log-file %s (%s); logging to stderr only", log_file, exc.strerror or exc)
-        else:
-            file_handler.setFormatter(fmt)
-            root.addHandler(file_handler)
-
-
-def _watch_parent(server: Server, pid: int) -> None:
-    while not server.stop_event.wait(PARENT_POLL_S):
-        if not pid_alive(pid):
-            server.request_stop(f"parent process {pid} is gone")
-            return
-
-
-def _install_signals(server: Server, parent_pid: int | None) -> None:
-    """SIGTERM/SIGINT stop gracefully; on Linux the parent's death also signals us (PR_SET_PDEATHSIG)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: server.request_stop(f"signal {signal.Signals(signum).name}"))
-    if parent_pid is None or not sys.platform.startswith("linux") or os.getppid() != parent_pid:
-        return
-
-    def on_parent_signal(signum: int, frame: Any) -> None:
-        # The signal also fires when only the spawning *thread* of the parent exits; check the process.
-        if os.getppid() != parent_pid or not pid_alive(parent_pid):
-            server.request_stop(f"parent process {parent_pid} is gone")
-
-    signal.signal(signal.SIGUSR2, on_parent_signal)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGUSR2), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError) as exc:
-        log.info("PR_SET_PDEATHSIG unavailable (%s); relying on polling", exc)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="atlasvae serve", description="Serve the AtlasVAE model over stdio "
-                                     "JSON-RPC (one request per line on stdin, replies on stdout).")
-    parser.add_argument("--model", help="model folder to load at start")
-    parser.add_argument("--models-dir", action="append", default=[], metavar="PATH",
-                        help="folder scanned for model folders (repeatable)")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                        help="compute device (auto: CUDA, then MPS, then CPU)")
-    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
-    parser.add_argument("--log-file", help="also append the log to this file")
-    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
-                        help="longest accepted request line in bytes (default 64 MiB)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the server until stdin closes, `shutdown` arrives, a signal, or the parent process is gone."""
-    args = build_parser().parse_args(argv)
-    if args.max_message_bytes < 1024:
-        print(f"error: --max-message-bytes must be at least 1024, got {args.max_message_bytes}", file=sys.stderr)
-        return 2
-    proto_in, proto_out = _claim_stdio()
-    _setup_logging(args.log_file)
-    log.info("AtlasVAE backend %s (protocol %d), pid %d, python %s", __version__, PROTOCOL_VERSION,
-             os.getpid(), sys.version.split()[0])
-    try:
-        from backend.service import ModelService
-
-        service = ModelService(device=args.device)
-    except AtlasError as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    except ImportError as exc:
-        log.error("cannot start: the backend's Python environment is incomplete (%s: %s); install the "
-                  "backend requirements into %s", type(exc).__name__, exc, sys.executable)
-        return 2
-    server = Server(service, proto_out, models_dirs=args.models_dir)
-    _install_signals(server, args.parent_pid)
-    log.info("device %s", service.device)
-    if args.model:
-        server.load_at_start(args.model)
-    if args.parent_pid is not None:
-        threading.Thread(target=_watch_parent, args=(server, args.parent_pid), name="atlasvae-parent-watch",
-                         daemon=True).start()
-    threading.Thread(target=_read_loop, args=(server, proto_in, args.max_message_bytes), name="atlasvae-reader",
-                     daemon=True).start()
-    while not server.stop_event.wait(1.0):
-        pass
-    clean = server.close()
-    log.info("exiting (%s)", server.stop_reason)
-    logging.shutdown()
-    if not clean:
-        os._exit(0)
-    return 0
-
-
-def _read_loop(server: Server, fd: int, max_bytes: int) -> None:
-    """Dispatch lines until stdin closes; once stopping, every further request is refused by its id."""
-    try:
-        for line in LineReader(fd, max_bytes):
-            if isinstance(line, TooLong):
-                server.reject_oversized(max_bytes, line)
-            elif server.stop_event.is_set():
-                server.refuse_after_stop(line)
-            else:
-                server.handle_line(line)
-    except OSError as exc:
-        log.error("reading stdin failed: %s", exc)
-    server.request_stop("stdin closed")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

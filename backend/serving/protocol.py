@@ -30,6 +30,7 @@ NO_MODEL = -32003
 CANCELLED = -32004
 
 RequestId = int | str | None
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # longest request line by default (the add-on's client keeps a copy)
 ID_SCAN_BYTES = 4096  # how much of each end of an unparseable or oversized line is searched for its id
 _LAST_KEY_ID = re.compile(r'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$')
 

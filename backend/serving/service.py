@@ -15,18 +15,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .checkpoints import LoadedModel, is_model_folder, load_model, read_config
-from .data.meshio import Mesh, Normalisation, normalisation_of
-from .data.sampling import sample_surface
-from .device import resolve_device
-from .errors import AtlasError, ConfigError
-from .fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surface_pool
-from .metrics import chamfer
-from .prior import standard_normal
-from .limits import (
-    MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_RESOLUTION, MIN_STEPS, PRIOR_KINDS, SHARED_DECODER_FITS,
+from ..checkpoints import LoadedModel, is_model_folder, load_model, read_config
+from ..data.meshio import Mesh, Normalisation, normalisation_of
+from ..data.sampling import sample_surface
+from ..device import resolve_device
+from ..errors import AtlasError, ConfigError
+from ..fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surface_pool
+from ..metrics import chamfer
+from ..inference import sample_latents
+from ..limits import (
+    MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_RESOLUTION, MIN_STEPS, SHARED_DECODER_FITS,
 )
-from .templates import mesh_vertex_count, random_points, template_mesh
+from ..templates import mesh_vertex_count, random_points, template_mesh
 
 ENCODE_POINTS = 2500
 DECODE_BATCH = 16
@@ -131,22 +131,6 @@ class ModelService:
             return "normal"
         return str(lm.meta.get("default_prior", "gmm"))
 
-    def _latents(self, lm: LoadedModel, count: int, seed: int, temperature: float, prior: str,
-                 label: str | None = None) -> np.ndarray:
-        if prior not in PRIOR_KINDS:
-            raise ConfigError(f"prior must be one of {PRIOR_KINDS}, got {prior!r}")
-        if label is not None:
-            if label not in lm.label_priors:
-                known = ", ".join(sorted(lm.label_priors)) or "none"
-                raise ConfigError(f"label {label!r} is not one of model {lm.name!r}'s labels ({known})")
-            return lm.label_priors[label].sample(count, seed, temperature)
-        kind = self._default_prior(lm) if prior == "auto" else prior
-        if kind == "gmm":
-            if lm.prior is None:
-                raise ConfigError(f"model {lm.name!r} has no fitted prior; use prior 'normal'")
-            return lm.prior.sample(count, seed, temperature)
-        return standard_normal(count, lm.config.latent_dim, seed, temperature)
-
     def _decode(self, lm: LoadedModel, z: np.ndarray, resolution: int,
                 decode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -197,8 +181,10 @@ class ModelService:
         with self._lock:
             lm = self._require()
             self.check_output_size(count, resolution)
-            verts, faces = self._decode(lm, self._latents(lm, count, seed, temperature, prior, label),
-                                       resolution)
+            z = sample_latents(count, seed, lm.config.latent_dim, kind=prior, temperature=temperature, prior=lm.prior,
+                               label=label, label_priors=lm.label_priors, default=self._default_prior(lm),
+                               model_name=lm.name)
+            verts, faces = self._decode(lm, z, resolution)
         return [Mesh(v, faces) for v in verts]
 
     def reconstruct(self, mesh: Mesh, resolution: int = 2562, fit: str = "encoder", steps: int | None = None,
