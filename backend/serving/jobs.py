@@ -23,6 +23,7 @@ class Job:
     last_step_sent: float = float("-inf")
 
     def status(self) -> dict[str, Any]:
+        """The `job_status` reply: id, state and last progress event, with the result or error once there."""
         out: dict[str, Any] = {"job_id": self.id, "state": self.state, "last_event": self.last_event}
         if self.result is not None:
             out["result"] = self.result
