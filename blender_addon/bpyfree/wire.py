@@ -1,6 +1,6 @@
 """Mesh <-> wire dict for the backend protocol, numpy only (no bpy, no torch).
 
-Format (same as backend/protocol.py): base64 of little-endian float32 vertices (V*3) and int32 faces
+Format (same as backend/serving/protocol.py): base64 of little-endian float32 vertices (V*3) and int32 faces
 (F*3), with "vertex_count" and "face_count".
 """
 
