@@ -149,11 +149,14 @@ def main() -> int:
     model_path = scene.atlasvae.model_path()
     labels = config_labels(Path(model_path)) if model_path is not None else []
     for row, category in enumerate(demo_categories(labels)):
-        scene.cursor.location = (-1.0, 1.5 + 4.0 * row, 0.0)
+        scene.cursor.location = (-1.0, 1.5 + 3.0 * row, 0.0)
         run_operator(bpy.ops.atlasvae.sample, f"sample {args.count} {category} shapes", count=args.count,
                      seed=args.seed, spacing=2.8, family=category)
-        samples += list(bpy.context.selected_objects)
-        add_caption(scene, category, (-2.6, 1.2 + 4.0 * row, 0.01))
+        batch = sorted(bpy.context.selected_objects, key=lambda o: o.name)
+        for column, obj in enumerate(batch):
+            obj.location.x, obj.location.y = -1.0 + 2.8 * column, 1.5 + 3.0 * row
+        samples += batch
+        add_caption(scene, category, (-2.6, 1.2 + 3.0 * row, 0.01))
 
     chair = import_real_chair((-3.0, -3.0, 0.0), height=2.5)
     bpy.ops.mesh.primitive_monkey_add(location=(1.5, -3.0, 0.0), rotation=(0.0, 0.0, 0.4))
