@@ -34,8 +34,10 @@ addon: $(STAMP)
 wheelhouse: $(STAMP)
 	$(VPY) build_addon.py --out dist --wheelhouse dist/wheelhouse
 
+# Maintainers: rebuild models/base (issue 21, models/README.md) from the real-mesh corpus; run `make corpus` first.
 base-model: $(STAMP)
-	$(VPY) -m backend train --procedural sword,plane,chair,table,mug:240 --out models/base --name base --epochs 60 --seed 0 --sheet-every 10 --device cpu --force
+	$(VPY) -m scripts.corpus.cap --src data/corpus/split/base/train --out data/capped/train300 --per-category 300
+	$(VPY) -m backend train --data data/capped/train300 --out models/base --name base --epochs 80 --template squares --patches 8 --beta 1e-5 --val-fraction 0.05 --sheet-every 10 --cache-dir data/cache --device auto --force
 
 # Maintainers only, never part of `make test`: the real-mesh corpus from Debian packages (README, docs/corpus.md).
 # Pass options through CORPUS_ARGS, e.g. make corpus CORPUS_ARGS="--out /data/corpus".

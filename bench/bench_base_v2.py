@@ -42,6 +42,7 @@ from bench.ellipsoid import best_ellipsoid
 REPO = Path(__file__).resolve().parent.parent
 RECON_POINTS = 2500
 SEED = 1
+SHEET_LABELS = 12  # categories per sample sheet (four samples each): every category the model can sample, in a few sheets
 
 
 def load_part(folder: Path, cache: Path | None) -> PointSets:
@@ -223,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     rec = reconstruction(lm, sets, device)
     recon_sheet(rec, sets, args.workdir / "reconstructions.png", args.part)
     gen = generation(lm, sets, device, args.max_refs)
-    sample_sheet(lm, sorted(lm.label_priors)[:12] or ["all"], device, args.workdir / "samples_by_category.png")
+    labels = sorted(lm.label_priors) or ["all"]
+    for first in range(0, len(labels), SHEET_LABELS):
+        sample_sheet(lm, labels[first:first + SHEET_LABELS], device,
+                     args.workdir / f"samples_by_category_{first // SHEET_LABELS + 1}.png")
     report: dict[str, Any] = {"model": str(args.model), "epoch": lm.meta.get("epoch"),
                               "finished": lm.meta.get("finished"), "machine": machine(), "part": args.part,
                               "reconstruction": rec["rows"], "generation": gen,

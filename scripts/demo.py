@@ -1,8 +1,9 @@
 """The end-to-end demo: headless Blender (the bpy module) with the AtlasVAE add-on enabled.
 
-The add-on starts the real backend subprocess, samples shapes standing on a floor at the 3D cursor,
-reconstructs Blender's monkey and a procedural sword beside their originals (each result keeps its
-source's transform), then saves out/demo.blend and renders out/demo.png.
+The add-on starts the real backend subprocess, samples shapes of several real-object categories (one row
+per category, standing on a floor), reconstructs Blender's monkey and a real chair the model never saw
+(scripts/demo_assets/) beside their originals (each result keeps its source's transform), then saves
+out/demo.blend and renders out/demo.png.
 Blender's user folders point into the output folder, so the user's own Blender settings are never touched.
 """
 
@@ -15,6 +16,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+REAL_CHAIR = REPO / "scripts" / "demo_assets" / "chair2.obj"
+# Categories of the bundled base model shown one row each, in this order (those the model has a prior for).
+CATEGORIES = ("chair", "table", "car", "aircraft", "building", "tree")
 
 
 def isolate_blender_user_dirs(out: Path) -> None:
@@ -82,10 +86,47 @@ def frame_camera(scene, objects) -> None:  # type: ignore[no-untyped-def]
     scene.collection.objects.link(sun)
 
 
+def demo_categories(model_labels: list[str], wanted: tuple[str, ...] = CATEGORIES) -> list[str]:
+    """The wanted categories the model can sample by label; an error names the model's labels when none match."""
+    chosen = [c for c in wanted if c in model_labels]
+    if not chosen:
+        raise SystemExit(f"the chosen model has none of the demo's categories {list(wanted)}; "
+                         f"its labels are {model_labels or 'none'}")
+    return chosen
+
+
+def add_caption(scene, text: str, location: tuple[float, float, float]):  # type: ignore[no-untyped-def]
+    """A flat text object on the floor naming a row, so the render says what each row is."""
+    import bpy
+
+    curve = bpy.data.curves.new(f"Caption {text}", type="FONT")
+    curve.body = text
+    curve.size = 0.6
+    curve.align_x = "RIGHT"
+    caption = bpy.data.objects.new(f"Caption {text}", curve)
+    caption.location = location
+    caption.color = (0.15, 0.15, 0.15, 1.0)
+    scene.collection.objects.link(caption)
+    return caption
+
+
+def import_real_chair(location: tuple[float, float, float], height: float):  # type: ignore[no-untyped-def]
+    """The demo's real chair (Z up in the file), scaled to `height` Blender units and placed at `location`."""
+    import bpy
+
+    bpy.ops.wm.obj_import(filepath=str(REAL_CHAIR), forward_axis="Y", up_axis="Z")
+    chair = bpy.context.selected_objects[0]
+    bpy.context.view_layer.update()
+    chair.scale = [height / max(chair.dimensions)] * 3
+    chair.location = location
+    chair.name = "Real chair (test split)"
+    return chair
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "out")
-    parser.add_argument("--count", type=int, default=8)
+    parser.add_argument("--count", type=int, default=3, help="samples per category")
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
     out = args.out.resolve()
@@ -97,39 +138,43 @@ def main() -> int:
     import bpy  # noqa: F401  (importing bpy first puts addon_utils on the path)
     import addon_utils
 
-    from backend.data.meshio import save_mesh
-    from backend.data.procedural import generate
+    from blender_addon.bpyfree.locate import config_labels
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("blender_addon", default_set=True, handle_error=None)
     scene = bpy.context.scene
     print(f"AtlasVAE demo: model '{scene.atlasvae.model}', backend Python {os.environ['ATLASVAE_PYTHON']}")
 
-    scene.cursor.location = (-1.0, 1.5, 0.0)
-    run_operator(bpy.ops.atlasvae.sample, f"sample {args.count} shapes", count=args.count, seed=args.seed,
-                 spacing=2.8)
-    samples = list(bpy.context.selected_objects)
+    samples = []
+    model_path = scene.atlasvae.model_path()
+    labels = config_labels(Path(model_path)) if model_path is not None else []
+    for row, category in enumerate(demo_categories(labels)):
+        scene.cursor.location = (-1.0, 1.5 + 3.0 * row, 0.0)
+        run_operator(bpy.ops.atlasvae.sample, f"sample {args.count} {category} shapes", count=args.count,
+                     seed=args.seed, spacing=2.8, family=category)
+        batch = sorted(bpy.context.selected_objects, key=lambda o: o.name)
+        for column, obj in enumerate(batch):
+            obj.location.x, obj.location.y = -1.0 + 2.8 * column, 1.5 + 3.0 * row
+        samples += batch
+        add_caption(scene, category, (-2.6, 1.2 + 3.0 * row, 0.01))
 
-    sword_file = out / "demo_sword.obj"
-    save_mesh(sword_file, generate("sword", 11))
-    bpy.ops.wm.obj_import(filepath=str(sword_file), forward_axis="Y", up_axis="Z")
-    sword = bpy.context.selected_objects[0]
-    sword.location, sword.scale = (-3.0, -2.5, 0.0), (2.5, 2.5, 2.5)
-    bpy.ops.mesh.primitive_monkey_add(location=(1.5, -2.5, 0.0), rotation=(0.0, 0.0, 0.4))
+    chair = import_real_chair((-3.0, -3.0, 0.0), height=2.5)
+    bpy.ops.mesh.primitive_monkey_add(location=(1.5, -3.0, 0.0), rotation=(0.0, 0.0, 0.4))
     monkey = bpy.context.active_object
-    for obj in (sword, monkey):
+    for obj in (chair, monkey):
         stand_on_floor(obj)
     bpy.ops.object.select_all(action="DESELECT")
-    for obj in (sword, monkey):
+    for obj in (chair, monkey):
         obj.select_set(True)
     bpy.context.view_layer.objects.active = monkey
-    run_operator(bpy.ops.atlasvae.reconstruct, "reconstruct the monkey and a sword")
+    run_operator(bpy.ops.atlasvae.reconstruct, "reconstruct the monkey and a real chair")
     reconstructions = list(bpy.context.selected_objects)
+    add_caption(scene, "real chair, monkey | reconstructions", (-4.6, -5.6, 0.01)).data.align_x = "LEFT"
 
-    meshes = [o for o in scene.objects if o.type == "MESH"]
+    meshes = [o for o in scene.objects if o.type in ("MESH", "FONT")]
     for i, obj in enumerate(samples):
         obj.color = (0.35 + 0.5 * (i % 3) / 2, 0.55, 0.85 - 0.4 * (i % 4) / 3, 1.0)
-    for obj in (sword, monkey):
+    for obj in (chair, monkey):
         obj.color = (0.55, 0.6, 0.68, 1.0)
     for obj in reconstructions:
         obj.color = (0.9, 0.55, 0.3, 1.0)

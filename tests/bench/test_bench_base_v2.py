@@ -35,7 +35,7 @@ def test_report_has_a_row_per_category_and_writes_sheets(tmp_path: Path, capsys:
     assert report["generation"]["rows"]["sword"]["label_prior"] and not report["generation"]["rows"]["mug"]["label_prior"]
     rows = report["reconstruction"]
     assert rows["all"]["ratio"] == pytest.approx(rows["all"]["encoder_median"] / rows["all"]["ellipsoid_median"])
-    assert (work / "reconstructions.png").stat().st_size > 0 and (work / "samples_by_category.png").stat().st_size > 0
+    assert (work / "reconstructions.png").stat().st_size > 0 and (work / "samples_by_category_1.png").stat().st_size > 0
 
 
 def test_missing_corpus_is_an_error_naming_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,3 +54,15 @@ def test_transfer_runs_differ_only_in_their_starting_point(tmp_path: Path) -> No
     assert cmds["old_base"][3:6] == ["finetune", "--init", "old"]
     for cmd in cmds.values():
         assert cmd[cmd.index("--epochs") + 1] == "30" and cmd[cmd.index("--data") + 1] == "helmets"
+
+
+def test_every_category_gets_samples_in_sheets_of_twelve(tmp_path: Path) -> None:
+    labels = [f"cat{i:02d}" for i in range(13)]
+    model = tmp_path / "model"
+    save_model(model, identity_sphere_model(), meta={"name": "tiny"}, label_priors=random_label_priors(labels, 6))
+    work = tmp_path / "work"
+    assert main(["--model", str(model), "--corpus", str(_corpus(tmp_path / "corpus")), "--held-out", "plane",
+                 "--transfer-epochs", "0", "--cache-dir", str(tmp_path / "cache"), "--workdir", str(work),
+                 "--device", "cpu"]) == 0
+    assert sorted(p.name for p in work.glob("samples_by_category_*.png")) == [
+        "samples_by_category_1.png", "samples_by_category_2.png"]
