@@ -196,7 +196,8 @@ def _focus_weights(target: torch.Tensor, decoded: torch.Tensor, focus: float) ->
     if not total > 0:
         return uniform
     p = (1 - focus) * uniform + focus * dist / total
-    return p / p.sum()
+    weights: np.ndarray = p / p.sum()  # numpy's stubs type this division as Any
+    return weights
 
 
 def fit_code(model: AtlasVAE, z0: torch.Tensor, targets: np.ndarray, mode: str,

@@ -16,7 +16,8 @@ _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chamfer-knn")
 
 
 def _nn_kdtree(queries: np.ndarray, refs: np.ndarray) -> np.ndarray:
-    return cKDTree(refs).query(queries, k=1)[1]
+    indices: np.ndarray = cKDTree(refs).query(queries, k=1)[1]  # scipy is untyped: (distances, indices)
+    return indices
 
 
 def _nn_indices_cpu(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

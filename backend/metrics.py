@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
@@ -97,7 +98,8 @@ def _nearest(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d_ab, d_ba
 
 
-def _mean_sq_nearest(targets: list[np.ndarray], queries: list[np.ndarray], progress: bool) -> np.ndarray:
+def _mean_sq_nearest(targets: list[np.ndarray], queries: list[np.ndarray],
+                     progress: bool) -> npt.NDArray[np.float64]:
     """[k, j] = mean over the points of queries[j] of the squared distance to the nearest of targets[k].
 
     All query clouds are stacked and sent to each target's KD-tree in one call, so the Python loop runs

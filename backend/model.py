@@ -111,7 +111,8 @@ class PointwiseNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        return self.norm(x.reshape(b * n, c)).reshape(b, n, c)
+        normed: torch.Tensor = self.norm(x.reshape(b * n, c))  # nn.Module calls are typed Any
+        return normed.reshape(b, n, c)
 
 
 class PointNetEncoder(nn.Module):
@@ -157,7 +158,8 @@ class PatchDecoder(nn.Module):
         x = torch.relu(self.norms[0](x))
         for layer, norm in zip(self.layers, self.norms[1:]):
             x = torch.relu(norm(layer(x)))
-        return self.out(x)
+        points: torch.Tensor = self.out(x)  # nn.Module calls are typed Any
+        return points
 
 
 class AtlasVAE(nn.Module):
@@ -171,7 +173,8 @@ class AtlasVAE(nn.Module):
 
     def encode(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, N, 3) unit-ball points -> posterior mean and log-variance (None in ae mode)."""
-        return self.encoder(points)
+        posterior: tuple[torch.Tensor, torch.Tensor | None] = self.encoder(points)  # Module calls are typed Any
+        return posterior
 
     def decode(self, z: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
         """Latents (B, D) and template points (K, P, dim) -> surface points (B, K * P, 3)."""

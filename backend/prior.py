@@ -37,12 +37,17 @@ class GaussianMixturePrior:
 
     def component_variances(self) -> np.ndarray:
         """Per-dimension variance of each component (K, D)."""
-        return self.chol ** 2 if self.diagonal else np.einsum("kij,kij->ki", self.chol, self.chol)
+        if self.diagonal:
+            return self.chol ** 2
+        variances: np.ndarray = np.einsum("kij,kij->ki", self.chol, self.chol)  # einsum is typed Any
+        return variances
 
     def variance(self) -> np.ndarray:
         """Per-dimension variance of the whole mixture (D,): within components plus between their means."""
         mean = self.weights @ self.means
-        return self.weights @ (self.component_variances() + (self.means - mean) ** 2)
+        # numpy's stubs type arithmetic between untyped-dtype arrays as Any
+        total: np.ndarray = self.weights @ (self.component_variances() + (self.means - mean) ** 2)
+        return total
 
     def sample(self, count: int, seed: int, temperature: float = 1.0) -> np.ndarray:
         """`count` latents (count, D); the same seed gives the same latents."""
@@ -50,7 +55,8 @@ class GaussianMixturePrior:
         comp = rng.choice(self.components, size=count, p=self.weights)
         eps = rng.standard_normal((count, self.means.shape[1]))
         spread = self.chol[comp] * eps if self.diagonal else np.einsum("nij,nj->ni", self.chol[comp], eps)
-        return self.means[comp] + temperature * spread
+        latents: np.ndarray = self.means[comp] + temperature * spread  # numpy's stubs: Any
+        return latents
 
     def to_tensors(self, prefix: str = "prior.") -> dict[str, torch.Tensor]:
         return {f"{prefix}weights": torch.from_numpy(self.weights.astype(np.float64)),

@@ -16,7 +16,8 @@ import trimesh
 from .errors import ConfigError
 
 TEMPLATE_KINDS = ("sphere", "squares")
-ICOSPHERE_VERTICES = {level: 10 * 4**level + 2 for level in range(8)}
+# int ** int is typed Any (a negative power would give a float); these powers are ints
+ICOSPHERE_VERTICES: dict[int, int] = {level: 10 * 4**level + 2 for level in range(8)}
 
 
 def template_dim(kind: str) -> int:
@@ -111,11 +112,11 @@ def template_uvs(kind: str, patches: int, resolution: int) -> np.ndarray:
         for row, col in zip(*np.nonzero(pole)):
             others = [cu[row, k] for k in range(3) if not pole[row, k]]
             cu[row, col] = float(np.mean(others)) if others else 0.5
-        return np.stack([cu, cv], axis=-1).reshape(-1, 2).astype(np.float32)
+        return np.asarray(np.stack([cu, cv], axis=-1).reshape(-1, 2), dtype=np.float32)
     columns = max(1, math.ceil(math.sqrt(patches)))
     per_patch = pts.shape[1]
     patch = np.arange(len(flat)) // per_patch
     margin = 0.05
     u = (patch % columns + margin + flat[:, 0] * (1.0 - 2.0 * margin)) / columns
     v = (patch // columns + margin + flat[:, 1] * (1.0 - 2.0 * margin)) / columns
-    return np.stack([u[faces], v[faces]], axis=-1).reshape(-1, 2).astype(np.float32)
+    return np.asarray(np.stack([u[faces], v[faces]], axis=-1).reshape(-1, 2), dtype=np.float32)

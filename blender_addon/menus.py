@@ -24,7 +24,7 @@ class VIEW3D_MT_atlasvae_add(bpy.types.Menu):
         layout.operator("atlasvae.sample", text="Sample Shapes", icon="OUTLINER_OB_POINTCLOUD")
         one = layout.operator("atlasvae.sample", text="Sample One Shape", icon="MESH_ICOSPHERE")
         if one is not None:
-            one.count = 1  # type: ignore[attr-defined]
+            one.count = 1
 
 
 class VIEW3D_MT_atlasvae_object(bpy.types.Menu):

@@ -309,7 +309,8 @@ class _PointCache:
         except (OSError, ValueError) as exc:
             _log.warning("ignoring unreadable cache file %s: %s", path, exc)
             return None
-        if points.shape != (n, 3) or points.dtype != np.float32 or not np.all(np.isfinite(points)):
+        if not isinstance(points, np.ndarray) or points.shape != (n, 3) or points.dtype != np.float32 \
+                or not np.all(np.isfinite(points)):
             _log.warning("ignoring cache file %s with unexpected contents", path)
             return None
         return points

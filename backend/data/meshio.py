@@ -63,12 +63,12 @@ class Normalisation:
     def apply(self, points: Any) -> np.ndarray:
         """Map points from the shape's frame into the unit ball (keeps a float dtype, else float64)."""
         p = _points_array(points, "points")
-        return ((p - self.center) / self.scale).astype(_float_dtype(p), copy=False)
+        return np.asarray((p - self.center) / self.scale, dtype=_float_dtype(p))
 
     def invert(self, points: Any) -> np.ndarray:
         """Map points from the unit ball back into the shape's frame."""
         p = _points_array(points, "points")
-        return (p * self.scale + self.center).astype(_float_dtype(p), copy=False)
+        return np.asarray(p * self.scale + self.center, dtype=_float_dtype(p))
 
 
 def normalisation_of(vertices: Any) -> Normalisation:
@@ -336,7 +336,10 @@ def _glb_json(p: Path) -> dict:
         length, kind = struct.unpack_from("<II", header, 12)
         if kind != 0x4E4F534A:  # "JSON"
             raise ValueError("first GLB chunk is not JSON")
-        return json.loads(fh.read(length))
+        doc = json.loads(fh.read(length))
+    if not isinstance(doc, dict):
+        raise ValueError("GLB JSON chunk is not an object")
+    return doc
 
 
 def _gltf_face_count(doc: dict) -> int:

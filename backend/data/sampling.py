@@ -30,4 +30,4 @@ def sample_surface(mesh: Mesh, n: int, rng: np.random.Generator) -> np.ndarray:
     outside = uv.sum(axis=1) > 1.0
     uv[outside] = 1.0 - uv[outside]
     points = origin[picks] + uv[:, :1] * edge_a[picks] + uv[:, 1:] * edge_b[picks]
-    return points.astype(np.float32)
+    return np.asarray(points, dtype=np.float32)

@@ -292,7 +292,8 @@ class ModelService:
     def _prior_std(lm: LoadedModel) -> np.ndarray:
         if lm.prior is None:
             return np.ones(lm.config.latent_dim)
-        return np.sqrt(lm.prior.variance())
+        std: np.ndarray = np.sqrt(lm.prior.variance())  # numpy's ufunc calls are typed Any
+        return std
 
     @staticmethod
     def list_models(roots: Sequence[str | Path]) -> list[dict[str, str]]:

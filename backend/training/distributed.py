@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -222,22 +222,22 @@ class DataParallel(Solo):
         kind, value = box[0]
         if kind == "error":
             raise own if own is not None else _echo(value, 0)
-        return value
+        return cast(T, value)  # rank 0's fn() result, sent through broadcast_object_list (typed Any)
 
     def in_turn(self, fn: Callable[[], T]) -> T:
         # Rank 0 first, then the first process of every other machine (their cache if it is not shared),
         # then the rest, who find every file cached. A failure in one turn stops all ranks after it.
         mine = 0 if self.rank == 0 else 1 if self.local_rank == 0 else 2
-        result: Any = None
+        results: list[T] = []  # this rank's one fn() result, from its turn
         for turn in range(3):
             own: AtlasError | None = None
             if turn == mine:
                 try:
-                    result = fn()
+                    results.append(fn())
                 except AtlasError as exc:
                     own = exc
             self._raise_first(own)
-        return result
+        return results[0]
 
     def share_optimizer(self, opt: torch.optim.Optimizer) -> None:
         box: list[Any] = [None]
@@ -342,14 +342,15 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         count_here = x.new_tensor([x.numel() // x.shape[1]], dtype=torch.float64)
-        sums = _SumOverRanks.apply(torch.cat([x.sum(dims).to(torch.float64), count_here]))
+        # autograd.Function.apply is typed Any; _SumOverRanks.forward returns a tensor
+        sums: torch.Tensor = _SumOverRanks.apply(torch.cat([x.sum(dims).to(torch.float64), count_here]))
         count = float(sums[-1].detach())
         if count < 2:
             raise ValueError(f"Expected more than 1 value per channel when training, got {count:.0f} "
                              f"over all ranks")
         mean = sums[:-1] / count
         centered = x - mean.to(x.dtype).view(shape)
-        var = _SumOverRanks.apply(centered.square().sum(dims).to(torch.float64)) / count
+        var: torch.Tensor = _SumOverRanks.apply(centered.square().sum(dims).to(torch.float64)) / count
         tracked = self.num_batches_tracked
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None \
                 and tracked is not None:

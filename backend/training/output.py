@@ -79,12 +79,15 @@ def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:
     if cfg.force:
         return None
     state_path = out / STATE_JSON
-    state = None
+    state: dict[str, Any] | None = None
     if state_path.is_file():
         try:
             state = json.loads(state_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{state_path}: unreadable training state ({exc}); use --force to start over") from None
+        if not isinstance(state, dict):
+            raise ConfigError(f"{state_path}: unreadable training state (not a JSON object); "
+                              f"use --force to start over")
     if state is not None:
         identity, saved = cfg.run_identity(), state.get("run") or {}
         differ = [k for k in identity if saved.get(k) != identity[k]]

@@ -142,7 +142,7 @@ class BackendClient:
             self._kill(session)
             raise
         version = info.get("protocol_version") if isinstance(info, dict) else None
-        if version != PROTOCOL_VERSION:
+        if not isinstance(info, dict) or version != PROTOCOL_VERSION:
             self._stop_session(session, 5.0)
             raise BackendError(f"backend speaks protocol version {version!r} but this add-on needs "
                                f"{PROTOCOL_VERSION}; install matching versions of the add-on and backend")

@@ -204,8 +204,8 @@ def shared_material() -> bpy.types.Material:
         tree = material.node_tree  # Blender 5 gives every new material a Principled BSDF node tree
         bsdf = tree.nodes.get("Principled BSDF") if tree is not None else None
         if bsdf is not None:
-            bsdf.inputs["Base Color"].default_value = MATERIAL_COLOR  # type: ignore[index, attr-defined]
-            bsdf.inputs["Roughness"].default_value = 0.6  # type: ignore[index, attr-defined]
+            bsdf.inputs["Base Color"].default_value = MATERIAL_COLOR
+            bsdf.inputs["Roughness"].default_value = 0.6
     return material
 
 

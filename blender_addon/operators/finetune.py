@@ -54,7 +54,7 @@ def _finish_job(state_name: str, params: dict[str, Any]) -> tuple[str, str]:
             scene = bpy.data.scenes.get(_finetune_scene[0])
             if scene is not None:
                 try:
-                    scene.atlasvae.use_model(out)  # type: ignore[attr-defined]
+                    scene.atlasvae.use_model(out)
                 except ValueError as exc:
                     return "WARNING", f"Fine-tune finished but the new model is not listed: {exc}"
         if isinstance(result, dict) and result.get("load_error"):

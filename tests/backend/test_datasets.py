@@ -220,6 +220,16 @@ def test_corrupt_cache_file_is_recomputed(data_dir: Path, tmp_path: Path) -> Non
     np.testing.assert_array_equal(first.points, second.points)
 
 
+def test_cache_file_that_is_an_npz_archive_is_recomputed(data_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = load_folder(data_dir, n_cache=N, cache_dir=cache, progress=False)
+    for path in cache.glob("*.npy"):
+        with path.open("wb") as fh:
+            np.savez(fh, points=np.zeros((N, 3), dtype=np.float32))  # np.load gives an NpzFile, not an array
+    second = load_folder(data_dir, n_cache=N, cache_dir=cache, progress=False)
+    np.testing.assert_array_equal(first.points, second.points)
+
+
 def test_unwritable_cache_is_not_fatal(data_dir: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the cache folder should go")

@@ -155,6 +155,14 @@ def test_each_bad_file_gets_its_own_clear_error(tmp_path: Path, kind: str) -> No
     assert not any(other in message for other in others), message
 
 
+def test_glb_whose_json_is_not_an_object_gets_a_clear_error(tmp_path: Path) -> None:
+    doc = b"[]  "  # JSON, padded to 4 bytes, but a list where glTF has an object
+    path = tmp_path / "list.glb"
+    path.write_bytes(b"glTF" + struct.pack("<II", 2, 20 + len(doc)) + struct.pack("<II", len(doc), 0x4E4F534A) + doc)
+    with pytest.raises(MeshError, match=r"list\.glb: not a readable GLB"):
+        load_mesh(path)
+
+
 def test_too_many_faces_is_refused_from_the_header(tmp_path: Path) -> None:
     path = tmp_path / "big.stl"
     box = trimesh.creation.box()

@@ -119,6 +119,15 @@ def test_unreadable_state_needs_force_and_force_works(tmp_path: Path, cfg) -> No
     assert run(cfg(out, epochs=1, force=True))["state"] == "finished"
 
 
+def test_state_that_is_not_a_json_object_needs_force(tmp_path: Path, cfg) -> None:
+    out = tmp_path / "odd"
+    out.mkdir()
+    (out / STATE_JSON).write_text("[]")
+    with pytest.raises(ConfigError, match="not a JSON object.*--force") as err:
+        run(cfg(out))
+    assert str(out / STATE_JSON) in str(err.value)
+
+
 def test_resume_of_nothing_is_refused(tmp_path: Path, cfg) -> None:
     with pytest.raises(ConfigError, match="nothing to resume"):
         run(cfg(tmp_path / "empty", resume=True))

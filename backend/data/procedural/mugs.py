@@ -21,7 +21,8 @@ def build(p: Parts, rng: np.random.Generator) -> None:
     def outer(z: np.ndarray | float) -> np.ndarray:
         h = (np.asarray(z, dtype=float) - foot) / (height - foot)
         factor = {"flared": 1 + k * h, "narrowing": 1 - k * h, "barrel": 1 + k * np.sin(np.pi * h)}
-        return radius * factor.get(shape, np.ones_like(h))
+        radii: np.ndarray = radius * factor.get(shape, np.ones_like(h))  # numpy's stubs: Any
+        return radii
 
     zs = np.linspace(foot, height, 7)
     inner_zs = np.linspace(height, floor + foot, 7)

@@ -15,11 +15,12 @@ Points = Sequence[Sequence[float]] | Sequence[np.ndarray] | np.ndarray
 
 
 def translate(offset: Vec) -> np.ndarray:
-    return trimesh.transformations.translation_matrix(np.asarray(offset, dtype=float))
+    return np.asarray(trimesh.transformations.translation_matrix(np.asarray(offset, dtype=float)), dtype=np.float64)
 
 
 def rotate(angle: float, axis: Vec, point: Vec | None = None) -> np.ndarray:
-    return trimesh.transformations.rotation_matrix(angle, np.asarray(axis, dtype=float), point)
+    return np.asarray(trimesh.transformations.rotation_matrix(angle, np.asarray(axis, dtype=float), point),
+                      dtype=np.float64)
 
 
 def scale(x: float, y: float, z: float) -> np.ndarray:
@@ -29,7 +30,7 @@ def scale(x: float, y: float, z: float) -> np.ndarray:
 def align_z(direction: Vec) -> np.ndarray:
     """Rotation taking +Z onto `direction`."""
     d = np.asarray(direction, dtype=float)
-    return trimesh.geometry.align_vectors([0.0, 0.0, 1.0], d / np.linalg.norm(d))
+    return np.asarray(trimesh.geometry.align_vectors([0.0, 0.0, 1.0], d / np.linalg.norm(d)), dtype=np.float64)
 
 
 def outward(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

@@ -63,7 +63,9 @@ def build(p: Parts, rng: np.random.Generator) -> None:
     root_le = np.array([length / 2 - length * u(0.35, 0.5), 0.0, float(rng.choice(mounts)) * radius])
 
     def wing_point(y: float) -> np.ndarray:
-        return root_le + np.array([-abs(y) * np.tan(sweep), y, abs(y) * np.tan(dihedral)])
+        # numpy's stubs type this sum as Any
+        point: np.ndarray = root_le + np.array([-abs(y) * np.tan(sweep), y, abs(y) * np.tan(dihedral)])
+        return point
 
     thickness = root_chord * u(0.08, 0.14)
     for side in (-1, 1):
