@@ -6,7 +6,7 @@ there), stand on their base (origin at the bottom centre), are laid out beside e
 results rather than on top of them, and end up selected with the last one active. A build adds one
 object per step (see jobs.Steps) and is rolled back completely if it cannot finish. The generation
 operators also take from here what they share on the way: decoding a reply's meshes and their look options,
-the Closed Mesh one included (a Voxel Remesh modifier added while each object is built).
+the Closed Mesh one included (Solidify and Voxel Remesh modifiers added while each object is built).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ MATERIAL_COLOR = (0.72, 0.52, 0.38, 1.0)
 RESULT_KEY = "atlasvae_model"  # custom property every result carries (with the model's name)
 MAX_SHIFTS = 1000
 REMESH_NAME = "AtlasVAE Closed Mesh"
+THICKNESS_NAME = "AtlasVAE Closed Mesh Thickness"
+THICKNESS_VOXELS = 2.0  # Solidify thickness before the remesh, in voxels: thinner sheets fall apart into specks
 PATCH_TEMPLATE = "squares"  # config.json model.template of models whose shapes are open patches
 MIN_VOXEL = 1e-4  # Blender's own lower bound on a Remesh modifier's voxel size
 
@@ -141,14 +143,21 @@ def voxel_size(item: NewObject, fraction: float) -> float:
 
 
 def add_closed_mesh(obj: bpy.types.Object, item: NewObject, fraction: float, smooth: bool) -> None:
-    """Give `obj` a Voxel Remesh modifier (last in its stack), so it evaluates to one closed mesh while
-    the decoded surface stays underneath for the artist to tweak, remove or apply."""
-    modifier = obj.modifiers.new(REMESH_NAME, "REMESH")
-    assert isinstance(modifier, bpy.types.RemeshModifier)
-    modifier.mode = "VOXEL"
-    modifier.voxel_size = voxel_size(item, fraction)
-    modifier.adaptivity = 0.0
-    modifier.use_smooth_shade = smooth
+    """Give `obj` a Solidify then a Voxel Remesh modifier (last in its stack), so it evaluates to one closed
+    mesh while the decoded surface stays underneath for the artist to tweak, remove or apply. Remeshed
+    alone, open patches lose their thin parts (chair legs, a table top) to holes and loose specks;
+    given a thickness of two voxels first, they stay whole."""
+    size = voxel_size(item, fraction)
+    solidify = obj.modifiers.new(THICKNESS_NAME, "SOLIDIFY")
+    assert isinstance(solidify, bpy.types.SolidifyModifier)
+    solidify.thickness = THICKNESS_VOXELS * size
+    solidify.offset = 0.0
+    remesh = obj.modifiers.new(REMESH_NAME, "REMESH")
+    assert isinstance(remesh, bpy.types.RemeshModifier)
+    remesh.mode = "VOXEL"
+    remesh.voxel_size = size
+    remesh.adaptivity = 0.0
+    remesh.use_smooth_shade = smooth
 
 
 def decode_all(reply: dict[str, Any]) -> list[Arrays]:

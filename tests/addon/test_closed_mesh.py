@@ -1,6 +1,6 @@
-"""Closed Mesh: results of a patch model get Blender's Voxel Remesh modifier (Auto, or On), sized from the
-Voxel Size setting and each object's own bounding box, and evaluate to one closed manifold mesh; Off,
-and Auto with a sphere model, leave the decoded surface as it is."""
+"""Closed Mesh: results of a patch model get Blender's Solidify and Voxel Remesh modifiers (Auto, or On),
+sized from the Voxel Size setting and each object's own bounding box, and evaluate to one closed manifold
+mesh; Off, and Auto with a sphere model, leave the decoded surface as it is."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .conftest import HERE, REPO, add_mesh_object, backend_python, made, select_
 from .ui_recorder import draw
 
 REMESH_NAME = "AtlasVAE Closed Mesh"
+THICKNESS_NAME = "AtlasVAE Closed Mesh Thickness"
 
 
 @pytest.fixture(scope="module")
@@ -98,27 +99,31 @@ def test_look_sections_draw_closed_mesh_and_its_voxel_size(closed_mesh_defaults:
 
 def test_auto_remeshes_a_patch_sample_into_one_closed_mesh(patches: Any, bpy_module: Any) -> None:
     bpy = bpy_module
-    patches.remesh_voxel = 0.05
     assert bpy.ops.atlasvae.sample() == {"FINISHED"}
     (obj,) = made(bpy)
     modifier = remesh_of(obj)
     assert modifier is not None and modifier.type == "REMESH" and modifier.mode == "VOXEL"
-    assert list(obj.modifiers) == [modifier]
+    thickness = obj.modifiers.get(THICKNESS_NAME)
+    assert list(obj.modifiers) == [thickness, modifier] and thickness.type == "SOLIDIFY"
     size = diagonal(obj)
     assert size == pytest.approx(math.sqrt(3.0), rel=1e-5)  # the decoded cube, side 1 (float32 vertices)
-    assert modifier.voxel_size == pytest.approx(0.05 * size, rel=1e-6)  # stored as float32
+    assert modifier.voxel_size == pytest.approx(size / 80, rel=1e-6)  # the default; stored as float32
+    assert thickness.thickness == pytest.approx(2.0 * modifier.voxel_size, rel=1e-6)
     vertices, faces_per_edge, volume = evaluated_edges_and_volume(bpy, obj)
     assert vertices > len(obj.data.vertices) // 4 and faces_per_edge
     assert set(faces_per_edge) == {2}, "every edge of the remeshed result has exactly two faces"
-    # a closed surface within one voxel of the unit cube everywhere: volume within area * voxel of 1
-    assert volume == pytest.approx(1.0, abs=6.0 * modifier.voxel_size)
+    # the solid unit cube, not a hollow skin: the patches thickened by one voxel each way, then the surface
+    # placed within one voxel of that, so every face lies between one voxel inside and two outside
+    voxel = modifier.voxel_size
+    assert (1.0 - 2.0 * voxel) ** 3 <= volume <= (1.0 + 4.0 * voxel) ** 3
     _v, open_edges, _vol = evaluated_edges_and_volume(bpy, _without_modifier(obj))
     assert set(open_edges) == {1, 2}, "the decoded patches themselves are open"
 
 
 def _without_modifier(obj: Any) -> Any:
-    """`obj` with its Closed Mesh modifier hidden from the viewport (the evaluated mesh is the raw decode)."""
-    remesh_of(obj).show_viewport = False
+    """`obj` with its Closed Mesh modifiers hidden from the viewport (the evaluated mesh is the raw decode)."""
+    for modifier in obj.modifiers:
+        modifier.show_viewport = False
     return obj
 
 
