@@ -1,10 +1,12 @@
+# mypy: disable-error-code="valid-type"
 """Scene building: turning decoded meshes into Blender objects the way Blender's own Add menu does.
 
 Results go into the collection that was active when the operator ran (or a new child collection
 there), stand on their base (origin at the bottom centre), are laid out beside earlier AtlasVAE
 results rather than on top of them, and end up selected with the last one active. A build adds one
 object per step (see jobs.Steps) and is rolled back completely if it cannot finish. The generation
-operators also take from here what they share on the way: decoding a reply's meshes and their look options.
+operators also take from here what they share on the way: decoding a reply's meshes and their look options,
+the Closed Mesh one included (Solidify and Voxel Remesh modifiers added while each object is built).
 """
 
 from __future__ import annotations
@@ -14,17 +16,25 @@ from typing import Any
 
 import bpy
 import numpy as np
+from bpy.props import EnumProperty, FloatProperty
 from mathutils import Matrix
 
 from .. import jobs
+from ..bpyfree.locate import config_template
 from ..bpyfree.wire import decode_mesh
 from ..mesh_convert import arrays_to_mesh, object_triangles
+from ..properties import CLOSED_MESH, CLOSED_MESH_DESCRIPTION, VOXEL_FRACTION_DEFAULT
 
 MIN_GAP = 1.0
 MATERIAL_NAME = "AtlasVAE Shape"
 MATERIAL_COLOR = (0.72, 0.52, 0.38, 1.0)
 RESULT_KEY = "atlasvae_model"  # custom property every result carries (with the model's name)
 MAX_SHIFTS = 1000
+REMESH_NAME = "AtlasVAE Closed Mesh"
+THICKNESS_NAME = "AtlasVAE Closed Mesh Thickness"
+THICKNESS_VOXELS = 2.0  # Solidify thickness before the remesh, in voxels: thinner sheets fall apart into specks
+PATCH_TEMPLATE = "squares"  # config.json model.template of models whose shapes are open patches
+MIN_VOXEL = 1e-4  # Blender's own lower bound on a Remesh modifier's voxel size
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (vertices, faces) of one decoded mesh
 IdRef = tuple[str, int]  # (name, session_uid): finds a datablock again between timer calls
@@ -47,6 +57,7 @@ class Look:
     smooth: bool = True
     material: bool = True
     uvs: np.ndarray | None = None  # (corners, 2) float32, used when the corner count matches
+    remesh: float | None = None  # Voxel Remesh voxel size as a fraction of the bounding-box diagonal; None: none
 
 
 @dataclass
@@ -90,16 +101,63 @@ def destination(context: bpy.types.Context) -> Destination:
     return Destination(scene.name, view_layer.name, ref)
 
 
-def look_of(op: Any) -> Any:
-    """A function (template UVs or None) -> Look, from the operator's shading and material options, read
-    now on the main thread (the result is applied later)."""
+class ClosedMeshOptions:
+    """Mixin for the generation operators: the Closed Mesh choice and its voxel size as operator options."""
+
+    closed_mesh: EnumProperty(name="Closed Mesh", description=CLOSED_MESH_DESCRIPTION, items=CLOSED_MESH,
+                              default="AUTO", options={"SKIP_SAVE"})
+    remesh_voxel: FloatProperty(name="Voxel Size", description="Closed Mesh voxel size as a fraction of each "
+                                "result's bounding-box diagonal: smaller keeps finer detail and gives more vertices",
+                                default=VOXEL_FRACTION_DEFAULT, min=0.002, max=0.25, soft_min=0.004, soft_max=0.05,
+                                step=0.1, precision=4, options={"SKIP_SAVE"})
+
+
+def wants_closed_mesh(choice: str, model_path: str | None) -> bool:
+    """Whether Closed Mesh `choice` ("AUTO", "ON", "OFF") adds the remesh for the model in `model_path`:
+    Auto does for patch models (config.json model.template "squares"), whose shapes are open."""
+    if choice == "AUTO":
+        return config_template(model_path) == PATCH_TEMPLATE
+    return choice == "ON"
+
+
+def look_of(op: Any, model_path: str | None) -> Any:
+    """A function (template UVs or None) -> Look, from the operator's shading, material and Closed Mesh
+    options for the model in `model_path`, read now on the main thread (the result is applied later)."""
     smooth, material = op.shading == "SMOOTH", bool(op.material)
-    return lambda uvs: Look(smooth=smooth, material=material, uvs=uvs)
+    remesh = float(op.remesh_voxel) if wants_closed_mesh(str(op.closed_mesh), model_path) else None
+    return lambda uvs: Look(smooth=smooth, material=material, uvs=uvs, remesh=remesh)
 
 
 def shading_options() -> dict[str, Any]:
     """Panel defaults of the look options every generation operator has."""
-    return {"shading": lambda s: s.shading, "material": lambda s: s.add_material}
+    return {"shading": lambda s: s.shading, "material": lambda s: s.add_material,
+            "closed_mesh": lambda s: s.closed_mesh, "remesh_voxel": lambda s: s.remesh_voxel}
+
+
+def voxel_size(item: NewObject, fraction: float) -> float:
+    """The remesh voxel size for `item`: `fraction` of its object-space bounding-box diagonal, the largest
+    over its shape keys, so every key stays as coarse as the setting says (never below MIN_VOXEL)."""
+    shapes = [item.vertices] + [v for _name, v in item.shape_keys]
+    diagonal = max(float(np.linalg.norm(hi - lo)) for lo, hi in (box_of(v) for v in shapes))
+    return max(MIN_VOXEL, fraction * diagonal)
+
+
+def add_closed_mesh(obj: bpy.types.Object, item: NewObject, fraction: float, smooth: bool) -> None:
+    """Give `obj` a Solidify then a Voxel Remesh modifier (last in its stack), so it evaluates to one closed
+    mesh while the decoded surface stays underneath for the artist to tweak, remove or apply. Remeshed
+    alone, open patches lose their thin parts (chair legs, a table top) to holes and loose specks;
+    given a thickness of two voxels first, they stay whole."""
+    size = voxel_size(item, fraction)
+    solidify = obj.modifiers.new(THICKNESS_NAME, "SOLIDIFY")
+    assert isinstance(solidify, bpy.types.SolidifyModifier)
+    solidify.thickness = THICKNESS_VOXELS * size
+    solidify.offset = 0.0
+    remesh = obj.modifiers.new(REMESH_NAME, "REMESH")
+    assert isinstance(remesh, bpy.types.RemeshModifier)
+    remesh.mode = "VOXEL"
+    remesh.voxel_size = size
+    remesh.adaptivity = 0.0
+    remesh.use_smooth_shade = smooth
 
 
 def decode_all(reply: dict[str, Any]) -> list[Arrays]:
@@ -229,6 +287,8 @@ def _add_object(collection: bpy.types.Collection, item: NewObject, look: Look) -
         for key_name, vertices in item.shape_keys:
             shape = obj.shape_key_add(name=key_name, from_mix=False)
             shape.data.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+    if look.remesh is not None:
+        add_closed_mesh(obj, item, look.remesh, look.smooth)
     return obj
 
 

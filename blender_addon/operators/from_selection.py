@@ -22,8 +22,8 @@ from ..bpyfree.wire import decode_mesh, encode_mesh
 from ..mesh_convert import MeshConvertError
 from ..properties import ENDPOINT_FITS, FIT_MODES, SHADING, AtlasVAESettings, settings
 from .building import (
-    Arrays, NewObject, Source, beside, box_of, build_objects, capture, decode_all, destination, earlier_results,
-    free_shift, gap, look_of, shading_options, standing, translation,
+    Arrays, ClosedMeshOptions, NewObject, Source, beside, box_of, build_objects, capture, decode_all, destination,
+    earlier_results, free_shift, gap, look_of, shading_options, standing, translation,
 )
 from .common import OPTION, ModelOperator, dispatch, fail, launch_config, run_now, selected_meshes
 
@@ -58,7 +58,7 @@ class _FromSelection(ModelOperator):
             return str(exc)
 
 
-class ATLASVAE_OT_reconstruct(_FromSelection):
+class ATLASVAE_OT_reconstruct(ClosedMeshOptions, _FromSelection):
     """Encode and decode every selected mesh (modifiers applied); each result stands beside its source with
     the source's location, rotation and scale; the sources are left untouched"""
 
@@ -100,7 +100,7 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
         resolution, config, dest = int(self.resolution), launch_config(settings(context)), destination(context)
         fit, fit_steps = str(self.fit), int(self.fit_steps)
         skipped = [o.name for o in (context.selected_objects or []) if o.type != "MESH"]
-        look_for = look_of(self)
+        look_for = look_of(self, config.model_path)
 
         def work(task: jobs.Task, backend: Backend
                  ) -> tuple[dict[str, Any], list[tuple[Source, Arrays, Any]], Any]:
@@ -147,7 +147,7 @@ class ATLASVAE_OT_reconstruct(_FromSelection):
         return dispatch(self, task, f"Reconstructing {len(sources)} object(s)...", blocking=run_now(self))
 
 
-class ATLASVAE_OT_interpolate(_FromSelection):
+class ATLASVAE_OT_interpolate(ClosedMeshOptions, _FromSelection):
     """Shapes morphing from the other selected mesh to the active one, in a row in front of them, or one
     object with a shape key per step"""
 
@@ -199,7 +199,7 @@ class ATLASVAE_OT_interpolate(_FromSelection):
         hi = np.maximum(box_of(a.vertices)[1], box_of(b.vertices)[1])
         a_lo, a_hi = box_of(a.vertices)
         start = np.array([(a_lo[0] + a_hi[0]) / 2.0, lo[1] - 0.6 * step - 0.1 * (hi[1] - lo[1]), lo[2]])
-        look_for = look_of(self)
+        look_for = look_of(self, config.model_path)
 
         def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
             text = f"Interpolating {a.name} -> {b.name} in {steps} steps"
@@ -241,7 +241,7 @@ class ATLASVAE_OT_interpolate(_FromSelection):
         return dispatch(self, task, f"Interpolating {a.name} -> {b.name}...", blocking=run_now(self))
 
 
-class ATLASVAE_OT_variations(_FromSelection):
+class ATLASVAE_OT_variations(ClosedMeshOptions, _FromSelection):
     """Random variations of the active mesh, in a row beside it, each with its location, rotation and scale"""
 
     bl_idname = "atlasvae.variations"
@@ -288,7 +288,7 @@ class ATLASVAE_OT_variations(_FromSelection):
         params: dict[str, Any] = {"count": int(self.count), "spread": float(self.spread), "seed": int(self.seed),
                                   "resolution": int(self.resolution), "fit": str(self.fit)}
         config, dest = launch_config(settings(context)), destination(context)
-        look_for = look_of(self)
+        look_for = look_of(self, config.model_path)
 
         def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
             text = f"Making {params['count']} variations of {src.name}"

@@ -21,8 +21,8 @@ from ..bpyfree.backend_process import Backend
 from ..bpyfree.uvs import template_uvs
 from ..properties import ANY_FAMILY, SHADING, AtlasVAESettings, family_items, settings
 from .building import (
-    Arrays, Box, NewObject, box_of, build_objects, decode_all, destination, earlier_results, free_shift, look_of,
-    shading_options, standing, translation,
+    Arrays, Box, ClosedMeshOptions, NewObject, box_of, build_objects, decode_all, destination, earlier_results,
+    free_shift, look_of, shading_options, standing, translation,
 )
 from .common import OPTION, ModelOperator, dispatch, launch_config, run_now
 
@@ -38,7 +38,7 @@ def _family_items(self: Any, context: bpy.types.Context | None) -> list[tuple[st
     return family_items(settings(ctx), ctx)
 
 
-class ATLASVAE_OT_sample(ModelOperator):
+class ATLASVAE_OT_sample(ClosedMeshOptions, ModelOperator):
     """Sample new shapes from the model into a new collection, standing on a grid at the 3D cursor"""
 
     bl_idname = "atlasvae.sample"
@@ -82,7 +82,7 @@ class ATLASVAE_OT_sample(ModelOperator):
         if label is not None:
             params["label"] = label
         what = f"{label} shapes" if label is not None else "shapes"
-        look_for = look_of(self)
+        look_for = look_of(self, config.model_path)
 
         def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
             task.advance(0.0, f"Sampling {count} {what}...")
