@@ -105,7 +105,7 @@ class ClosedMeshOptions:
     """Mixin for the generation operators: the Closed Mesh choice and its voxel size as operator options."""
 
     closed_mesh: EnumProperty(name="Closed Mesh", description=CLOSED_MESH_DESCRIPTION, items=CLOSED_MESH,
-                              default="AUTO", options={"SKIP_SAVE"})
+                              default="OFF", options={"SKIP_SAVE"})
     remesh_voxel: FloatProperty(name="Voxel Size", description="Closed Mesh voxel size as a fraction of each "
                                 "result's bounding-box diagonal: smaller keeps finer detail and gives more vertices",
                                 default=VOXEL_FRACTION_DEFAULT, min=0.002, max=0.25, soft_min=0.004, soft_max=0.05,
