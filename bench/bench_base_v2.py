@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from backend.checkpoints import LoadedModel, load_model
+from backend.model import ModelConfig
 from backend.data.datasets import PointSets, load_folder
 from backend.device import DEVICE_CHOICES, resolve_device
 from backend.evaluate import GEN_POINTS, evaluate_model
@@ -127,9 +128,17 @@ def sample_sheet(lm: LoadedModel, labels: list[str], device: Any, path: Path, pe
     point_sheet(clouds, path, titles, columns=8)
 
 
+def architecture_flags(cfg: ModelConfig) -> list[str]:
+    """The train flags that build `cfg`'s architecture, so a from-scratch run differs from a fine-tune
+    only in its starting weights."""
+    return ["--template", cfg.template, "--patches", str(cfg.patches), "--latent-dim", str(cfg.latent_dim),
+            "--decoder-width", str(cfg.decoder_width), "--decoder-layers", str(cfg.decoder_layers)]
+
+
 def transfer_commands(model: Path, old_base: Path, train: Path, epochs: int, workdir: Path,
-                      cache: Path | None) -> dict[str, list[str]]:
-    """The four transfer runs as command lines (each command's own defaults apart from the epochs)."""
+                      cache: Path | None, architecture: list[str]) -> dict[str, list[str]]:
+    """The four transfer runs as command lines (each command's own defaults apart from the epochs; the
+    from-scratch run gets `architecture`, the new base's flags)."""
     py = [sys.executable, "-m", "backend"]
     common = ["--data", str(train), "--epochs", str(epochs), "--sheet-every", "0", "--force"]
     if cache is not None:
@@ -140,7 +149,7 @@ def transfer_commands(model: Path, old_base: Path, train: Path, epochs: int, wor
         "new_base": py + ["finetune", "--init", str(model)] + common + out["new_base"],
         "new_base_frozen_encoder": py + ["finetune", "--init", str(model), "--freeze", "encoder"] + common
         + out["new_base_frozen_encoder"],
-        "scratch": py + ["train"] + common + out["scratch"],
+        "scratch": py + ["train", *architecture] + common + out["scratch"],
         "old_base": py + ["finetune", "--init", str(old_base)] + common + out["old_base"],
     }
 
@@ -234,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                               "test_seconds": time.perf_counter() - t}
     if args.transfer_epochs > 0:
         commands = transfer_commands(args.model, args.old_base, split / "transfer" / "train" / args.held_out,
-                                     args.transfer_epochs, args.workdir, args.cache_dir)
+                                     args.transfer_epochs, args.workdir, args.cache_dir,
+                                     architecture_flags(lm.config))
         report["transfer"] = transfer(commands, split / "transfer" / "test" / args.held_out, args.workdir, device)
     (args.workdir / "report.json").write_text(json.dumps(
         {**report, "per_shape": rec["per_shape"]}, indent=1))

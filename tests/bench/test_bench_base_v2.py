@@ -10,7 +10,8 @@ import pytest
 
 from backend.checkpoints import save_model
 from backend.data.procedural import write_dataset
-from bench.bench_base_v2 import main, transfer_commands
+from backend.model import ModelConfig
+from bench.bench_base_v2 import architecture_flags, main, transfer_commands
 from tests.addon.make_tiny_model import identity_sphere_model, random_label_priors
 
 
@@ -45,12 +46,15 @@ def test_missing_corpus_is_an_error_naming_the_folder(tmp_path: Path, capsys: py
 
 
 def test_transfer_runs_differ_only_in_their_starting_point(tmp_path: Path) -> None:
-    cmds = transfer_commands(Path("new"), Path("old"), Path("helmets"), 30, tmp_path, None)
+    arch = architecture_flags(ModelConfig(template="squares", patches=8))
+    cmds = transfer_commands(Path("new"), Path("old"), Path("helmets"), 30, tmp_path, None, arch)
     assert set(cmds) == {"new_base", "new_base_frozen_encoder", "scratch", "old_base"}
     assert cmds["new_base"][3:6] == ["finetune", "--init", "new"]
     assert "--freeze" not in cmds["new_base"]
     assert cmds["new_base_frozen_encoder"][3:8] == ["finetune", "--init", "new", "--freeze", "encoder"]
     assert cmds["scratch"][3] == "train" and "--init" not in cmds["scratch"]
+    scratch = cmds["scratch"]
+    assert scratch[scratch.index("--template") + 1] == "squares" and scratch[scratch.index("--patches") + 1] == "8"
     assert cmds["old_base"][3:6] == ["finetune", "--init", "old"]
     for cmd in cmds.values():
         assert cmd[cmd.index("--epochs") + 1] == "30" and cmd[cmd.index("--data") + 1] == "helmets"
