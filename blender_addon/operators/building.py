@@ -269,27 +269,36 @@ def shared_material() -> bpy.types.Material:
 
 def _add_object(collection: bpy.types.Collection, item: NewObject, look: Look) -> bpy.types.Object:
     mesh = arrays_to_mesh(item.name, item.vertices, item.faces)
-    if not look.smooth:
-        mesh.shade_flat()
-    if look.uvs is not None and len(look.uvs) == len(mesh.loops):
-        layer = mesh.uv_layers.new(name="UVMap")
-        assert layer is not None
-        layer.data.foreach_set("uv", np.ascontiguousarray(look.uvs, dtype=np.float32).ravel())
-    if look.material:
-        mesh.materials.append(shared_material())
-    obj = bpy.data.objects.new(item.name, mesh)
-    obj.matrix_world = Matrix(item.matrix.tolist())
-    for key, value in item.props.items():
-        obj[f"atlasvae_{key}"] = value
-    collection.objects.link(obj)
-    if item.shape_keys:
-        obj.shape_key_add(name="Basis", from_mix=False)
-        for key_name, vertices in item.shape_keys:
-            shape = obj.shape_key_add(name=key_name, from_mix=False)
-            shape.data.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
-    if look.remesh is not None:
-        add_closed_mesh(obj, item, look.remesh, look.smooth)
-    return obj
+    obj: bpy.types.Object | None = None
+    try:
+        if not look.smooth:
+            mesh.shade_flat()
+        if look.uvs is not None and len(look.uvs) == len(mesh.loops):
+            layer = mesh.uv_layers.new(name="UVMap")
+            assert layer is not None
+            layer.data.foreach_set("uv", np.ascontiguousarray(look.uvs, dtype=np.float32).ravel())
+        if look.material:
+            mesh.materials.append(shared_material())
+        obj = bpy.data.objects.new(item.name, mesh)
+        obj.matrix_world = Matrix(item.matrix.tolist())
+        for key, value in item.props.items():
+            obj[f"atlasvae_{key}"] = value
+        collection.objects.link(obj)
+        if item.shape_keys:
+            obj.shape_key_add(name="Basis", from_mix=False)
+            for key_name, vertices in item.shape_keys:
+                shape = obj.shape_key_add(name=key_name, from_mix=False)
+                shape.data.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+        if look.remesh is not None:
+            add_closed_mesh(obj, item, look.remesh, look.smooth)
+        return obj
+    except BaseException:
+        # Not yet recorded for the build's rollback: remove what this step made before the error goes on.
+        if obj is not None:
+            bpy.data.objects.remove(obj)
+        if mesh.users == 0:
+            bpy.data.meshes.remove(mesh)
+        raise
 
 
 def _remove_built(objects: list[IdRef], collection: IdRef | None) -> None:

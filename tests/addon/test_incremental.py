@@ -147,6 +147,27 @@ def test_a_bad_mesh_mid_result_rolls_back_with_a_clear_error(interactive: Any, b
     assert bpy.ops.atlasvae.sample.poll(), "the operators are usable again"
 
 
+def test_an_object_failing_after_it_was_linked_leaves_nothing_behind(interactive: Any, bpy_module: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The third object fails after it is in the scene (a shape key of the wrong length, which Blender
+    refuses): that object, its mesh and the ones before it all go, without a new collection too."""
+    from blender_addon.operators.building import NewObject, build_objects, destination
+
+    jobs, bpy = interactive, bpy_module
+    one_step_per_call(jobs, monkeypatch)
+    vertices, faces = TETRA
+    items = [NewObject(f"k{i}", vertices, faces, np.eye(4), {"model": "test"},
+                       shape_keys=[("Step", vertices[:3] if i == 2 else vertices)]) for i in range(4)]
+    dest = destination(bpy.context)
+    task = jobs.Task("probe", "Probe", lambda task, backend: items,
+                     lambda result: build_objects(dest, result, "AtlasVAE: Probe"))
+    assert jobs.run(task, blocking=False) is None
+    objects_per_call(jobs, bpy)
+    assert bpy.context.window_manager.atlasvae_runtime.last_report.startswith("ERROR: Probe failed")
+    assert not made(bpy) and not any(o.name.startswith("k") for o in bpy.data.objects)
+    assert not any(m.name.startswith("k") for m in bpy.data.meshes), "no mesh left behind"
+
+
 def test_a_collection_removed_between_calls_stops_the_build(interactive: Any, bpy_module: Any,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     jobs, bpy = interactive, bpy_module
