@@ -62,7 +62,7 @@ def _resolution_arg(p: argparse.ArgumentParser) -> None:
 def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
     from .training.finetune import GROUP_HELP, parse_freeze
     from .model import ModelConfig
-    from .training.config import TrainConfig
+    from .training.config import FINETUNE_LR, TrainConfig
 
     d = TrainConfig(out="")
     src = p.add_mutually_exclusive_group(required=True)
@@ -77,7 +77,7 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
         p.add_argument("--init", type=Path, default=None, help="optional model to start from (fine-tuning)")
     p.add_argument("--epochs", type=int, default=20 if finetune else d.epochs, help="passes over the data")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=5e-4 if finetune else d.lr, help="Adam learning rate")
+    p.add_argument("--lr", type=float, default=FINETUNE_LR if finetune else d.lr, help="Adam learning rate")
     p.add_argument("--points", type=int, default=d.points, help="surface points per shape per step")
     p.add_argument("--beta", type=float, default=d.beta,
                    help="KL weight relative to the mean squared Chamfer (default %(default)s; see docs)")

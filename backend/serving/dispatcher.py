@@ -364,12 +364,13 @@ class Server:
         data = Path(params["data"]).expanduser()
         if not data.is_dir():
             raise invalid_params(f"param 'data': folder {str(data)!r} does not exist")
-        from ..training.config import TrainConfig
+        from ..training.config import FINETUNE_LR, TrainConfig
 
         init = params["init"] or (self._model_info or {}).get("path")
         cfg = TrainConfig(data=str(data), out=str(Path(params["out"]).expanduser()),
                           init=str(Path(init).expanduser()) if init else None, epochs=params["epochs"],
-                          device=self.service.device, name=params["name"], freeze=params["freeze"] or ())
+                          lr=FINETUNE_LR, device=self.service.device, name=params["name"],
+                          freeze=params["freeze"] or ())
         cfg.check()
         with self._jobs_lock:
             self._refuse_if_busy()

@@ -28,6 +28,7 @@ from .finetune import check_freeze, inherit_architecture, parse_freeze
 INT_BOUNDS = {"epochs": (1, 100_000), "batch_size": (2, 4096), "points": (1, 100_000),
               "prior_components": (1, 4096), "warmup_epochs": (0, 100_000), "sheet_every": (0, 100_000),
               "max_faces": (1, 2_000_000), "seed": (0, 2**32 - 1)}
+FINETUNE_LR = 5e-4  # fine-tuning's learning rate, for the CLI and the server alike (half of training's)
 NUMBER_SETTINGS = ("lr", "beta", "free_bits", "prior_spread", "val_fraction", "test_fraction")
 MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
 # The settings that make two runs the same run (resuming needs them equal). `norm` is not one of them: no

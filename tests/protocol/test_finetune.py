@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from types import ModuleType
@@ -10,6 +11,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from backend.serving.protocol import BUSY
+from backend.training.config import FINETUNE_LR
 
 from .harness import HANG_GUARD_S, PYTHON, REPO
 
@@ -96,6 +98,8 @@ def test_finished_job_loads_new_model(job_client: Any, dataset: Path, tmp_path: 
     assert any(is_step(job_id)(n) for n in seen)
     assert Path(job_client.call("handshake")["model"]["path"]) == out
     assert job_client.call("job_status", {"job_id": job_id})["state"] == "done"
+    recorded = json.loads((out / "config.json").read_text())["meta"]["train_config"]
+    assert recorded["lr"] == FINETUNE_LR, "the server fine-tunes at the CLI's fine-tuning rate"
 
 
 def test_failed_job_reports_error(job_client: Any, dataset: Path, tmp_path: Path) -> None:
