@@ -28,8 +28,8 @@ CLOSED_MESH = (("AUTO", "Auto", "On for models made of square patches (their sha
                ("ON", "On", "Give every result Solidify and Voxel Remesh modifiers: one closed, watertight mesh "
                 "(the template's UVs do not carry over; remove or apply the modifiers as you like)"),
                ("OFF", "Off", "Keep the model's own surface: open, overlapping patches for a patch model"))
-CLOSED_MESH_DESCRIPTION = ("Add Blender's Voxel Remesh modifier to each result, so it renders and prints as one "
-                           "closed, watertight mesh. Use it with patch models (the bundled base), whose shapes "
+CLOSED_MESH_DESCRIPTION = ("Add Blender's Solidify and Voxel Remesh modifiers to each result, so it renders and "
+                           "prints as one closed, watertight mesh. Use it with patch models (the bundled base), whose shapes "
                            "are open squares that overlap; Auto does that. Off by default: Blender spends about "
                            "0.05-0.15 s per result re-evaluating the remesh whenever the scene changes")
 VOXEL_FRACTION_DEFAULT = 1 / 80  # measured on 16 samples of the bundled base: median ~10 900 vertices, at most ~26 000
