@@ -23,6 +23,16 @@ from backend.model import AtlasVAE, ModelConfig
 from backend.prior import GaussianMixturePrior, fit_label_priors
 
 
+def _seeded_encoder(model: AtlasVAE) -> None:
+    """Fixed random encoder weights (seeds 1 and 2) and a narrow posterior, shared by the tiny models."""
+    enc = model.encoder
+    for layer in enc.point_layers:
+        torch.nn.init.normal_(layer.weight, std=0.3, generator=torch.Generator().manual_seed(1))
+    torch.nn.init.normal_(enc.fc.weight, std=0.3, generator=torch.Generator().manual_seed(2))
+    assert enc.logvar is not None
+    enc.logvar.bias.fill_(-4.0)
+
+
 def identity_sphere_model() -> AtlasVAE:
     """latent 6: hidden = relu([p, -p] + z), output = hidden[:3] - hidden[3:], so z = 0 gives p back."""
     cfg = ModelConfig(mode="vae", template="sphere", patches=1, latent_dim=6, encoder_widths=(8, 16),
@@ -32,12 +42,7 @@ def identity_sphere_model() -> AtlasVAE:
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-        enc = model.encoder
-        for layer in enc.point_layers:
-            torch.nn.init.normal_(layer.weight, std=0.3, generator=torch.Generator().manual_seed(1))
-        torch.nn.init.normal_(enc.fc.weight, std=0.3, generator=torch.Generator().manual_seed(2))
-        assert enc.logvar is not None
-        enc.logvar.bias.fill_(-4.0)
+        _seeded_encoder(model)
         dec = model.decoders[0]
         dec.inp.weight.copy_(torch.cat([eye3, -eye3]))
         dec.layers[0].weight.copy_(eye6)
@@ -61,12 +66,7 @@ def cube_patches_model() -> AtlasVAE:
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-        enc = model.encoder
-        for layer in enc.point_layers:
-            torch.nn.init.normal_(layer.weight, std=0.3, generator=torch.Generator().manual_seed(1))
-        torch.nn.init.normal_(enc.fc.weight, std=0.3, generator=torch.Generator().manual_seed(2))
-        assert enc.logvar is not None
-        enc.logvar.bias.fill_(-4.0)
+        _seeded_encoder(model)
         for dec, (origin, u_edge, v_edge) in zip(model.decoders, CUBE_PATCHES):
             dec.inp.weight[0, 0] = 1.0
             dec.inp.weight[1, 1] = 1.0
