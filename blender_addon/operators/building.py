@@ -16,14 +16,15 @@ from typing import Any
 
 import bpy
 import numpy as np
-from bpy.props import EnumProperty, FloatProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 from mathutils import Matrix
 
 from .. import jobs
 from ..bpyfree.locate import config_template
 from ..bpyfree.wire import decode_mesh
 from ..mesh_convert import arrays_to_mesh, object_triangles
-from ..properties import CLOSED_MESH, CLOSED_MESH_DESCRIPTION, VOXEL_FRACTION_DEFAULT
+from ..properties import CLOSED_MESH, CLOSED_MESH_DESCRIPTION, SHADING, VOXEL_FRACTION_DEFAULT, AtlasVAESettings
+from .common import OPTION
 
 MIN_GAP = 1.0
 MATERIAL_NAME = "AtlasVAE Shape"
@@ -101,15 +102,21 @@ def destination(context: bpy.types.Context) -> Destination:
     return Destination(scene.name, view_layer.name, ref)
 
 
-class ClosedMeshOptions:
-    """Mixin for the generation operators: the Closed Mesh choice and its voxel size as operator options."""
+class LookOptions:
+    """Mixin for the generation operators: the options for how results look (vertices, shading, material,
+    Closed Mesh and its voxel size), declared once for all of them."""
 
+    resolution: IntProperty(name="Vertices", description="Vertex count of each result (snapped to the template)",
+                            default=2562, min=12, max=200_000, options=OPTION)
+    shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
+    material: BoolProperty(name="Material", description="Give the results the shared AtlasVAE material",
+                           default=True, options=OPTION)
     closed_mesh: EnumProperty(name="Closed Mesh", description=CLOSED_MESH_DESCRIPTION, items=CLOSED_MESH,
-                              default="OFF", options={"SKIP_SAVE"})
+                              default="OFF", options=OPTION)
     remesh_voxel: FloatProperty(name="Voxel Size", description="Closed Mesh voxel size as a fraction of each "
                                 "result's bounding-box diagonal: smaller keeps finer detail and gives more vertices",
                                 default=VOXEL_FRACTION_DEFAULT, min=0.002, max=0.25, soft_min=0.004, soft_max=0.05,
-                                step=0.1, precision=4, options={"SKIP_SAVE"})
+                                step=0.1, precision=4, options=OPTION)
 
 
 def wants_closed_mesh(choice: str, model_path: str | None) -> bool:
@@ -128,9 +135,10 @@ def look_of(op: Any, model_path: str | None) -> Any:
     return lambda uvs: Look(smooth=smooth, material=material, uvs=uvs, remesh=remesh)
 
 
-def shading_options() -> dict[str, Any]:
-    """Panel defaults of the look options every generation operator has."""
-    return {"shading": lambda s: s.shading, "material": lambda s: s.add_material,
+def look_defaults() -> dict[str, Any]:
+    """Panel defaults of LookOptions, the look options every generation operator has."""
+    return {"resolution": AtlasVAESettings.resolution, "shading": lambda s: s.shading,
+            "material": lambda s: s.add_material,
             "closed_mesh": lambda s: s.closed_mesh, "remesh_voxel": lambda s: s.remesh_voxel}
 
 

@@ -20,10 +20,10 @@ from ..bpyfree.backend_process import Backend
 from ..bpyfree.uvs import template_uvs
 from ..bpyfree.wire import decode_mesh, encode_mesh
 from ..mesh_convert import MeshConvertError
-from ..properties import ENDPOINT_FITS, FIT_MODES, SHADING, AtlasVAESettings, settings
+from ..properties import ENDPOINT_FITS, FIT_MODES, settings
 from .building import (
-    Arrays, ClosedMeshOptions, NewObject, Source, beside, box_of, build_objects, capture, decode_all, destination,
-    earlier_results, free_shift, gap, look_of, shading_options, standing, translation,
+    Arrays, LookOptions, NewObject, Source, beside, box_of, build_objects, capture, decode_all, destination,
+    earlier_results, free_shift, gap, look_of, look_defaults, standing, translation,
 )
 from .common import OPTION, ModelOperator, dispatch, fail, launch_config, run_now, selected_meshes
 
@@ -58,7 +58,7 @@ class _FromSelection(ModelOperator):
             return str(exc)
 
 
-class ATLASVAE_OT_reconstruct(ClosedMeshOptions, _FromSelection):
+class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
     """Encode and decode every selected mesh (modifiers applied); each result stands beside its source with
     the source's location, rotation and scale; the sources are left untouched"""
 
@@ -72,13 +72,8 @@ class ATLASVAE_OT_reconstruct(ClosedMeshOptions, _FromSelection):
     fit_steps: IntProperty(name="Fit Steps", description="Optimisation steps of a Latent or Full fit; 0 = the "
                            "backend's measured default (more steps: closer, slower)", default=0, min=0, max=5000,
                            options=OPTION)
-    resolution: IntProperty(name="Vertices", description="Vertex count of each result (snapped to the template)",
-                            default=2562, min=12, max=200_000, options=OPTION)
-    shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
-    material: BoolProperty(name="Material", description="Give the results the shared AtlasVAE material",
-                           default=True, options=OPTION)
 
-    panel_defaults = {"fit": lambda s: s.fit, "resolution": AtlasVAESettings.resolution, **shading_options()}
+    panel_defaults = {"fit": lambda s: s.fit, **look_defaults()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -147,7 +142,7 @@ class ATLASVAE_OT_reconstruct(ClosedMeshOptions, _FromSelection):
         return dispatch(self, task, f"Reconstructing {len(sources)} object(s)...", blocking=run_now(self))
 
 
-class ATLASVAE_OT_interpolate(ClosedMeshOptions, _FromSelection):
+class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
     """Shapes morphing from the other selected mesh to the active one, in a row in front of them, or one
     object with a shape key per step"""
 
@@ -163,15 +158,9 @@ class ATLASVAE_OT_interpolate(ClosedMeshOptions, _FromSelection):
     fit: EnumProperty(name="Fit", description="How the two meshes are read: Latent optimises each end's code, "
                       "so the ends match the meshes better while every step stays the model's", items=ENDPOINT_FITS,
                       default="latent", options=OPTION)
-    resolution: IntProperty(name="Vertices", description="Vertex count of each shape (snapped to the template)",
-                            default=2562, min=12, max=200_000, options=OPTION)
-    shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
-    material: BoolProperty(name="Material", description="Give the shapes the shared AtlasVAE material",
-                           default=True, options=OPTION)
 
     panel_defaults = {"steps": lambda s: s.steps, "as_shape_keys": lambda s: s.as_shape_keys,
-                      "fit": lambda s: s.endpoint_fit, "resolution": AtlasVAESettings.resolution,
-                      **shading_options()}
+                      "fit": lambda s: s.endpoint_fit, **look_defaults()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -241,7 +230,7 @@ class ATLASVAE_OT_interpolate(ClosedMeshOptions, _FromSelection):
         return dispatch(self, task, f"Interpolating {a.name} -> {b.name}...", blocking=run_now(self))
 
 
-class ATLASVAE_OT_variations(ClosedMeshOptions, _FromSelection):
+class ATLASVAE_OT_variations(LookOptions, _FromSelection):
     """Random variations of the active mesh, in a row beside it, each with its location, rotation and scale"""
 
     bl_idname = "atlasvae.variations"
@@ -256,15 +245,10 @@ class ATLASVAE_OT_variations(ClosedMeshOptions, _FromSelection):
     fit: EnumProperty(name="Fit", description="How the mesh is read: Latent optimises its code first, so the "
                       "variations centre on a closer match while staying the model's", items=ENDPOINT_FITS,
                       default="latent", options=OPTION)
-    resolution: IntProperty(name="Vertices", description="Vertex count of each shape (snapped to the template)",
-                            default=2562, min=12, max=200_000, options=OPTION)
-    shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
-    material: BoolProperty(name="Material", description="Give the shapes the shared AtlasVAE material",
-                           default=True, options=OPTION)
 
     panel_defaults = {"count": lambda s: s.variation_count, "spread": lambda s: s.spread,
                       "seed": lambda s: s.variation_seed, "fit": lambda s: s.endpoint_fit,
-                      "resolution": AtlasVAESettings.resolution, **shading_options()}
+                      **look_defaults()}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:

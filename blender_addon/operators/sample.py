@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
+from bpy.props import EnumProperty, FloatProperty, IntProperty
 
 from .. import jobs
 from ..bpyfree.backend_process import Backend
 from ..bpyfree.uvs import template_uvs
-from ..properties import ANY_FAMILY, SHADING, AtlasVAESettings, family_items, settings
+from ..properties import ANY_FAMILY, family_items, settings
 from .building import (
-    Arrays, Box, ClosedMeshOptions, NewObject, box_of, build_objects, decode_all, destination, earlier_results,
-    free_shift, look_of, shading_options, standing, translation,
+    Arrays, Box, LookOptions, NewObject, box_of, build_objects, decode_all, destination, earlier_results,
+    free_shift, look_of, look_defaults, standing, translation,
 )
 from .common import OPTION, ModelOperator, dispatch, launch_config, run_now
 
@@ -38,7 +38,7 @@ def _family_items(self: Any, context: bpy.types.Context | None) -> list[tuple[st
     return family_items(settings(ctx), ctx)
 
 
-class ATLASVAE_OT_sample(ClosedMeshOptions, ModelOperator):
+class ATLASVAE_OT_sample(LookOptions, ModelOperator):
     """Sample new shapes from the model into a new collection, standing on a grid at the 3D cursor"""
 
     bl_idname = "atlasvae.sample"
@@ -54,17 +54,12 @@ class ATLASVAE_OT_sample(ClosedMeshOptions, ModelOperator):
                                "to the average shape", default=1.0, min=0.0, max=10.0, soft_max=2.0, options=OPTION)
     family: EnumProperty(name="Family", description="Shape family to sample from; Any samples the whole model",
                          items=_family_items, options=OPTION)
-    resolution: IntProperty(name="Vertices", description="Vertex count of each shape (snapped to the template)",
-                            default=2562, min=12, max=200_000, options=OPTION)
     spacing: FloatProperty(name="Spacing", description="Distance between shapes on the grid", default=2.5,
                            min=0.0, subtype="DISTANCE", options=OPTION)
-    shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
-    material: BoolProperty(name="Material", description="Give the shapes the shared AtlasVAE material",
-                           default=True, options=OPTION)
 
     panel_defaults = {"count": lambda s: s.count, "seed": lambda s: s.seed, "temperature": lambda s: s.temperature,
-                      "family": lambda s: s.sample_label() or ANY_FAMILY, "resolution": AtlasVAESettings.resolution,
-                      "spacing": lambda s: s.spacing, **shading_options()}
+                      "family": lambda s: s.sample_label() or ANY_FAMILY, "spacing": lambda s: s.spacing,
+                      **look_defaults()}
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         seed_given = self.properties.is_property_set("seed")
