@@ -67,7 +67,7 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
     d = TrainConfig(out="")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="folder of mesh files (OBJ, STL, PLY, OFF, GLB/GLTF; any tree, ShapeNet "
-                                    "or ModelNet layout); never modified")
+                                    "or ModelNet layout), or a point pack made by `pack`; never modified")
     src.add_argument("--procedural", help="built-in procedural families, e.g. 'sword,plane:200' or 'all:100'")
     p.add_argument("--out", required=True, help="output model folder; an existing one needs --resume or --force")
     if finetune:
@@ -192,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="allow replacing the model's own prior in place, or another model at --out")
     _device_arg(p)
+
+    p = sub.add_parser("pack", help="sample a mesh folder's surface points into one .npz file that train and "
+                                    "finetune take as --data (to train where the meshes are not)")
+    p.add_argument("--data", required=True, help="folder of mesh files, as train reads it; never modified")
+    p.add_argument("--out", type=Path, required=True, help="the pack to write (name ending in .npz)")
+    p.add_argument("--points", type=int, default=4096, help="surface points per shape (default 4096)")
+    p.add_argument("--cache-dir", help="where sampled surface points are cached (default ~/.cache/atlasvae)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing pack")
 
     p = sub.add_parser("serve", help="JSON-RPC 2.0 over stdin/stdout for the Blender add-on", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -358,6 +366,25 @@ def cmd_refit_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    from .data.datasets import load_folder
+    from .data.packs import check_pack_target, write_pack
+    from .training.config import INT_BOUNDS
+
+    check_pack_target(args.out, args.force)
+    low, high = INT_BOUNDS["points"]
+    if not low <= args.points <= high:
+        raise ConfigError(f"--points must be between {low} and {high}, got {args.points}")
+    sets = load_folder(args.data, n_cache=args.points, cache_dir=args.cache_dir)
+    for name, reason in sets.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    for warning in sets.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    out = write_pack(sets, args.out, force=args.force)
+    print(f"wrote {out}: {len(sets)} shapes x {sets.points.shape[1]} points, {out.stat().st_size} bytes")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2, Ctrl-C exits 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -368,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "finetune": cmd_train, "sample": cmd_sample,
                 "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate, "evaluate": cmd_evaluate,
-                "refit-prior": cmd_refit_prior}
+                "refit-prior": cmd_refit_prior, "pack": cmd_pack}
     try:
         return handlers[args.command](args)
     except AtlasError as exc:

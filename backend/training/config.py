@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoints import is_model_folder, read_config
+from ..data.packs import PACK_SUFFIX, is_pack
 from ..data.procedural import FAMILIES
 from ..errors import ConfigError
 from ..model import ModelConfig
@@ -123,8 +124,8 @@ class TrainConfig:
             raise ConfigError(f"prior_spread must be a finite number > 0, got {self.prior_spread!r}")
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
             raise ConfigError("val_fraction and test_fraction must be in [0, 1)")
-        if self.data is not None and not Path(self.data).is_dir():
-            raise ConfigError(f"--data {self.data}: not a folder")
+        if self.data is not None and not Path(self.data).is_dir() and not is_pack(self.data):
+            raise ConfigError(f"--data {self.data}: not a folder (nor a point pack ending in {PACK_SUFFIX})")
         if self.init is not None and not is_model_folder(self.init):
             raise ConfigError(f"--init {self.init}: not a model folder (needs config.json and model.safetensors)")
         self.freeze = parse_freeze(self.freeze) if isinstance(self.freeze, str) else tuple(self.freeze)

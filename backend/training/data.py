@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 from ..data.datasets import PointSets, load_folder, procedural_point_sets, split_files
+from ..data.packs import is_pack, read_pack
 from ..errors import ConfigError, DataError
 from .config import TrainConfig, parse_procedural
 from .events import ProgressFn, emit
@@ -21,6 +22,8 @@ def load_data(cfg: TrainConfig, progress: ProgressFn | None = None,
         sets = procedural_point_sets(families, per_family, cfg.seed)
     elif cfg.data is None:
         raise ConfigError("give exactly one of --data DIR or --procedural FAMILIES:COUNT")
+    elif is_pack(cfg.data):
+        sets = read_pack(cfg.data)
     else:
         sets = load_folder(cfg.data, cache_dir=cfg.cache_dir, max_faces=cfg.max_faces,
                            progress=progress is None, cancel=cancel)
