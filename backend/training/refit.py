@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoints import CONFIG_FILE, is_model_folder, load_model, save_model
+from ..data.packs import is_pack
 from ..device import resolve_device
 from ..errors import ConfigError
 from ..inference import choose_default_prior, fit_priors
@@ -51,9 +52,9 @@ def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: fl
         cfg = replace(cfg, prior_spread=spread)
     if data is not None or procedural is not None:
         cfg = replace(cfg, data=data, procedural=procedural)
-    if cfg.data is not None and not Path(cfg.data).is_dir():
-        raise ConfigError(f"{model_dir}: was trained on {cfg.data}, which is not a folder here; pass --data DIR "
-                          f"(or --procedural FAMILIES:COUNT) with its training shapes")
+    if cfg.data is not None and not Path(cfg.data).is_dir() and not (is_pack(cfg.data) and Path(cfg.data).is_file()):
+        raise ConfigError(f"{model_dir}: was trained on {cfg.data}, which is not a folder or point pack here; pass "
+                          f"--data DIR (or --procedural FAMILIES:COUNT) with its training shapes")
     cfg.check()
     if target.exists() and not target.is_dir():
         raise ConfigError(f"--out {target}: exists and is not a folder")

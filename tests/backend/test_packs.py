@@ -53,7 +53,7 @@ def test_training_from_a_pack_splits_like_the_folder(folder: Path, tmp_path: Pat
         assert from_pack[split].labels == from_folder[split].labels
 
 
-def test_train_runs_from_a_pack(folder: Path, tmp_path: Path) -> None:
+def test_train_and_refit_prior_run_from_a_pack(folder: Path, tmp_path: Path) -> None:
     pack = tmp_path / "p.npz"
     _pack(folder, pack, tmp_path / "cache")
     code = main(["train", "--data", str(pack), "--out", str(tmp_path / "run"), "--epochs", "1",
@@ -61,6 +61,9 @@ def test_train_runs_from_a_pack(folder: Path, tmp_path: Path) -> None:
                  "--decoder-layers", "1", "--sheet-every", "0", "--prior-components", "2", "--device", "cpu"])
     assert code == 0
     assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert main(["refit-prior", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "refit"),
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "refit" / "model.safetensors").is_file()
 
 
 def test_pack_refuses_to_overwrite_without_force(folder: Path, tmp_path: Path,
