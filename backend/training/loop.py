@@ -8,7 +8,6 @@ one rank of a data-parallel run (distributed.py).
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..checkpoints import is_model_folder, load_model, save_model
+from ..checkpoints import is_model_folder, load_model, read_json, save_model
 from ..data.datasets import PointSets
 from ..errors import Cancelled, ConfigError, DataError
 from ..inference import choose_default_prior, fit_priors, pick_points, val_chamfer
@@ -118,7 +117,7 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     if state is not None:
         if group.is_main:
             restore_state(out, model, opt, state)
-            history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).is_file() else []
+            history = read_json(out / HISTORY_FILE) if (out / HISTORY_FILE).is_file() else []
         group.share_optimizer(opt)
         start_epoch = int(state["epoch"])
         history = history[:start_epoch]  # a kill between the history and state writes leaves one extra entry

@@ -7,7 +7,7 @@ JSON is written last, so it only ever points at files that landed.
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from contextlib import suppress
 from pathlib import Path
@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from ..checkpoints import (atomic_write_bytes, atomic_write_json, bytes_to_tensors, load_model, save_model,
-                           tensors_to_bytes)
-from ..errors import BusyError, ConfigError, cannot_write
+from ..checkpoints import (MAX_WEIGHTS_FILE_BYTES, atomic_write_bytes, atomic_write_json, bytes_to_tensors,
+                           load_model, read_json, save_model, tensors_to_bytes)
+from ..errors import BusyError, CheckpointError, ConfigError, cannot_write
+from ..regular import read_regular
 from ..model import AtlasVAE
 from .config import TrainConfig
 
@@ -80,11 +81,11 @@ def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:
         return None
     state_path = out / STATE_JSON
     state: dict[str, Any] | None = None
-    if state_path.is_file():
+    if os.path.lexists(state_path):
         try:
-            state = json.loads(state_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{state_path}: unreadable training state ({exc}); use --force to start over") from None
+            state = read_json(state_path, ConfigError)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (the training state); use --force to start over") from None
         if not isinstance(state, dict):
             raise ConfigError(f"{state_path}: unreadable training state (not a JSON object); "
                               f"use --force to start over")
@@ -133,7 +134,7 @@ def save_state(out: Path, model: AtlasVAE, opt: torch.optim.Optimizer, cfg: Trai
 def mark_finished(out: Path, cfg: TrainConfig, epoch: int, meta: dict[str, Any]) -> None:
     """Record in train_state.json that the run finished (after the final model was written)."""
     path = out / STATE_JSON
-    state = json.loads(path.read_text()) if path.is_file() else {}
+    state = read_json(path) if path.is_file() else {}
     state.update({"epoch": epoch, "finished": True, "run": cfg.run_identity(), "meta": meta})
     atomic_write_json(path, state)
 
@@ -144,7 +145,7 @@ def restore_state(out: Path, model: AtlasVAE, opt: torch.optim.Optimizer, state:
     model.load_state_dict(loaded.model.state_dict())
     if not (out / STATE_FILE).is_file():
         return  # the optimiser state never landed: Adam restarts its moments, the weights carry on
-    tensors = bytes_to_tensors((out / STATE_FILE).read_bytes(), out / STATE_FILE)
+    tensors = bytes_to_tensors(read_regular(out / STATE_FILE, MAX_WEIGHTS_FILE_BYTES, CheckpointError), out / STATE_FILE)
     opt_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
