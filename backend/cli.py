@@ -260,7 +260,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .data.meshio import save_mesh
+    from .data.meshio import printable, save_mesh
 
     paths = [args.out / f"sample_{i:03d}.{args.format}" for i in range(args.n)]
     _check_out_folder(args.out)
@@ -274,7 +274,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from .reports import point_sheet
 
         point_sheet([m.vertices for m in meshes], args.sheet, [p.stem for p in paths])
-    print(f"wrote {len(paths)} meshes to {args.out}")
+    print(f"wrote {len(paths)} meshes to {printable(str(args.out))}")
     return 0
 
 
@@ -300,7 +300,7 @@ class _FitProgress:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from .data.meshio import load_mesh, save_mesh
+    from .data.meshio import load_mesh, printable, save_mesh
 
     _refuse_existing([args.out], args.force)
     mesh = load_mesh(args.input)
@@ -312,12 +312,12 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         progress.close()
     _make_folder(args.out.parent)
     save_mesh(args.out, result)
-    print(f"wrote {args.out} (Chamfer x1e-3: {cd:.3f})")
+    print(f"wrote {printable(str(args.out))} (Chamfer x1e-3: {cd:.3f})")
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from .data.meshio import load_mesh, save_mesh
+    from .data.meshio import load_mesh, printable, save_mesh
 
     paths = [args.out / f"step_{i:03d}.obj" for i in range(args.steps)]
     _check_out_folder(args.out)
@@ -331,7 +331,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     _make_folder(args.out)
     for path, mesh in zip(paths, meshes):
         save_mesh(path, mesh)
-    print(f"wrote {len(paths)} meshes to {args.out}")
+    print(f"wrote {len(paths)} meshes to {printable(str(args.out))}")
     return 0
 
 

@@ -158,7 +158,7 @@ class ModelService:
     def _encode(self, lm: LoadedModel, meshes: list[Mesh]) -> tuple[np.ndarray, list[Normalisation],
                                                                     np.ndarray]:
         """Posterior means for meshes, their normalisations and their unit-ball surface samples."""
-        norms = [normalisation_of(m.vertices) for m in meshes]
+        norms = [normalisation_of(m.vertices, m.faces) for m in meshes]
         clouds = np.stack([
             sample_surface(Mesh(n.apply(m.vertices), m.faces), ENCODE_POINTS, np.random.default_rng(0))
             for m, n in zip(meshes, norms)])
