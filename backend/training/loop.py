@@ -30,8 +30,8 @@ from .config import TrainConfig
 from .data import load_data
 from .events import ProgressFn, emit, quiet
 from .finetune import convert_mode, freeze, hold_frozen_in_eval
-from .output import (HISTORY_FILE, OutputLock, mark_finished, prepare_output, restore_state, save_state,
-                     write_run_marker)
+from .output import (HISTORY_FILE, LOSS_CURVE_FILE, OutputLock, mark_finished, prepare_output, restore_state,
+                     save_state, write_run_marker)
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> tuple[AtlasVAE, dict[str, Any]]:
@@ -186,7 +186,7 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
             record["chamfer"] *= 1e3
             history.append(record)
             save_state(out, model, opt, cfg, epoch + 1, history, meta, finished=False)
-            plot_history(history, out / "loss_curve.png")
+            plot_history(history, out / LOSS_CURVE_FILE)
             if cfg.sheet_every > 0 and ((epoch + 1) % cfg.sheet_every == 0 or epoch + 1 == total_epochs):
                 sample_sheet(model, device, out / f"samples_epoch{epoch + 1:03d}.png", seed=cfg.seed)
             emit(progress, {"event": "epoch", **record, "epochs": total_epochs,

@@ -8,6 +8,7 @@ JSON is written last, so it only ever points at files that landed.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from contextlib import suppress
 from pathlib import Path
@@ -15,57 +16,111 @@ from typing import Any
 
 import torch
 
-from ..checkpoints import (MAX_WEIGHTS_FILE_BYTES, atomic_write_bytes, atomic_write_json, bytes_to_tensors,
-                           load_model, read_json, save_model, tensors_to_bytes)
+from ..checkpoints import (CONFIG_FILE, MAX_WEIGHTS_FILE_BYTES, PENDING_CONFIG, WEIGHTS_FILE, atomic_write_bytes,
+                           atomic_write_json, bytes_to_tensors, load_model, read_json, save_model, tensors_to_bytes)
 from ..errors import BusyError, CheckpointError, ConfigError, cannot_write
-from ..regular import read_regular
+from ..regular import irregular_kind, read_regular
 from ..model import AtlasVAE
 from .config import TrainConfig
 
 STATE_FILE = "train_state.safetensors"
 STATE_JSON = "train_state.json"
 HISTORY_FILE = "history.json"
+LOSS_CURVE_FILE = "loss_curve.png"
 LOCK_FILE = ".atlasvae.lock"
+RUN_TEMPORARY_PREFIXES = tuple(f".{name}." for name in (CONFIG_FILE, WEIGHTS_FILE, PENDING_CONFIG, STATE_FILE,
+                                                        STATE_JSON, HISTORY_FILE, LOSS_CURVE_FILE))
+_SHEET_TEMPORARY = re.compile(r"^\.samples_epoch\d+\.png\..+\.tmp$")
 
 
 class OutputLock:
     """An exclusive advisory lock on the output folder, released on exit (and by the OS on a crash).
 
-    A folder the lock itself created and that holds nothing else on exit (a run that failed before
-    writing anything, e.g. on bad data) is removed again, so no empty leftover confuses the next run.
+    The lock file is opened without following a link (one planted there never makes us create its target
+    outside the folder) and removed again on exit, so a run, refused or not, leaves none behind; a run that
+    finds the file removed under it by the holder that just released it locks the new one instead. A folder
+    the lock itself created and that holds nothing else on exit (a run that failed before writing anything,
+    e.g. on bad data) is removed again, so no empty leftover confuses the next run. Whoever holds the lock
+    first sweeps the temporary files that interrupted saves left (sweep_temporaries).
     """
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOCK_FILE
-        self._fh: Any = None
+        self._fd = -1
         self._created = False
 
     def __enter__(self) -> "OutputLock":
         self._created = not self.path.parent.exists()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a+")
         except OSError as exc:
             raise cannot_write(self.path.parent, exc) from None
-        try:
-            if sys.platform == "win32":
-                import msvcrt
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._fh.close()
-            raise BusyError(f"{self.path.parent}: another training run is writing to this folder") from None
+        while True:
+            fd = self._open()
+            try:
+                _lock(fd)
+            except OSError:
+                os.close(fd)
+                self._remove_created_folder()
+                raise BusyError(f"{self.path.parent}: another training run is writing to this folder") from None
+            try:
+                current = os.path.samestat(os.fstat(fd), os.lstat(self.path))
+            except OSError:
+                current = False
+            if current:
+                break
+            os.close(fd)  # the previous holder removed this file on its way out: lock the one there now
+        self._fd = fd
+        sweep_temporaries(self.path.parent)
         return self
 
+    def _open(self) -> int:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except OSError as exc:
+            self._remove_created_folder()
+            if os.path.islink(self.path):
+                raise ConfigError(f"{self.path}: the lock file is a link; a lock file is never followed out "
+                                  f"of the folder, remove the link") from None
+            raise cannot_write(self.path.parent, exc) from None
+        kind = irregular_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            os.close(fd)
+            raise ConfigError(f"{self.path}: the lock file is not a regular file ({kind}); remove it")
+        return fd
+
     def __exit__(self, *exc: object) -> None:
-        self._fh.close()
+        with suppress(OSError):
+            self.path.unlink()  # still holding the lock: a run waiting on this file re-checks and retries
+        os.close(self._fd)
+        self._remove_created_folder()
+
+    def _remove_created_folder(self) -> None:
         folder = self.path.parent
-        if self._created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
-            self.path.unlink(missing_ok=True)
-            with suppress(OSError):
+        with suppress(OSError):
+            if self._created and not any(folder.iterdir()):
                 folder.rmdir()
+
+
+def _lock(fd: int) -> None:
+    """Take an exclusive lock on `fd` without waiting; OSError when another process holds it."""
+    if sys.platform == "win32":
+        import msvcrt
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def sweep_temporaries(folder: Path) -> None:
+    """Remove the temporary files (".NAME.XXXX.tmp", see atomic_write_bytes) that saves of our own files
+    left when they were interrupted; called under the folder's lock, so no save is under way."""
+    for path in folder.iterdir():
+        name = path.name
+        if name.endswith(".tmp") and (name.startswith(RUN_TEMPORARY_PREFIXES) or _SHEET_TEMPORARY.match(name)):
+            with suppress(OSError):
+                path.unlink()
 
 
 def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:
