@@ -126,6 +126,9 @@ class TrainConfig:
                               f"got {self.batch_size}")
         if self.data is not None and not Path(self.data).is_dir():
             raise ConfigError(f"--data {self.data}: not a folder")
+        if self.data is not None and Path(self.out).resolve().is_relative_to(Path(self.data).resolve()):
+            raise ConfigError(f"--out {self.out}: is inside --data {self.data}, which is never written to; "
+                              f"choose an output folder outside it")
         if self.init is not None and not is_model_folder(self.init):
             raise ConfigError(f"--init {self.init}: not a model folder (needs config.json and model.safetensors)")
         self.freeze = parse_freeze(self.freeze) if isinstance(self.freeze, str) else tuple(self.freeze)

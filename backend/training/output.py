@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from ..checkpoints import (CONFIG_FILE, MAX_WEIGHTS_FILE_BYTES, PENDING_CONFIG, WEIGHTS_FILE, atomic_write_bytes,
-                           atomic_write_json, bytes_to_tensors, load_model, read_json, save_model, tensors_to_bytes)
+                           atomic_write_json, bytes_to_tensors, load_model, read_config, read_json, save_model,
+                           tensors_to_bytes)
 from ..errors import BusyError, CheckpointError, ConfigError, cannot_write
 from ..regular import irregular_kind, read_regular
 from ..model import AtlasVAE
@@ -132,9 +133,10 @@ def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
-    if cfg.force:
-        return None
     state_path = out / STATE_JSON
+    if cfg.force:
+        _refuse_foreign(out, state_path)
+        return None
     state: dict[str, Any] | None = None
     if os.path.lexists(state_path):
         try:
@@ -160,6 +162,19 @@ def prepare_output(cfg: TrainConfig) -> dict[str, Any] | None:
     if cfg.resume:
         raise ConfigError(f"--out {out}: nothing to resume there")
     return None
+
+
+def _refuse_foreign(out: Path, state_path: Path) -> None:
+    """--force overwrites a model or a training run, never a folder of other files (a config.json of the
+    user's own): such a folder holds an AtlasVAE config.json or a training state, or nothing visible."""
+    visible = [p for p in out.iterdir() if not p.name.startswith(".")] if out.is_dir() else []
+    if not visible or os.path.lexists(state_path):
+        return
+    try:
+        read_config(out)
+    except CheckpointError as exc:
+        raise ConfigError(f"--out {out}: folder exists and is not a model folder ({exc}); --force only "
+                          f"overwrites a model or a training run, so choose another folder") from None
 
 
 def write_run_marker(out: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None:
