@@ -178,7 +178,8 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{folder}: not a model folder (no {CONFIG_FILE})")
     config = read_json(path)
     check_config(config, path)
-    return config
+    checked: dict[str, Any] = config
+    return checked
 
 
 def check_config(config: Any, path: Path) -> None:

@@ -276,6 +276,10 @@ def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise cannot_write(p, exc) from None
+    except BaseException:  # Ctrl-C mid-write: leave no temporary file beside the user's meshes
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _too_many_faces(name: str, count: int, limit: int) -> str:

@@ -145,12 +145,12 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-        for name, (opening, low, high, closing) in NUMBER_BOUNDS.items():
+        for name, (opening, lowest, highest, closing) in NUMBER_BOUNDS.items():
             value = getattr(self, name)
             number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-            if not number or not (low < value if opening == "(" else low <= value) or \
-                    not (value < high if closing == ")" else value <= high):
-                raise ConfigError(f"{name} must be a finite number in {opening}{low:g}, {high:g}{closing}, "
+            if not number or not (lowest < value if opening == "(" else lowest <= value) or \
+                    not (value < highest if closing == ")" else value <= highest):
+                raise ConfigError(f"{name} must be a finite number in {opening}{lowest:g}, {highest:g}{closing}, "
                                   f"got {value!r}")
         for name in TEXT_SETTINGS:
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):

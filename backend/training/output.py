@@ -215,7 +215,8 @@ def restore_state(out: Path, model: AtlasVAE, opt: torch.optim.Optimizer, state:
     model.load_state_dict(loaded.model.state_dict())
     if not (out / STATE_FILE).is_file():
         return  # the optimiser state never landed: Adam restarts its moments, the weights carry on
-    tensors = bytes_to_tensors(read_regular(out / STATE_FILE, MAX_WEIGHTS_FILE_BYTES, CheckpointError), out / STATE_FILE)
+    state_file = out / STATE_FILE
+    tensors = bytes_to_tensors(read_regular(state_file, MAX_WEIGHTS_FILE_BYTES, CheckpointError), state_file)
     opt_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
