@@ -233,9 +233,14 @@ def _off_arrays(data: bytes, p: Path) -> tuple[np.ndarray, np.ndarray]:
         if len(rest) < n_vertices + n_faces:
             raise refuse(f"its header promises {n_vertices} vertices and {n_faces} faces but it has "
                          f"{len(rest)} lines of data")
-        vertices = np.array([line[:3] for line in rest[:n_vertices]], dtype=np.float64)
+        vertices = (np.array([line[:3] for line in rest[:n_vertices]], dtype=np.float64).reshape(n_vertices, -1)
+                    if n_vertices > 0 else np.zeros((0, 3)))
+        if vertices.shape[1:] != (3,):
+            raise refuse("a vertex line has fewer than 3 coordinates")
         rows = rest[n_vertices:n_vertices + n_faces]
         sizes = [int(line[0]) for line in rows]
+        if all(size == 3 and len(line) >= 4 for size, line in zip(sizes, rows)):  # the common case, vectorised
+            return vertices.reshape(-1, 3), np.array([line[1:4] for line in rows], dtype=np.int64).reshape(-1, 3)
         triangles: list[list[int]] = []
         for k, (size, line) in enumerate(zip(sizes, rows), 1):
             if size < 3 or len(line) < size + 1:
@@ -245,9 +250,7 @@ def _off_arrays(data: bytes, p: Path) -> tuple[np.ndarray, np.ndarray]:
             triangles.extend([corners[0], corners[j], corners[j + 1]] for j in range(1, size - 1))
     except (ValueError, IndexError) as exc:
         raise refuse(f"{type(exc).__name__}: {exc}") from None
-    if vertices.ndim != 2 or vertices.shape[1:] != (3,):
-        raise refuse("a vertex line has fewer than 3 coordinates")
-    return vertices, np.array(triangles, dtype=np.int64).reshape(-1, 3)
+    return vertices.reshape(-1, 3), np.array(triangles, dtype=np.int64).reshape(-1, 3)
 
 
 def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
