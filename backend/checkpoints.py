@@ -32,16 +32,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import CheckpointError, ConfigError, cannot_write
+from .errors import AtlasError, CheckpointError, ConfigError, cannot_write
 from .filemode import new_file_mode
-from .model import AtlasVAE, ModelConfig, expected_shapes
+from .limits import MAX_JSON_FILE_BYTES, PRIOR_KINDS
+from .model import MAX_PARAMETERS, AtlasVAE, ModelConfig, expected_shapes
 from .prior import LABEL_PREFIX, GaussianMixturePrior
+from .regular import read_regular
 
 FORMAT = "atlasvae-model"
 FORMAT_VERSION = 2  # written when a prior is diagonal (std (K, D)) so that older backends refuse it clearly; else 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PENDING_CONFIG = ".config.json.pending"  # the next config.json, written before the weights it vouches for
+# The largest network's float32 weights plus room for its priors (at most 4096 components per mixture).
+MAX_WEIGHTS_FILE_BYTES = 4 * MAX_PARAMETERS + (1 << 30)
+DEFAULT_PRIORS = tuple(sorted(set(PRIOR_KINDS) - {"auto"}))  # what a model's meta may name
 
 
 @dataclass
@@ -133,8 +138,8 @@ def finish_interrupted_save(folder: Path) -> None:
     if not pending.exists():
         return
     try:
-        digest = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
-    except FileNotFoundError:
+        digest = hashlib.sha256(read_regular(folder / WEIGHTS_FILE, MAX_WEIGHTS_FILE_BYTES)).hexdigest()
+    except AtlasError:
         digest = ""
     if _pending_config(folder, digest) is not None:
         os.replace(pending, folder / CONFIG_FILE)
@@ -154,26 +159,62 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def read_json(path: Path, error: type[AtlasError] = CheckpointError) -> Any:
+    """Parse a JSON file of a model or run folder, read as a regular file of bounded size; `error` otherwise."""
+    data = read_regular(path, MAX_JSON_FILE_BYTES, error)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: unreadable JSON ({exc})") from None
+
+
 def read_config(folder: str | Path) -> dict[str, Any]:
-    """Read and check a model folder's config.json."""
+    """Read and check a model folder's config.json (check_config)."""
     folder = Path(folder)
     path = folder / CONFIG_FILE
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: model folder does not exist")
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise CheckpointError(f"{folder}: not a model folder (no {CONFIG_FILE})")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable model config ({exc})") from None
+    config = read_json(path)
+    check_config(config, path)
+    checked: dict[str, Any] = config
+    return checked
+
+
+def check_config(config: Any, path: Path) -> None:
+    """The whole schema of a model config in one place: every field the backend reads, by type and value.
+
+    The weights' checksum does not cover the config, so anything in it may have been edited by hand.
+    """
+    def refuse(problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: {problem}")
+
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an AtlasVAE model config (format field missing or wrong)")
-    if not isinstance(config.get("format_version", 0), int):
-        raise CheckpointError(f"{path}: format_version must be an integer, got {config['format_version']!r}")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: written by a newer AtlasVAE (format version "
-                              f"{config['format_version']} > {FORMAT_VERSION}); update the backend")
-    return config
+        raise refuse("not an AtlasVAE model config (format field missing or wrong)")
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise refuse(f"'format_version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise refuse(f"written by a newer AtlasVAE (format version {version} > {FORMAT_VERSION}); update the backend")
+    for key in ("model", "meta"):
+        if not isinstance(config.get(key, {}), dict):
+            raise refuse(f"'{key}' must be a JSON object, got {config[key]!r}")
+    if not isinstance(config.get("weights_sha256", ""), str):
+        raise refuse(f"'weights_sha256' must be a string, got {config['weights_sha256']!r}")
+    if not isinstance(config.get("has_prior", False), bool):
+        raise refuse(f"'has_prior' must be true or false, got {config['has_prior']!r}")
+    labels = config.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise refuse(f"'labels' must be a list of strings, got {labels!r}")
+    meta = config.get("meta", {})
+    if meta.get("name") is not None and not isinstance(meta["name"], str):
+        raise refuse(f"meta 'name' must be a string, got {meta['name']!r}")
+    if "default_prior" in meta and meta["default_prior"] not in DEFAULT_PRIORS:
+        raise refuse(f"meta 'default_prior' must be one of {', '.join(DEFAULT_PRIORS)}, got {meta['default_prior']!r}")
+    for key in ("metrics", "train_config"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise refuse(f"meta '{key}' must be a JSON object, got {meta[key]!r}")
 
 
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
@@ -181,13 +222,13 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
     folder = Path(folder)
     config = read_config(folder)
     weights = folder / WEIGHTS_FILE
-    try:
-        data = weights.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"{weights}: cannot read weights ({exc.strerror or exc})") from None
+    data = read_regular(weights, MAX_WEIGHTS_FILE_BYTES, CheckpointError)
     digest = hashlib.sha256(data).hexdigest()
     if digest != config.get("weights_sha256"):
-        config = _pending_config(folder, digest) or config
+        pending = _pending_config(folder, digest)
+        if pending is not None:
+            check_config(pending, folder / PENDING_CONFIG)
+            config = pending
     if digest != config.get("weights_sha256"):
         raise CheckpointError(f"{weights}: weights file is truncated, corrupt or from another model "
                               f"(its checksum does not match {CONFIG_FILE})")
@@ -200,8 +241,6 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
     tensors = bytes_to_tensors(data, weights)
     prior = GaussianMixturePrior.from_tensors(tensors, str(weights)) if config.get("has_prior") else None
     labels = config.get("labels", [])
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise CheckpointError(f"{folder / CONFIG_FILE}: 'labels' must be a list of strings")
     label_priors = {label: GaussianMixturePrior.from_tensors(tensors, str(weights), f"{LABEL_PREFIX}{label}.")
                     for label in labels}
     for p in [prior, *label_priors.values()]:
@@ -219,9 +258,11 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
 def _pending_config(folder: Path, digest: str) -> dict[str, Any] | None:
     """The pending config of a save cut short after its weights were written, if it vouches for `digest`."""
     path = folder / PENDING_CONFIG
+    if not os.path.lexists(path):
+        return None
     try:
-        pending = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pending = read_json(path)
+    except AtlasError:
         return None
     if isinstance(pending, dict) and pending.get("format") == FORMAT and pending.get("weights_sha256") == digest:
         return pending

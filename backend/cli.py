@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -178,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed for procedural references and sampling")
     p.add_argument("--samples", type=int, default=0, help="generated shapes per group (default: as many as refs)")
     p.add_argument("--out", type=Path, help="write the JSON here as well as to stdout")
+    p.add_argument("--force", action="store_true", help="overwrite the --out file")
     _device_arg(p)
 
     p = sub.add_parser("refit-prior", help="refit a trained model's latent prior (e.g. a model from an older "
@@ -217,6 +220,23 @@ def _make_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise cannot_write(folder, exc) from None
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse an output folder that cannot be written, before any work: its nearest existing folder must be
+    writable (asked of the OS; nothing is written to find out)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{probe}: exists and is not a folder, so {folder} cannot be created")
+    if os.name == "posix" and os.statvfs(probe).f_flag & os.ST_RDONLY:
+        code = errno.EROFS
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        code = errno.EACCES
+    else:
+        return
+    raise cannot_write(probe, OSError(code, os.strerror(code)))
 
 
 def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
@@ -268,11 +288,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .data.meshio import save_mesh
+    from .data.meshio import printable, save_mesh
 
     paths = [args.out / f"sample_{i:03d}.{args.format}" for i in range(args.n)]
     _check_out_folder(args.out)
-    _refuse_existing(paths, args.force)
+    _refuse_existing(paths + ([args.sheet] if args.sheet else []), args.force)
+    for folder in {args.out, *([args.sheet.parent] if args.sheet else [])}:
+        _check_writable(folder)
     meshes = _service(args).sample(args.n, args.seed, args.temperature, args.resolution, args.prior,
                                    args.label)
     _make_folder(args.out)
@@ -282,7 +304,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from .reports import point_sheet
 
         point_sheet([m.vertices for m in meshes], args.sheet, [p.stem for p in paths])
-    print(f"wrote {len(paths)} meshes to {args.out}")
+    print(f"wrote {len(paths)} meshes to {printable(str(args.out))}")
     return 0
 
 
@@ -308,9 +330,11 @@ class _FitProgress:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from .data.meshio import load_mesh, save_mesh
+    from .data.meshio import check_suffix, load_mesh, printable, save_mesh
 
+    check_suffix(args.out, "cannot save as")
     _refuse_existing([args.out], args.force)
+    _check_writable(args.out.parent)
     mesh = load_mesh(args.input)
     progress = _FitProgress(f"fit {args.fit}")
     try:
@@ -320,16 +344,17 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         progress.close()
     _make_folder(args.out.parent)
     save_mesh(args.out, result)
-    print(f"wrote {args.out} (Chamfer x1e-3: {cd:.3f})")
+    print(f"wrote {printable(str(args.out))} (Chamfer x1e-3: {cd:.3f})")
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from .data.meshio import load_mesh, save_mesh
+    from .data.meshio import load_mesh, printable, save_mesh
 
     paths = [args.out / f"step_{i:03d}.obj" for i in range(args.steps)]
     _check_out_folder(args.out)
     _refuse_existing(paths, args.force)
+    _check_writable(args.out)
     progress = _FitProgress(f"fit {args.fit}")
     try:
         meshes = _service(args).interpolate(load_mesh(args.a), load_mesh(args.b), args.steps, args.resolution,
@@ -339,13 +364,16 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     _make_folder(args.out)
     for path, mesh in zip(paths, meshes):
         save_mesh(path, mesh)
-    print(f"wrote {len(paths)} meshes to {args.out}")
+    print(f"wrote {len(paths)} meshes to {printable(str(args.out))}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_model
 
+    if args.out:
+        _refuse_existing([args.out], args.force)
+        _check_writable(args.out.parent)
     report = evaluate_model(args.model, data=args.data, procedural=args.procedural, seed=args.seed,
                             samples=args.samples, device=args.device)
     text = json.dumps(report, indent=2)

@@ -15,3 +15,8 @@ FIT_MODES = ("encoder", "latent", "full")
 SHARED_DECODER_FITS = ("encoder", "latent")  # interpolate/variations keep the model's own decoder
 MIN_FIT_STEPS, MAX_FIT_STEPS = 1, 5000
 DEFAULT_FIT_STEPS = {"encoder": 0, "latent": 100, "full": 200}
+
+# Files read from a model folder or a data folder (backend/regular.py); the weights' limit is derived from
+# the largest network in backend/checkpoints.py.
+MAX_MESH_FILE_BYTES = 1 << 30
+MAX_JSON_FILE_BYTES = 64 << 20

@@ -13,23 +13,24 @@ import hashlib
 import logging
 import os
 import re
-import stat
 import sys
 import tempfile
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from backend.data.meshio import MESH_SUFFIXES, Mesh, load_mesh, normalisation_of, not_regular_reason
+from backend.data.meshio import MESH_SUFFIXES, Mesh, normalisation_of, not_regular_reason, parse_mesh, printable
 from backend.data.procedural import FAMILIES, generate, item_seed
 from backend.data.sampling import sample_surface
 from backend.errors import Cancelled, ConfigError, DataError, MeshError
 from backend.filemode import new_file_mode
+from backend.limits import MAX_MESH_FILE_BYTES
+from backend.regular import read_regular
 
 CACHE_VERSION = 1
 CACHE_ENV = "ATLASVAE_CACHE"
@@ -38,7 +39,6 @@ SPLITS = ("train", "val", "test")
 _log = logging.getLogger(__name__)
 _SYNSET = re.compile(r"^\d{8}$")
 _MODELNET_SPLITS = ("train", "test")
-_HASH_CHUNK = 1 << 20
 
 
 @dataclass
@@ -104,7 +104,7 @@ def label_of(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
     modelnet = _modelnet_info(parts, base)
     if modelnet:
         return modelnet[0]
-    return parts[-2] if len(parts) > 1 else base.name
+    return parts[-2] if len(parts) > 1 else printable(base.name)
 
 
 def split_files(
@@ -190,10 +190,12 @@ def load_folder(
             if problem:
                 skipped.append((name, f"{problem}; skipped without reading it"))
                 continue
-            key = _cache_key(path, n_cache, lambda: _check_cancel(cancel, base, done, len(files)))
+            data = read_regular(path, MAX_MESH_FILE_BYTES, MeshError,
+                                lambda: _check_cancel(cancel, base, done, len(files)))
+            key = _cache_key(data, path, n_cache)
             points = cache.get(key, n_cache)
             if points is None:
-                points = _sample_file(path, n_cache, max_faces, key)
+                points = _sample_file(data, path, n_cache, max_faces, key)
                 cache.put(key, points)
         except MeshError as exc:
             skipped.append((name, str(exc).removeprefix(f"{path}: ")))
@@ -206,7 +208,7 @@ def load_folder(
         labels.append(label_of(path, base))
         real = path.resolve()
         if not real.is_relative_to(real_base):
-            warnings.append(f"{name}: read through a link that leaves the data folder (to {real})")
+            warnings.append(f"{name}: read through a link that leaves the data folder (to {printable(str(real))})")
     if not clouds:
         examples = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
         raise DataError(f"none of the {len(files)} mesh files under {base} could be used ({examples})")
@@ -261,14 +263,14 @@ def _guarantee_minimums(
             move("test", "val", largest=True)
 
 
-def _sample_file(path: Path, n: int, max_faces: int, key: str) -> np.ndarray:
-    mesh = load_mesh(path, max_faces=max_faces)
+def _sample_file(data: bytes, path: Path, n: int, max_faces: int, key: str) -> np.ndarray:
+    mesh = parse_mesh(data, path, max_faces=max_faces)
     rng = np.random.default_rng(int(key[:16], 16))
     return sample_surface(_unit_ball(mesh), n, rng)
 
 
 def _unit_ball(mesh: Mesh) -> Mesh:
-    return Mesh(vertices=normalisation_of(mesh.vertices).apply(mesh.vertices), faces=mesh.faces)
+    return Mesh(vertices=normalisation_of(mesh.vertices, mesh.faces).apply(mesh.vertices), faces=mesh.faces)
 
 
 def _check_cancel(cancel: threading.Event | None, base: Path, done: int, total: int) -> None:
@@ -276,20 +278,10 @@ def _check_cancel(cancel: threading.Event | None, base: Path, done: int, total: 
         raise Cancelled(f"{base}: cancelled while reading meshes ({done} of {total} read)")
 
 
-def _cache_key(path: Path, n: int, between_chunks: Callable[[], None] = lambda: None) -> str:
-    """Hash of everything the cached points depend on: content, format, point count, cache version.
-
-    The file is opened without blocking and checked to be a regular file on the open descriptor, so a
-    FIFO swapped in after the first check is still never read.
-    """
+def _cache_key(data: bytes, path: Path, n: int) -> str:
+    """Hash of everything the cached points depend on: content, format, point count, cache version."""
     digest = hashlib.sha256(f"atlasvae-points:{CACHE_VERSION}:{n}:{path.suffix.lower()}\0".encode())
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise MeshError(f"{path}: {not_regular_reason(path) or 'not a regular file'}")
-        while chunk := fh.read(_HASH_CHUNK):
-            between_chunks()
-            digest.update(chunk)
+    digest.update(data)
     return digest.hexdigest()
 
 
@@ -348,10 +340,11 @@ def _check_positive(value: object, what: str) -> None:
 
 
 def _relative(path: Path, root: Path) -> str:
+    """`path` relative to `root` as printable text (names are shown, hashed and stored as UTF-8)."""
     try:
-        return path.relative_to(root).as_posix()
+        return printable(path.relative_to(root).as_posix())
     except ValueError:
-        return path.as_posix()
+        return printable(path.as_posix())
 
 
 def _parts(path: Path, root: Path) -> tuple[str, ...]:
@@ -362,7 +355,7 @@ def _shapenet_label(parts: tuple[str, ...], root: Path) -> str | None:
     """Synset of <synset>/<model>/models/model_normalized.obj (root may be the synset folder itself)."""
     if len(parts) < 3 or parts[-2:] != ("models", "model_normalized.obj"):
         return None
-    synset = parts[-4] if len(parts) >= 4 else root.name
+    synset = parts[-4] if len(parts) >= 4 else printable(root.name)
     return synset if _SYNSET.match(synset) else None
 
 
@@ -370,5 +363,5 @@ def _modelnet_info(parts: tuple[str, ...], root: Path) -> tuple[str, str] | None
     """(class, split) of <class>/<train|test>/<name>.off (root may be the class folder itself)."""
     if len(parts) < 2 or not parts[-1].lower().endswith(".off") or parts[-2] not in _MODELNET_SPLITS:
         return None
-    label = parts[-3] if len(parts) >= 3 else root.name
+    label = parts[-3] if len(parts) >= 3 else printable(root.name)
     return label, parts[-2]

@@ -6,9 +6,9 @@ what is wrong, so the add-on and the CLI can show it unchanged.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -20,13 +20,14 @@ import trimesh
 
 from backend.errors import MeshError, cannot_write
 from backend.filemode import new_file_mode
+from backend.limits import MAX_MESH_FILE_BYTES
+from backend.regular import irregular_kind, read_regular
 
 MESH_SUFFIXES: frozenset[str] = frozenset({".obj", ".stl", ".ply", ".off", ".glb", ".gltf"})
 
 _FORMAT_NAMES = {".obj": "OBJ", ".stl": "STL", ".ply": "PLY", ".off": "OFF", ".glb": "GLB", ".gltf": "glTF"}
 _TEXT_SUFFIXES = {".obj", ".off", ".gltf"}
 _HEAD_BYTES = 4096
-_COUNT_CHUNK = 1 << 24
 
 # Magic numbers of common files that are not meshes, so a renamed image gets a helpful message.
 _FOREIGN_MAGIC = (
@@ -71,15 +72,24 @@ class Normalisation:
         return np.asarray(p * self.scale + self.center, dtype=_float_dtype(p))
 
 
-def normalisation_of(vertices: Any) -> Normalisation:
-    """Centre on the vertex centroid and scale so the farthest vertex lies on the unit sphere."""
+def normalisation_of(vertices: Any, faces: Any = None) -> Normalisation:
+    """Centre on the vertex centroid and scale so the farthest vertex lies on the unit sphere.
+
+    With `faces`, only the vertices some face uses count: a stray unused vertex must not shrink the shape.
+    Computed in units of the largest coordinate offset, so coordinates near 1e+-200 neither overflow nor
+    underflow.
+    """
     v = _points_array(vertices, "vertices").reshape(-1, 3).astype(np.float64, copy=False)
+    if faces is not None and len(v):
+        v = v[np.unique(np.asarray(faces, dtype=np.int64))]
     if len(v) == 0:
         raise MeshError("cannot normalise an empty set of vertices")
     if not np.all(np.isfinite(v)):
         raise MeshError("cannot normalise: some vertices are NaN or infinite")
     center = v.mean(axis=0)
-    scale = float(np.sqrt(((v - center) ** 2).sum(axis=1).max()))
+    offsets = v - center
+    unit = float(np.abs(offsets).max())
+    scale = unit * float(np.sqrt(((offsets / unit) ** 2).sum(axis=1).max())) if unit > 0.0 else 0.0
     if not scale > 0.0:
         raise MeshError("cannot normalise: all vertices are at the same point (zero extent)")
     return Normalisation(center=center, scale=scale)
@@ -111,9 +121,9 @@ def validate_mesh(vertices: Any, faces: Any, name: str = "mesh", max_faces: int 
     extent = float(np.ptp(v, axis=0).max())
     if extent == 0.0:
         raise MeshError(f"{name}: all {len(v)} vertices are at the same point (zero extent)")
-    tri = v[f]
+    tri = (v[f] - v.min(axis=0)) / extent  # in units of the extent: no overflow or underflow at 1e+-200
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
-    if area <= 1e-12 * extent * extent:
+    if not area > 1e-12:
         raise MeshError(f"{name}: all {len(f)} faces have zero area (the vertices are collinear)")
     return Mesh(vertices=v, faces=f)
 
@@ -125,33 +135,39 @@ def load_mesh(path: str | os.PathLike[str], max_faces: int = 2_000_000) -> Mesh:
         raise MeshError(f"mesh file not found: {p}")
     if p.is_dir():
         raise MeshError(f"{p} is a folder, not a mesh file")
-    problem = not_regular_reason(p)
-    if problem:
-        raise MeshError(f"{p}: {problem}")
+    check_suffix(p, "unsupported mesh format")
+    return parse_mesh(read_regular(p, MAX_MESH_FILE_BYTES, MeshError), p, max_faces)
+
+
+def parse_mesh(data: bytes, p: Path, max_faces: int = 2_000_000) -> Mesh:
+    """A mesh from the bytes of the file `p` (its suffix names the format); MeshError naming `p` otherwise.
+
+    The bytes come from read_regular: nothing here opens `p` again (external glTF buffers and OBJ
+    materials are read through the same check).
+    """
     suffix = p.suffix.lower()
-    if suffix not in MESH_SUFFIXES:
-        supported = ", ".join(sorted(MESH_SUFFIXES))
-        raise MeshError(f"{p}: unsupported mesh format '{p.suffix}' (supported: {supported})")
     fmt = _FORMAT_NAMES[suffix]
-    try:
-        size = p.stat().st_size
-        with p.open("rb") as fh:
-            head = fh.read(_HEAD_BYTES)
-    except OSError as exc:
-        raise MeshError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
+    size = len(data)
     if size == 0:
         raise MeshError(f"{p}: the file is empty (0 bytes)")
+    head = data[:_HEAD_BYTES]
     problem = _sniff_problem(suffix, head, size)
     if problem:
         raise MeshError(f"{p}: not a readable {fmt} mesh: {problem}")
-    hint = _face_count_hint(p, suffix, head, size)
+    hint = _face_count_hint(data, suffix, head, size)
     if hint is not None and hint > max_faces:
         raise MeshError(_too_many_faces(str(p), hint, max_faces))
-    try:
-        scene = trimesh.load_scene(str(p), file_type=suffix[1:], process=False)
-    except Exception as exc:  # trimesh raises many unrelated types on malformed input
-        raise MeshError(f"{p}: not a readable {fmt} mesh ({type(exc).__name__}: {exc})") from exc
-    vertices, faces, loose_points = _flatten(scene)
+    if suffix == ".off":
+        vertices, faces, loose_points = *_off_arrays(data, p), 0
+    else:
+        try:
+            scene = trimesh.load_scene(io.BytesIO(data), file_type=suffix[1:], process=False,
+                                       resolver=_RegularResolver(str(p)))
+        except MeshError:
+            raise
+        except Exception as exc:  # trimesh raises many unrelated types on malformed input
+            raise MeshError(f"{p}: not a readable {fmt} mesh ({type(exc).__name__}: {exc})") from exc
+        vertices, faces, loose_points = _flatten(scene)
     if len(faces) == 0:
         if len(vertices) == 0 and loose_points == 0:
             raise MeshError(f"{p}: no mesh data found (no vertices or faces) when read as {fmt}")
@@ -160,27 +176,87 @@ def load_mesh(path: str | os.PathLike[str], max_faces: int = 2_000_000) -> Mesh:
     return validate_mesh(vertices, faces, name=str(p), max_faces=max_faces)
 
 
+def check_suffix(p: Path, problem: str) -> str:
+    """The lower-case suffix of `p` when it names a mesh format we read and write, else a MeshError."""
+    suffix = p.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        supported = ", ".join(sorted(MESH_SUFFIXES))
+        raise MeshError(f"{p}: {problem} '{p.suffix}' (supported: {supported})")
+    return suffix
+
+
+def printable(name: str) -> str:
+    """A file name as valid UTF-8 text: bytes the file system gave that are not UTF-8 become backslash escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def not_regular_reason(path: str | os.PathLike[str]) -> str | None:
     """Why `path` (links followed) is not a regular file that can be read, without opening it; None if it is."""
     try:
-        mode = os.stat(path).st_mode
+        kind = irregular_kind(os.stat(path).st_mode)
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
-    if stat.S_ISREG(mode):
-        return None
-    kinds = ((stat.S_ISFIFO, "a FIFO / named pipe"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
-    kind = next((what for test, what in kinds if test(mode)), "an unknown kind of file")
-    return f"not a regular file ({kind})"
+    return None if kind is None else f"not a regular file ({kind})"
+
+
+class _RegularResolver(trimesh.resolvers.FilePathResolver):
+    """Files a mesh refers to (OBJ materials and textures, glTF buffers), read like the mesh: regular and bounded.
+
+    trimesh names geometry after `file_name`, and hashes the names as UTF-8: a name that is not valid
+    UTF-8 is shown with backslash escapes instead.
+    """
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.file_name = printable(self.file_name)
+
+    def get(self, name: str) -> bytes:
+        return read_regular(self.absolute(name), MAX_MESH_FILE_BYTES, MeshError)
+
+
+def _off_arrays(data: bytes, p: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and fan-triangulated faces of an OFF file (polygons of any size; colour columns ignored)."""
+    def refuse(problem: str) -> MeshError:
+        return MeshError(f"{p}: not a readable OFF mesh ({problem})")
+
+    lines = [tokens for line in data.decode("utf-8", "replace").splitlines()
+             if (tokens := line.split("#", 1)[0].split())]
+    at = lines[0][0].upper().find("OFF") if lines else -1
+    if at < 0:
+        raise refuse("it does not start with the OFF keyword")
+    # ModelNet writes some headers as "OFF490 518 0": the vertex count glued to the keyword.
+    counts, rest = ([lines[0][0][at + 3:]] if lines[0][0][at + 3:] else []) + lines[0][1:], lines[1:]
+    if len(counts) < 2 and rest:
+        counts, rest = counts + rest[0], rest[1:]
+    try:
+        n_vertices, n_faces = int(counts[0]), int(counts[1])
+        if len(rest) < n_vertices + n_faces:
+            raise refuse(f"its header promises {n_vertices} vertices and {n_faces} faces but it has "
+                         f"{len(rest)} lines of data")
+        vertices = (np.array([line[:3] for line in rest[:n_vertices]], dtype=np.float64).reshape(n_vertices, -1)
+                    if n_vertices > 0 else np.zeros((0, 3)))
+        if vertices.shape[1:] != (3,):
+            raise refuse("a vertex line has fewer than 3 coordinates")
+        rows = rest[n_vertices:n_vertices + n_faces]
+        sizes = [int(line[0]) for line in rows]
+        if all(size == 3 and len(line) >= 4 for size, line in zip(sizes, rows)):  # the common case, vectorised
+            return vertices.reshape(-1, 3), np.array([line[1:4] for line in rows], dtype=np.int64).reshape(-1, 3)
+        triangles: list[list[int]] = []
+        for k, (size, line) in enumerate(zip(sizes, rows), 1):
+            if size < 3 or len(line) < size + 1:
+                raise refuse(f"face {k} has {size} corners{'' if size < 3 else f' but lists {len(line) - 1}'}; "
+                             f"a face needs at least 3")
+            corners = [int(i) for i in line[1:size + 1]]
+            triangles.extend([corners[0], corners[j], corners[j + 1]] for j in range(1, size - 1))
+    except (ValueError, IndexError) as exc:
+        raise refuse(f"{type(exc).__name__}: {exc}") from None
+    return vertices.reshape(-1, 3), np.array(triangles, dtype=np.int64).reshape(-1, 3)
 
 
 def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
     """Write a mesh in the format its suffix names; the file is replaced atomically if it exists."""
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in MESH_SUFFIXES:
-        supported = ", ".join(sorted(MESH_SUFFIXES))
-        raise MeshError(f"{p}: cannot save as '{p.suffix}' (supported: {supported})")
+    suffix = check_suffix(p, "cannot save as")
     if not p.parent.is_dir():
         raise MeshError(f"{p}: cannot save, folder {p.parent} does not exist")
     tm = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
@@ -203,6 +279,10 @@ def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise cannot_write(p, exc) from None
+    except BaseException:  # Ctrl-C mid-write: leave no temporary file beside the user's meshes
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _too_many_faces(name: str, count: int, limit: int) -> str:
@@ -273,7 +353,7 @@ def _stl_problem(head: bytes, size: int) -> str | None:
     return None
 
 
-def _face_count_hint(p: Path, suffix: str, head: bytes, size: int) -> int | None:
+def _face_count_hint(data: bytes, suffix: str, head: bytes, size: int) -> int | None:
     """A cheap lower bound on the triangle count, read from headers, or None when unknown."""
     try:
         if suffix == ".stl":
@@ -283,11 +363,11 @@ def _face_count_hint(p: Path, suffix: str, head: bytes, size: int) -> int | None
         if suffix == ".off":
             return _off_face_count(head)
         if suffix == ".obj":
-            return _obj_face_count(p)
+            return (b"\n" + data).count(b"\nf ")
         if suffix == ".glb":
-            return _gltf_face_count(_glb_json(p))
+            return _gltf_face_count(_glb_json(data))
         if suffix == ".gltf":
-            return _gltf_face_count(json.loads(p.read_bytes()))
+            return _gltf_face_count(json.loads(data))
     except (ValueError, KeyError, IndexError, TypeError, struct.error, OSError):
         return None
     return None
@@ -320,23 +400,11 @@ def _off_face_count(head: bytes) -> int | None:
     return int(counts[1])
 
 
-def _obj_face_count(p: Path) -> int:
-    count = 0
-    with p.open("rb") as fh:
-        prev = b"\n"
-        while chunk := fh.read(_COUNT_CHUNK):
-            count += (prev[-2:] + chunk).count(b"\nf ")
-            prev = chunk
-    return count
-
-
-def _glb_json(p: Path) -> dict:
-    with p.open("rb") as fh:
-        header = fh.read(20)
-        length, kind = struct.unpack_from("<II", header, 12)
-        if kind != 0x4E4F534A:  # "JSON"
-            raise ValueError("first GLB chunk is not JSON")
-        doc = json.loads(fh.read(length))
+def _glb_json(data: bytes) -> dict:
+    length, kind = struct.unpack_from("<II", data, 12)
+    if kind != 0x4E4F534A:  # "JSON"
+        raise ValueError("first GLB chunk is not JSON")
+    doc = json.loads(data[20:20 + length])
     if not isinstance(doc, dict):
         raise ValueError("GLB JSON chunk is not an object")
     return doc

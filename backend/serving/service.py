@@ -76,21 +76,19 @@ class ModelService:
     @property
     def info(self) -> dict[str, Any] | None:
         with self._lock:
-            lm = self._loaded
-            if lm is None:
-                return None
-            return {"name": lm.name, "path": str(lm.path), "config": lm.config.to_dict(),
-                    "has_prior": lm.prior is not None, "default_prior": self._default_prior(lm),
-                    "labels": sorted(lm.label_priors),
-                    "metrics": lm.meta.get("metrics", {})}
+            return None if self._loaded is None else self._describe(self._loaded)
+
+    def _describe(self, lm: LoadedModel) -> dict[str, Any]:
+        return {"name": lm.name, "path": str(lm.path), "config": lm.config.to_dict(),
+                "has_prior": lm.prior is not None, "default_prior": self._default_prior(lm),
+                "labels": sorted(lm.label_priors), "metrics": lm.meta.get("metrics", {})}
 
     def load(self, model_dir: str | Path) -> dict[str, Any]:
-        """Load a model folder, replacing any loaded model only once the new one loaded fine."""
+        """Load a model folder, replacing any loaded model only once the new one loaded and described fine."""
         loaded = load_model(model_dir, self._device)
+        info = self._describe(loaded)
         with self._lock:
             self._loaded = loaded
-        info = self.info
-        assert info is not None
         return info
 
     def unload(self) -> bool:
@@ -160,7 +158,7 @@ class ModelService:
     def _encode(self, lm: LoadedModel, meshes: list[Mesh]) -> tuple[np.ndarray, list[Normalisation],
                                                                     np.ndarray]:
         """Posterior means for meshes, their normalisations and their unit-ball surface samples."""
-        norms = [normalisation_of(m.vertices) for m in meshes]
+        norms = [normalisation_of(m.vertices, m.faces) for m in meshes]
         clouds = np.stack([
             sample_surface(Mesh(n.apply(m.vertices), m.faces), ENCODE_POINTS, np.random.default_rng(0))
             for m, n in zip(meshes, norms)])

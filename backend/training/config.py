@@ -21,6 +21,7 @@ from ..checkpoints import is_model_folder, read_config
 from ..data.packs import PACK_SUFFIX, is_pack
 from ..data.procedural import FAMILIES
 from ..errors import ConfigError
+from ..limits import DEVICE_CHOICES
 from ..model import ModelConfig
 from .finetune import check_freeze, inherit_architecture, parse_freeze
 
@@ -30,7 +31,13 @@ INT_BOUNDS = {"epochs": (1, 100_000), "batch_size": (2, 4096), "points": (1, 100
               "prior_components": (1, 4096), "warmup_epochs": (0, 100_000), "sheet_every": (0, 100_000),
               "max_faces": (1, 2_000_000), "seed": (0, 2**32 - 1)}
 FINETUNE_LR = 5e-4  # fine-tuning's learning rate, for the CLI and the server alike (half of training's)
-NUMBER_SETTINGS = ("lr", "beta", "free_bits", "prior_spread", "val_fraction", "test_fraction")
+# Number settings: finite, between the bounds; a bracket says whether the bound itself is allowed.
+NUMBER_BOUNDS = {"lr": ("(", 0.0, math.inf, ")"), "beta": ("[", 0.0, math.inf, ")"),
+                 "free_bits": ("[", 0.0, math.inf, ")"), "prior_spread": ("(", 0.0, math.inf, ")"),
+                 "val_fraction": ("[", 0.0, 1.0, ")"), "test_fraction": ("[", 0.0, 1.0, ")")}
+NUMBER_SETTINGS = tuple(NUMBER_BOUNDS)
+TEXT_SETTINGS = ("data", "procedural", "init", "name", "cache_dir")  # a string, or None
+FLAG_SETTINGS = ("resume", "force")
 MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
 # The settings that make two runs the same run (resuming needs them equal). `norm` is not one of them: no
 # flag sets it (it is the --init model's or the default, both fixed by the keys here), and run records
@@ -118,14 +125,11 @@ class TrainConfig:
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be at least 2 (batch norm needs two shapes per step), "
                               f"got {self.batch_size}")
-        if self.lr <= 0 or self.beta < 0 or self.free_bits < 0:
-            raise ConfigError("lr must be > 0, beta and free_bits >= 0")
-        if not 0 < self.prior_spread < math.inf:
-            raise ConfigError(f"prior_spread must be a finite number > 0, got {self.prior_spread!r}")
-        if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
-            raise ConfigError("val_fraction and test_fraction must be in [0, 1)")
         if self.data is not None and not Path(self.data).is_dir() and not is_pack(self.data):
             raise ConfigError(f"--data {self.data}: not a folder (nor a point pack ending in {PACK_SUFFIX})")
+        if self.data is not None and Path(self.out).resolve().is_relative_to(Path(self.data).resolve()):
+            raise ConfigError(f"--out {self.out}: is inside --data {self.data}, which is never written to; "
+                              f"choose an output folder outside it")
         if self.init is not None and not is_model_folder(self.init):
             raise ConfigError(f"--init {self.init}: not a model folder (needs config.json and model.safetensors)")
         self.freeze = parse_freeze(self.freeze) if isinstance(self.freeze, str) else tuple(self.freeze)
@@ -133,7 +137,8 @@ class TrainConfig:
         self.resolved()
 
     def check_bounds(self) -> None:
-        """Refuse integer settings of the wrong type or outside INT_BOUNDS, and numbers that are not numbers.
+        """The whole schema of the settings in one place: each setting's type, and its range (INT_BOUNDS,
+        NUMBER_BOUNDS: numbers must be finite, so NaN never reaches the optimiser or the JSON written).
 
         The architecture needs no check here: a ModelConfig refuses impossible values when it is built.
         """
@@ -141,9 +146,26 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-        for name in NUMBER_SETTINGS:
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), (int, float)):
-                raise ConfigError(f"{name} must be a number, got {getattr(self, name)!r}")
+        for name, (opening, lowest, highest, closing) in NUMBER_BOUNDS.items():
+            value = getattr(self, name)
+            number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            if not number or not (lowest < value if opening == "(" else lowest <= value) or \
+                    not (value < highest if closing == ")" else value <= highest):
+                raise ConfigError(f"{name} must be a finite number in {opening}{lowest:g}, {highest:g}{closing}, "
+                                  f"got {value!r}")
+        for name in TEXT_SETTINGS:
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in FLAG_SETTINGS:
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.out, str):
+            raise ConfigError(f"out must be a string, got {self.out!r}")
+        if self.device not in DEVICE_CHOICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
+        if not isinstance(self.freeze, (str, tuple, list)) or \
+                not all(isinstance(g, str) for g in ([self.freeze] if isinstance(self.freeze, str) else self.freeze)):
+            raise ConfigError(f"freeze must be a list of layer group names, got {self.freeze!r}")
 
     def run_identity(self) -> dict[str, Any]:
         """The RUN_KEYS settings in the flat layout, as train_state.json records them under "run"."""

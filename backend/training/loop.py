@@ -8,7 +8,6 @@ one rank of a data-parallel run (distributed.py).
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..checkpoints import is_model_folder, load_model, save_model
+from ..checkpoints import is_model_folder, load_model, read_json, save_model
 from ..data.datasets import PointSets
 from ..errors import Cancelled, ConfigError, DataError
 from ..inference import choose_default_prior, fit_priors, pick_points, val_chamfer
@@ -31,8 +30,8 @@ from .config import TrainConfig
 from .data import load_data
 from .events import ProgressFn, emit, quiet
 from .finetune import convert_mode, freeze, hold_frozen_in_eval
-from .output import (HISTORY_FILE, OutputLock, mark_finished, prepare_output, restore_state, save_state,
-                     write_run_marker)
+from .output import (HISTORY_FILE, LOSS_CURVE_FILE, OutputLock, mark_finished, prepare_output, restore_state,
+                     save_state, write_run_marker)
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> tuple[AtlasVAE, dict[str, Any]]:
@@ -118,7 +117,7 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     if state is not None:
         if group.is_main:
             restore_state(out, model, opt, state)
-            history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).is_file() else []
+            history = read_json(out / HISTORY_FILE) if (out / HISTORY_FILE).is_file() else []
         group.share_optimizer(opt)
         start_epoch = int(state["epoch"])
         history = history[:start_epoch]  # a kill between the history and state writes leaves one extra entry
@@ -187,7 +186,7 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
             record["chamfer"] *= 1e3
             history.append(record)
             save_state(out, model, opt, cfg, epoch + 1, history, meta, finished=False)
-            plot_history(history, out / "loss_curve.png")
+            plot_history(history, out / LOSS_CURVE_FILE)
             if cfg.sheet_every > 0 and ((epoch + 1) % cfg.sheet_every == 0 or epoch + 1 == total_epochs):
                 sample_sheet(model, device, out / f"samples_epoch{epoch + 1:03d}.png", seed=cfg.seed)
             emit(progress, {"event": "epoch", **record, "epochs": total_epochs,

@@ -190,11 +190,11 @@ def test_second_load_comes_from_the_cache(
     first = load_folder(data_dir, n_cache=N, cache_dir=tmp_path / "cache", progress=False)
     calls: list[Path] = []
 
-    def loader(path: Path, max_faces: int = 0) -> Mesh:
+    def parser(data: bytes, path: Path, max_faces: int = 0) -> Mesh:
         calls.append(Path(path))
         raise MeshError(f"{path}: unreadable")
 
-    monkeypatch.setattr(datasets, "load_mesh", loader)
+    monkeypatch.setattr(datasets, "parse_mesh", parser)
     second = load_folder(data_dir, n_cache=N, cache_dir=tmp_path / "cache", progress=False)
     np.testing.assert_array_equal(first.points, second.points)
     assert calls == [data_dir / "swords" / "broken.obj"]  # only the file that never made it into the cache
