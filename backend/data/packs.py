@@ -9,6 +9,7 @@ The file is a plain .npz read without pickle, checked before use.
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -16,13 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from backend.data.datasets import PointSets
-from backend.data.meshio import not_regular_reason
 from backend.errors import ConfigError, DataError, cannot_write
 from backend.filemode import new_file_mode
+from backend.regular import read_regular
 
 PACK_SUFFIX = ".npz"
 PACK_FORMAT = "atlasvae-points-1"
-MAX_PACK_BYTES = 8 << 30
+MAX_PACK_BYTES = 8 << 30  # a pack is read whole into memory, so it has a ceiling
 _KEYS = ("format", "points", "names", "labels")
 
 
@@ -62,14 +63,9 @@ def write_pack(sets: PointSets, path: str | os.PathLike[str], force: bool = Fals
 def read_pack(path: str | os.PathLike[str]) -> PointSets:
     """The point sets in the pack `path` (as float32), refused with a DataError naming it when malformed."""
     src = Path(path).expanduser()
-    problem = not_regular_reason(src) if src.exists() else "not found"
-    if problem:
-        raise DataError(f"--data {src}: {problem}")
-    size = src.stat().st_size
-    if size > MAX_PACK_BYTES:
-        raise DataError(f"--data {src}: {size} bytes is more than a pack may hold ({MAX_PACK_BYTES})")
+    data = read_regular(src, MAX_PACK_BYTES, DataError)
     try:
-        with np.load(src, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             missing = [k for k in _KEYS if k not in npz.files]
             if missing:
                 raise DataError(f"--data {src}: not a point pack (missing {', '.join(missing)})")

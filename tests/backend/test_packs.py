@@ -150,5 +150,5 @@ def test_write_pack_refuses_a_folder_in_the_way(tmp_path: Path) -> None:
 def test_missing_pack_is_a_clear_error(tmp_path: Path, make_train_config) -> None:
     with pytest.raises(ConfigError, match="not a folder"):
         make_train_config(tmp_path / "run", procedural=None, data=str(tmp_path / "nope.zip")).check()
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match="nope.npz: cannot be read"):
         load_data(make_train_config(tmp_path / "run", procedural=None, data=str(tmp_path / "nope.npz")))
