@@ -38,6 +38,7 @@ from .limits import MAX_JSON_FILE_BYTES, PRIOR_KINDS
 from .model import MAX_PARAMETERS, AtlasVAE, ModelConfig, expected_shapes
 from .prior import LABEL_PREFIX, GaussianMixturePrior
 from .regular import read_regular
+from .sizes import read_sizes
 
 FORMAT = "atlasvae-model"
 FORMAT_VERSION = 2  # written when a prior is diagonal (std (K, D)) so that older backends refuse it clearly; else 1
@@ -215,6 +216,7 @@ def check_config(config: Any, path: Path) -> None:
     for key in ("metrics", "train_config"):
         if not isinstance(meta.get(key, {}), dict):
             raise refuse(f"meta '{key}' must be a JSON object, got {meta[key]!r}")
+    read_sizes(meta, str(path))
 
 
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> LoadedModel:

@@ -14,7 +14,9 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import AtlasError, ConfigError, cannot_write
-from .limits import DEFAULT_FIT_STEPS, DEVICE_CHOICES, FIT_MODES, PRIOR_KINDS, SHARED_DECODER_FITS
+from .limits import (
+    DEFAULT_FIT_STEPS, DEFAULT_SIZE, DEVICE_CHOICES, FIT_MODES, PRIOR_KINDS, SHARED_DECODER_FITS, SIZE_MODES,
+)
 
 
 
@@ -42,6 +44,7 @@ EPILOG = """examples:
   python -m backend train --procedural all:200 --out runs/base --epochs 40
   python -m backend evaluate --model models/base --procedural sword,plane:50 --seed 7
   python -m backend refit-prior --model ~/models/swords --out ~/models/swords2   older model, current prior
+  python -m backend record-sizes --model ~/models/swords --data ~/assets/swords   older model, real sizes
   python -m backend serve                                  JSON-RPC on stdin/stdout (for Blender)
 """
 
@@ -137,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latent prior: the fitted mixture (gmm), N(0, I) (normal) or the model's default (auto)")
     p.add_argument("--label", help="sample one family/class the model was trained on, e.g. 'sword' "
                                    "(see the labels in the model's config.json)")
+    p.add_argument("--size", choices=SIZE_MODES, default=DEFAULT_SIZE,
+                   help="real: each shape at its family's typical size in metres, standing on z = 0 (models that "
+                        "record no sizes give unit size); unit: in the unit ball (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("out/samples"), help="folder for sample_000.obj, ...")
     p.add_argument("--format", default="obj", choices=("obj", "ply", "stl", "glb", "off"))
     p.add_argument("--sheet", type=Path, help="also write a PNG sheet of the samples here")
@@ -203,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=4096, help="surface points per shape (default 4096)")
     p.add_argument("--cache-dir", help="where sampled surface points are cached (default ~/.cache/atlasvae)")
     p.add_argument("--force", action="store_true", help="overwrite an existing pack")
+
+    p = sub.add_parser("record-sizes", help="record a trained model's typical sizes per family (in metres) from "
+                                            "its training meshes, so samples come out at real size; weights unchanged")
+    p.add_argument("--model", type=Path, required=True, help="the trained model folder (its config.json is updated)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="the training meshes, one folder per label (default: as recorded)")
+    src.add_argument("--procedural", help="procedural training shapes, e.g. 'sword,plane:200'")
+    p.add_argument("--cache-dir", help="where sampled surface points are cached (default ~/.cache/atlasvae)")
+    p.add_argument("--force", action="store_true", help="replace sizes the model already records")
 
     p = sub.add_parser("serve", help="JSON-RPC 2.0 over stdin/stdout for the Blender add-on", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -295,8 +310,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _refuse_existing(paths + ([args.sheet] if args.sheet else []), args.force)
     for folder in {args.out, *([args.sheet.parent] if args.sheet else [])}:
         _check_writable(folder)
-    meshes = _service(args).sample(args.n, args.seed, args.temperature, args.resolution, args.prior,
-                                   args.label)
+    service = _service(args)
+    meshes = service.sample(args.n, args.seed, args.temperature, args.resolution, args.prior, args.label,
+                            args.size)
+    if service.size_applied(args.size) != args.size:
+        print(f"note: {args.model} records no typical sizes, so the samples are at unit size "
+              f"(`python -m backend record-sizes --model {args.model}` adds them)", file=sys.stderr)
     _make_folder(args.out)
     for path, mesh in zip(paths, meshes):
         save_mesh(path, mesh)
@@ -413,6 +432,14 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record_sizes(args: argparse.Namespace) -> int:
+    from .training.record_sizes import record_sizes
+
+    summary = record_sizes(args.model, args.data, args.procedural, args.cache_dir, args.force)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors print one clear line and exit 2, Ctrl-C exits 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -423,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "finetune": cmd_train, "sample": cmd_sample,
                 "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate, "evaluate": cmd_evaluate,
-                "refit-prior": cmd_refit_prior, "pack": cmd_pack}
+                "refit-prior": cmd_refit_prior, "record-sizes": cmd_record_sizes, "pack": cmd_pack}
     try:
         return handlers[args.command](args)
     except AtlasError as exc:

@@ -10,6 +10,8 @@ MIN_RESOLUTION, MAX_RESOLUTION = 12, 200_000
 MAX_COUNT = 256  # shapes per sample / variations request (memory is capped separately: service.MAX_OUTPUT_VERTICES)
 MIN_STEPS, MAX_STEPS = 2, 256  # interpolation steps
 MAX_SEED = 2**32 - 1
+SIZE_MODES = ("real", "unit")  # samples at their family's typical size in metres, or in the unit ball
+DEFAULT_SIZE = "real"
 
 FIT_MODES = ("encoder", "latent", "full")
 SHARED_DECODER_FITS = ("encoder", "latent")  # interpolate/variations keep the model's own decoder

@@ -8,6 +8,7 @@ full-covariance mixture fitted by EM to its codes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,25 @@ class GaussianMixturePrior:
         latents: np.ndarray = self.means[comp] + temperature * spread  # numpy's stubs: Any
         return latents
 
+    def log_density(self, z: np.ndarray) -> np.ndarray:
+        """log p(z) under the mixture for each row of `z` (n, D)."""
+        from scipy.special import logsumexp
+
+        z = np.asarray(z, dtype=np.float64)
+        dim = self.means.shape[1]
+        if self.diagonal:
+            inv = 1.0 / self.chol ** 2  # (K, D); the squared distance expanded, so no (n, K, D) array is made
+            dist = (z ** 2) @ inv.T - 2.0 * z @ (self.means * inv).T + (self.means ** 2 * inv).sum(axis=1)
+            log_det = np.log(self.chol).sum(axis=1)
+        else:
+            diff = z[None, :, :] - self.means[:, None, :]  # (K, n, D)
+            white = np.linalg.solve(self.chol, diff.transpose(0, 2, 1))  # (K, D, n)
+            dist = (white ** 2).sum(axis=1).T
+            log_det = np.log(np.abs(np.diagonal(self.chol, axis1=1, axis2=2))).sum(axis=1)
+        parts = np.log(self.weights) - log_det - 0.5 * dim * np.log(2 * np.pi) - 0.5 * dist  # (n, K)
+        density: np.ndarray = logsumexp(parts, axis=1)
+        return density
+
     def to_tensors(self, prefix: str = "prior.") -> dict[str, torch.Tensor]:
         return {f"{prefix}weights": torch.from_numpy(self.weights.astype(np.float64)),
                 f"{prefix}means": torch.from_numpy(self.means.astype(np.float64)),
@@ -74,6 +94,15 @@ class GaussianMixturePrior:
             raise CheckpointError(f"{source}: prior tensors have inconsistent shapes "
                                   f"{w.shape}, {m.shape}, {c.shape}")
         return cls(weights=w / w.sum(), means=m, chol=c)
+
+
+def nearest_labels(z: np.ndarray, label_priors: Mapping[str, GaussianMixturePrior]) -> list[str | None]:
+    """For each latent (n, D), the label whose own prior gives it the highest density (None without priors)."""
+    if not label_priors:
+        return [None] * len(z)
+    names = sorted(label_priors)
+    scores = np.stack([label_priors[name].log_density(z) for name in names], axis=1)
+    return [names[i] for i in scores.argmax(axis=1)]
 
 
 def standard_normal(count: int, dim: int, seed: int, temperature: float = 1.0) -> np.ndarray:

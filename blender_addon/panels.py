@@ -218,6 +218,7 @@ class VIEW3D_PT_atlasvae_sample(_AtlasSubPanel):
         row.prop(s, "seed")
         row.prop(s, "random_seed", text="", icon="FILE_REFRESH")
         layout.prop(s, "temperature")
+        layout.prop(s, "size")
         _resolution(layout, s)
         layout.prop(s, "spacing")
         _look(layout, s)

@@ -32,6 +32,14 @@ CLOSED_MESH_DESCRIPTION = ("Add Blender's Solidify and Voxel Remesh modifiers to
                            "prints as one closed, watertight mesh. Use it with patch models (the bundled base), whose shapes "
                            "are open squares that overlap; Auto does that. Off by default: Blender spends about "
                            "0.05-0.15 s per result re-evaluating the remesh whenever the scene changes")
+SIZE_MODES = (  # identifiers are the backend's size modes (limits.SIZE_MODES); a test pins them
+    ("real", "Real", "Each shape at its family's typical size in metres, measured on the model's training meshes "
+     "(a chair about as tall as a chair, a building as big as a building); models that record no sizes give "
+     "unit size"),
+    ("unit", "Unit", "Each shape within a sphere of radius 1, whatever its family"))
+SIZE_DESCRIPTION = ("How big sampled shapes come out: Real gives each its family's typical size in metres, "
+                    "standing on the 3D cursor's floor; Unit fits each within a sphere of radius 1. Reconstruct, "
+                    "Interpolate and Variations keep the size and place of the selected objects")
 VOXEL_FRACTION_DEFAULT = 1 / 80  # measured on 16 samples of the bundled base: median ~10 900 vertices, at most ~26 000
 FINETUNE_SOURCES = (("FOLDER", "Folder", "Mesh files in a folder"),
                     ("SELECTED", "Selected Objects", "The selected mesh objects, modifiers applied"),
@@ -206,7 +214,9 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
                                     items=RESOLUTION_PRESETS, default="2562")
     custom_resolution: IntProperty(name="Vertices", description="Vertex count of each generated mesh",
                                    default=2562, min=12, max=200_000)
-    spacing: FloatProperty(name="Spacing", description="Distance between sampled shapes on the grid",
+    size: EnumProperty(name="Size", description=SIZE_DESCRIPTION, items=SIZE_MODES, default="real")
+    spacing: FloatProperty(name="Spacing", description="Distance between sampled shapes on the grid (more when "
+                           "the widest shape needs it, so big shapes never overlap)",
                            default=2.5, min=0.0, subtype="DISTANCE")
     steps: IntProperty(name="Steps", description="Shapes from the first to the second object, both included",
                        default=5, min=2, max=256)

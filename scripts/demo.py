@@ -151,8 +151,9 @@ def main() -> int:
     labels = config_labels(Path(model_path)) if model_path is not None else []
     for row, category in enumerate(demo_categories(labels)):
         scene.cursor.location = (-1.0, 1.5 + 3.0 * row, 0.0)
+        # unit size: the gallery's grid of equal cells (at real size an aircraft is 10 m, a bottle 16 cm)
         run_operator(bpy.ops.atlasvae.sample, f"sample {args.count} {category} shapes", count=args.count,
-                     seed=args.seed, spacing=2.8, family=category)
+                     seed=args.seed, spacing=2.8, family=category, size="unit")
         batch = sorted(bpy.context.selected_objects, key=lambda o: o.name)
         for column, obj in enumerate(batch):
             obj.location.x, obj.location.y = -1.0 + 2.8 * column, 1.5 + 3.0 * row

@@ -1,6 +1,7 @@
 """Training data: find meshes in a folder (plain tree, ShapeNetCore v2, ModelNet), split them, cache points.
 
-Each usable mesh becomes n_cache surface points in the unit ball. Points are cached per file outside the
+Each usable mesh becomes n_cache surface points in the unit ball, plus its bounding-box size before that
+normalisation (its real size, for the sizes a model records). Both are cached per file outside the
 user's data folder, keyed by the file's content, so a second run skips parsing; bad files are reported
 and skipped rather than stopping the run. Only regular files are ever opened (a FIFO or a link to a device
 named like a mesh is skipped unread); a link to a file is followed wherever it points, with a warning when
@@ -32,7 +33,7 @@ from backend.filemode import new_file_mode
 from backend.limits import MAX_MESH_FILE_BYTES
 from backend.regular import read_regular
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the unit ball counts only vertices some face uses (points of meshes with unused vertices moved)
 CACHE_ENV = "ATLASVAE_CACHE"
 SPLITS = ("train", "val", "test")
 
@@ -43,11 +44,14 @@ _MODELNET_SPLITS = ("train", "test")
 
 @dataclass
 class PointSets:
-    """Surface point clouds of many shapes, each normalised to the unit ball, with names and labels."""
+    """Surface point clouds of many shapes, each normalised to the unit ball, with names, labels and sizes."""
 
     points: np.ndarray
     names: list[str]
     labels: list[str]
+    # (N, 3) float32: each shape's axis-aligned bounding-box size before the unit-ball normalisation, in its
+    # file's units (metres for the corpus and the procedural families), Z up; what a model's sizes come from
+    extents: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -176,6 +180,7 @@ def load_folder(
         raise DataError(f"no mesh files ({suffixes}) found under {base}")
     cache = _PointCache(Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir())
     clouds: list[np.ndarray] = []
+    extents: list[np.ndarray] = []
     names: list[str] = []
     labels: list[str] = []
     skipped: list[tuple[str, str]] = list(not_followed)
@@ -193,10 +198,10 @@ def load_folder(
             data = read_regular(path, MAX_MESH_FILE_BYTES, MeshError,
                                 lambda: _check_cancel(cancel, base, done, len(files)))
             key = _cache_key(data, path, n_cache)
-            points = cache.get(key, n_cache)
-            if points is None:
-                points = _sample_file(data, path, n_cache, max_faces, key)
-                cache.put(key, points)
+            points, extent = cache.get(key, n_cache), cache.get_extents(key)
+            if points is None or extent is None:
+                points, extent = _sample_file(data, path, n_cache, max_faces, key)
+                cache.put(key, points, extent)
         except MeshError as exc:
             skipped.append((name, str(exc).removeprefix(f"{path}: ")))
             continue
@@ -204,6 +209,7 @@ def load_folder(
             skipped.append((name, f"cannot be read ({exc.strerror or exc})"))
             continue
         clouds.append(points)
+        extents.append(extent)
         names.append(name)
         labels.append(label_of(path, base))
         real = path.resolve()
@@ -212,14 +218,16 @@ def load_folder(
     if not clouds:
         examples = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
         raise DataError(f"none of the {len(files)} mesh files under {base} could be used ({examples})")
-    return PointSets(points=np.stack(clouds).astype(np.float32), names=names, labels=labels, skipped=skipped,
-                     warnings=warnings)
+    return PointSets(points=np.stack(clouds).astype(np.float32), names=names, labels=labels,
+                     extents=np.stack(extents).astype(np.float32), skipped=skipped, warnings=warnings)
 
 
 def procedural_point_sets(
     families: Iterable[str], per_family: int, seed: int, n_cache: int = 4096
 ) -> PointSets:
-    """Point sets of procedural shapes built in memory, labelled by family; deterministic for a seed."""
+    """Point sets of procedural shapes built in memory, labelled by family; deterministic for a seed.
+
+    Their extents are the generated meshes' own sizes: the families are built in metres."""
     names_in = [families] if isinstance(families, str) else list(families)
     if not names_in:
         raise ConfigError(f"families must name at least one of {', '.join(FAMILIES)}")
@@ -227,16 +235,18 @@ def procedural_point_sets(
     _check_positive(n_cache, "n_cache")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
-    clouds, names, labels = [], [], []
+    clouds, extents, names, labels = [], [], [], []
     for family in dict.fromkeys(names_in):
         for index in range(per_family):
             shape_seed = item_seed(seed, index)
             mesh = generate(family, shape_seed)
             rng = np.random.default_rng([shape_seed, zlib.crc32(family.encode())])
             clouds.append(sample_surface(_unit_ball(mesh), n_cache, rng))
+            extents.append(np.ptp(mesh.vertices, axis=0))
             names.append(f"{family}/{index:04d}")
             labels.append(family)
-    return PointSets(points=np.stack(clouds), names=names, labels=labels, skipped=[])
+    return PointSets(points=np.stack(clouds), names=names, labels=labels,
+                     extents=np.stack(extents).astype(np.float32), skipped=[])
 
 
 def _guarantee_minimums(
@@ -263,10 +273,13 @@ def _guarantee_minimums(
             move("test", "val", largest=True)
 
 
-def _sample_file(data: bytes, path: Path, n: int, max_faces: int, key: str) -> np.ndarray:
+def _sample_file(data: bytes, path: Path, n: int, max_faces: int, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """n unit-ball surface points of the file's mesh and its bounding-box size (3,) in the file's units
+    (of the vertices some face uses, as the unit ball counts them)."""
     mesh = parse_mesh(data, path, max_faces=max_faces)
     rng = np.random.default_rng(int(key[:16], 16))
-    return sample_surface(_unit_ball(mesh), n, rng)
+    used = mesh.vertices[np.unique(mesh.faces)]
+    return sample_surface(_unit_ball(mesh), n, rng), np.ptp(used, axis=0).astype(np.float32)
 
 
 def _unit_ball(mesh: Mesh) -> Mesh:
@@ -286,14 +299,25 @@ def _cache_key(data: bytes, path: Path, n: int) -> str:
 
 
 class _PointCache:
-    """One .npy file per (file content, point count); writes are atomic, failures only disable caching."""
+    """Per file content and point count: `KEY.npy` holds the (n, 3) points and `KEY.extents.npy` the shape's
+    (3,) bounding-box size. Writes are atomic; failures only disable caching."""
+
+    EXTENTS = ".extents"
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._usable = True
 
     def get(self, key: str, n: int) -> np.ndarray | None:
-        path = self.folder / f"{key}.npy"
+        """The cached (n, 3) points of `key`, or None when absent or unusable."""
+        return self._load(key, (n, 3))
+
+    def get_extents(self, key: str) -> np.ndarray | None:
+        """The cached (3,) bounding-box size of `key`'s shape, or None (caches from before extents were kept)."""
+        return self._load(key + self.EXTENTS, (3,))
+
+    def _load(self, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        path = self.folder / f"{name}.npy"
         if not path.is_file():
             return None
         try:
@@ -301,23 +325,28 @@ class _PointCache:
         except (OSError, ValueError) as exc:
             _log.warning("ignoring unreadable cache file %s: %s", path, exc)
             return None
-        if not isinstance(points, np.ndarray) or points.shape != (n, 3) or points.dtype != np.float32 \
+        if not isinstance(points, np.ndarray) or points.shape != shape or points.dtype != np.float32 \
                 or not np.all(np.isfinite(points)):
             _log.warning("ignoring cache file %s with unexpected contents", path)
             return None
         return points
 
-    def put(self, key: str, points: np.ndarray) -> None:
+    def put(self, key: str, points: np.ndarray, extents: np.ndarray) -> None:
+        """Store `key`'s points and extents (the points last: a points file means both are there)."""
+        self._save(key + self.EXTENTS, extents)
+        self._save(key, points)
+
+    def _save(self, name: str, array: np.ndarray) -> None:
         if not self._usable:
             return
         tmp = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.folder)
-            os.chmod(tmp, new_file_mode(self.folder / f"{key}.npy"))
+            fd, tmp = tempfile.mkstemp(prefix=f".{name[:16]}.", suffix=".tmp", dir=self.folder)
+            os.chmod(tmp, new_file_mode(self.folder / f"{name}.npy"))
             with os.fdopen(fd, "wb") as fh:
-                np.save(fh, points.astype(np.float32), allow_pickle=False)
-            os.replace(tmp, self.folder / f"{key}.npy")
+                np.save(fh, array.astype(np.float32), allow_pickle=False)
+            os.replace(tmp, self.folder / f"{name}.npy")
         except OSError as exc:
             self._usable = False
             _log.warning("point cache %s is not writable (%s); continuing without a cache", self.folder, exc)

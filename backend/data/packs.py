@@ -1,6 +1,7 @@
 """Point packs: a whole data folder's sampled surface points in one .npz file, to train where the meshes are not.
 
-A pack holds what training reads from a folder (unit-ball points, names relative to the folder, labels), so
+A pack holds what training reads from a folder (unit-ball points, each shape's size, names relative to the
+folder, labels), so
 `train --data pack.npz` makes the same split and the same run as `train --data FOLDER` on a machine that has
 neither the meshes nor the point cache: a GPU node, a cluster job. Points are stored as float16 (half the
 size; their rounding, at most 2^-11 of a unit-ball coordinate, is far below any Chamfer we report).
@@ -24,7 +25,7 @@ from backend.regular import read_regular
 PACK_SUFFIX = ".npz"
 PACK_FORMAT = "atlasvae-points-1"
 MAX_PACK_BYTES = 8 << 30  # a pack is read whole into memory, so it has a ceiling
-_KEYS = ("format", "points", "names", "labels")
+_KEYS = ("format", "points", "extents", "names", "labels")
 
 
 def is_pack(path: str | os.PathLike[str]) -> bool:
@@ -51,7 +52,7 @@ def write_pack(sets: PointSets, path: str | os.PathLike[str], force: bool = Fals
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             np.savez(fh, format=np.array(PACK_FORMAT), points=sets.points.astype(np.float16),
-                     names=np.array(sets.names, dtype=str), labels=np.array(sets.labels, dtype=str))
+                     extents=sets.extents.astype(np.float32), names=np.array(sets.names, dtype=str), labels=np.array(sets.labels, dtype=str))
         os.chmod(tmp, new_file_mode(out))
         os.replace(tmp, out)
     except OSError as exc:
@@ -69,7 +70,7 @@ def read_pack(path: str | os.PathLike[str]) -> PointSets:
             missing = [k for k in _KEYS if k not in npz.files]
             if missing:
                 raise DataError(f"--data {src}: not a point pack (missing {', '.join(missing)})")
-            fmt, points, names, labels = (npz[k] for k in _KEYS)
+            fmt, points, extents, names, labels = (npz[k] for k in _KEYS)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"--data {src}: not a readable point pack ({exc})") from None
     if str(fmt) != PACK_FORMAT:
@@ -79,9 +80,13 @@ def read_pack(path: str | os.PathLike[str]) -> PointSets:
     if points.dtype.kind != "f" or not np.all(np.isfinite(points)):
         raise DataError(f"--data {src}: points must be finite floating-point numbers")
     count = points.shape[0]
+    if extents.shape != (count, 3) or extents.dtype.kind != "f" or not np.all(np.isfinite(extents)) \
+            or np.any(extents < 0):
+        raise DataError(f"--data {src}: extents must be {count} finite sizes (x, y, z) >= 0, one per shape")
     for what, column in (("names", names), ("labels", labels)):
         if column.dtype.kind != "U" or column.shape != (count,):
             raise DataError(f"--data {src}: {what} must be {count} strings, one per shape")
     if len(set(names.tolist())) != count:
         raise DataError(f"--data {src}: shape names must be unique")
-    return PointSets(points=points.astype(np.float32), names=names.tolist(), labels=labels.tolist())
+    return PointSets(points=points.astype(np.float32), extents=extents.astype(np.float32), names=names.tolist(),
+                     labels=labels.tolist())

@@ -251,8 +251,8 @@ class Server:
         self._require_model()
         meshes = self.service.sample(params["count"], seed=params["seed"], temperature=params["temperature"],
                                      resolution=params["resolution"], prior=params["prior"],
-                                     label=params["label"])
-        return {"meshes": [encode_mesh(m) for m in meshes]}
+                                     label=params["label"], size=params["size"])
+        return {"meshes": [encode_mesh(m) for m in meshes], "size": self.service.size_applied(params["size"])}
 
     def _reconstruct(self, params: dict[str, Any]) -> dict[str, Any]:
         self._require_model()

@@ -4,8 +4,8 @@ and which of them run on the model thread. Torch-free, so requests are checked b
 from __future__ import annotations
 
 from ..limits import (
-    FIT_MODES, MAX_COUNT, MAX_FIT_STEPS, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_FIT_STEPS, MIN_RESOLUTION, MIN_STEPS,
-    PRIOR_KINDS, SHARED_DECODER_FITS,
+    DEFAULT_SIZE, FIT_MODES, MAX_COUNT, MAX_FIT_STEPS, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_FIT_STEPS,
+    MIN_RESOLUTION, MIN_STEPS, PRIOR_KINDS, SHARED_DECODER_FITS, SIZE_MODES,
 )
 from .protocol import Param
 
@@ -21,7 +21,8 @@ SPECS: dict[str, list[Param]] = {
     "load_model": [Param("path", "str", required=True)],
     "sample": [Param("count", "int", default=1, minimum=1, maximum=MAX_COUNT), _SEED,
                Param("temperature", "float", default=1.0, minimum=0.0, maximum=10.0), _RESOLUTION,
-               Param("prior", "str", default="auto", choices=PRIOR_KINDS), Param("label", "str")],
+               Param("prior", "str", default="auto", choices=PRIOR_KINDS), Param("label", "str"),
+               Param("size", "str", default=DEFAULT_SIZE, choices=SIZE_MODES)],
     "reconstruct": [Param("mesh", "mesh", required=True), _RESOLUTION,
                     Param("fit", "str", default="encoder", choices=FIT_MODES),
                     Param("steps", "int", minimum=MIN_FIT_STEPS, maximum=MAX_FIT_STEPS)],

@@ -1,13 +1,15 @@
 """In-process model operations shared by the CLI and the server: load, sample, reconstruct, interpolate.
 
 Meshes go in and out in the caller's frame; the service normalises inputs to the unit ball for the
-network and maps results back, so a reconstruction lands where the original is.
+network and maps results back, so a reconstruction lands where the original is. Samples come out at
+their family's real size (backend/sizes.py) when the model records sizes, else in the unit ball.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,8 +26,11 @@ from ..fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surfa
 from ..metrics import chamfer
 from ..inference import sample_latents
 from ..limits import (
-    MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_RESOLUTION, MIN_STEPS, SHARED_DECODER_FITS,
+    DEFAULT_SIZE, MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_RESOLUTION, MIN_STEPS, SHARED_DECODER_FITS,
+    SIZE_MODES,
 )
+from ..prior import nearest_labels
+from ..sizes import Sizes, at_size, read_sizes
 from ..templates import mesh_vertex_count, random_points, template_mesh
 
 ENCODE_POINTS = 2500
@@ -43,6 +48,7 @@ OUTPUT_BYTES_PER_VERTEX = 128
 OUTPUT_MEMORY_BUDGET = 512 << 20
 MAX_OUTPUT_VERTICES = OUTPUT_MEMORY_BUDGET // OUTPUT_BYTES_PER_VERTEX  # 4 194 304
 FIT_SEED = 0
+_log = logging.getLogger(__name__)
 
 
 class NoModelError(AtlasError):
@@ -67,6 +73,7 @@ class ModelService:
     def __init__(self, device: str = "auto") -> None:
         self._device = resolve_device(device)
         self._loaded: LoadedModel | None = None
+        self._sizes: Sizes | None = None
         self._lock = threading.RLock()
 
     @property
@@ -81,21 +88,26 @@ class ModelService:
     def _describe(self, lm: LoadedModel) -> dict[str, Any]:
         return {"name": lm.name, "path": str(lm.path), "config": lm.config.to_dict(),
                 "has_prior": lm.prior is not None, "default_prior": self._default_prior(lm),
-                "labels": sorted(lm.label_priors), "metrics": lm.meta.get("metrics", {})}
+                "labels": sorted(lm.label_priors), "metrics": lm.meta.get("metrics", {}),
+                "sizes": lm.meta.get("sizes")}
 
     def load(self, model_dir: str | Path) -> dict[str, Any]:
         """Load a model folder, replacing any loaded model only once the new one loaded and described fine."""
         loaded = load_model(model_dir, self._device)
+        sizes = read_sizes(loaded.meta, str(Path(model_dir) / "config.json"))
         info = self._describe(loaded)
+        if sizes is None:
+            _log.info("model %s records no typical sizes (made before they were kept): its samples come out at "
+                      "unit size; `python -m backend record-sizes` adds them from its training data", loaded.name)
         with self._lock:
-            self._loaded = loaded
+            self._loaded, self._sizes = loaded, sizes
         return info
 
     def unload(self) -> bool:
         """Drop the loaded model and return its memory to the system; True if one was loaded."""
         with self._lock:
             had = self._loaded is not None
-            self._loaded = None
+            self._loaded, self._sizes = None, None
         gc.collect()
         if self._device.type == "cuda":
             torch.cuda.empty_cache()
@@ -166,12 +178,22 @@ class ModelService:
             mu, _ = lm.model.encode(torch.as_tensor(clouds, dtype=torch.float32, device=self._device))
         return mu.float().cpu().numpy().astype(np.float64), norms, clouds
 
+    def size_applied(self, size: str) -> str:
+        """The size samples asked for with `size` really get: "unit" for a model that records no sizes."""
+        with self._lock:
+            return size if self._sizes is not None else "unit"
+
     def sample(self, count: int, seed: int = 0, temperature: float = 1.0, resolution: int = 2562,
-               prior: str = "auto", label: str | None = None) -> list[Mesh]:
-        """`count` new shapes in the unit ball; the same seed gives the same shapes.
+               prior: str = "auto", label: str | None = None, size: str = DEFAULT_SIZE) -> list[Mesh]:
+        """`count` new shapes; the same seed gives the same shapes.
 
         `label` (e.g. "sword") samples from that label's own fitted prior instead of the whole model's.
+        `size` "real" gives each shape its family's typical size in metres (the label's, else the label whose
+        prior fits its code best, else the model's overall size), standing on z = 0; "unit", or a model that
+        records no sizes, gives the unit ball the network works in.
         """
+        if size not in SIZE_MODES:
+            raise ConfigError(f"size must be one of {', '.join(SIZE_MODES)}, got {size!r}")
         count = _check_int("count", count, 1, MAX_COUNT)
         seed = _check_int("seed", seed, 0, MAX_SEED)
         temperature = _check_float("temperature", temperature, 0.0, 10.0)
@@ -183,6 +205,10 @@ class ModelService:
                                label=label, label_priors=lm.label_priors, default=self._default_prior(lm),
                                model_name=lm.name)
             verts, faces = self._decode(lm, z, resolution)
+            sizes = self._sizes if size == "real" else None
+            if sizes is not None:
+                families = [label] * count if label is not None else nearest_labels(z, lm.label_priors)
+                verts = np.stack([at_size(v, sizes.of(family)) for v, family in zip(verts, families)])
         return [Mesh(v, faces) for v in verts]
 
     def reconstruct(self, mesh: Mesh, resolution: int = 2562, fit: str = "encoder", steps: int | None = None,

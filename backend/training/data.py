@@ -47,4 +47,4 @@ def load_data(cfg: TrainConfig, progress: ProgressFn | None = None,
 def subset(sets: PointSets, idx: list[int]) -> PointSets:
     """The shapes of `sets` at positions `idx`."""
     return PointSets(points=sets.points[idx], names=[sets.names[i] for i in idx],
-                     labels=[sets.labels[i] for i in idx], skipped=[])
+                     labels=[sets.labels[i] for i in idx], extents=sets.extents[idx], skipped=[])

@@ -24,6 +24,7 @@ from ..errors import Cancelled, ConfigError, DataError
 from ..inference import choose_default_prior, fit_priors, pick_points, val_chamfer
 from ..losses import chamfer_per_shape, kl_divergence
 from ..model import AtlasVAE
+from ..sizes import SIZES_KEY, typical_sizes
 from ..templates import random_points
 from . import distributed
 from .config import TrainConfig
@@ -107,6 +108,9 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     meta.update({"name": cfg.name or out.name, "train_shapes": len(train_pts),
                  "val_shapes": len(data["val"].points), "labels": sorted(set(data["train"].labels)),
                  "train_config": cfg.to_flat()})
+    sizes = typical_sizes(data["train"].extents, data["train"].labels)
+    if sizes is not None:
+        meta[SIZES_KEY] = sizes  # what samples are scaled to (backend/sizes.py); a fine-tune records its own
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, Any]] = []
     start_epoch = 0

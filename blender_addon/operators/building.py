@@ -201,6 +201,13 @@ def gap(vertices: np.ndarray) -> float:
     return width * 1.2 if width > 1e-4 else MIN_GAP
 
 
+def grid_pitch(shapes: list[np.ndarray], spacing: float) -> float:
+    """Distance between neighbouring cells of a grid of `shapes`: `spacing`, or the widest shape's footprint
+    (x or y) and a tenth when that is more, so shapes at real size (a building beside a chair) never overlap."""
+    widest = max((float(max(hi[0] - lo[0], hi[1] - lo[1])) for lo, hi in map(box_of, shapes)), default=0.0)
+    return max(spacing, widest * 1.1)
+
+
 def beside(source: np.ndarray, result: np.ndarray) -> float:
     """How far along +X to move `result` (in the source's place) so it stands clear beside `source`:
     the source's width and a fifth, or more when the result reaches further than the source."""

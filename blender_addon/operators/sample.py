@@ -19,10 +19,10 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty
 from .. import jobs
 from ..bpyfree.backend_process import Backend
 from ..bpyfree.uvs import template_uvs
-from ..properties import ANY_FAMILY, family_items, settings
+from ..properties import ANY_FAMILY, SIZE_DESCRIPTION, SIZE_MODES, family_items, settings
 from .building import (
     Arrays, Box, LookOptions, NewObject, box_of, build_objects, decode_all, destination, earlier_results,
-    free_shift, look_of, look_defaults, standing, translation,
+    free_shift, grid_pitch, look_of, look_defaults, standing, translation,
 )
 from .common import OPTION, ModelOperator, dispatch, launch_config, run_now
 
@@ -54,11 +54,14 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
                                "to the average shape", default=1.0, min=0.0, max=10.0, soft_max=2.0, options=OPTION)
     family: EnumProperty(name="Family", description="Shape family to sample from; Any samples the whole model",
                          items=_family_items, options=OPTION)
-    spacing: FloatProperty(name="Spacing", description="Distance between shapes on the grid", default=2.5,
-                           min=0.0, subtype="DISTANCE", options=OPTION)
+    size: EnumProperty(name="Size", description=SIZE_DESCRIPTION, items=SIZE_MODES, default="real", options=OPTION)
+    spacing: FloatProperty(name="Spacing", description="Distance between shapes on the grid (more when the widest "
+                           "shape needs it, so big shapes never overlap)", default=2.5, min=0.0, subtype="DISTANCE",
+                           options=OPTION)
 
     panel_defaults = {"count": lambda s: s.count, "seed": lambda s: s.seed, "temperature": lambda s: s.temperature,
-                      "family": lambda s: s.sample_label() or ANY_FAMILY, "spacing": lambda s: s.spacing,
+                      "family": lambda s: s.sample_label() or ANY_FAMILY, "size": lambda s: s.size,
+                      "spacing": lambda s: s.spacing,
                       **look_defaults()}
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
@@ -69,28 +72,32 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
             self.seed = random.randrange(0, 2**31 - 1)
             s.seed = self.seed
         seed, count, temperature = int(self.seed), int(self.count), float(self.temperature)
-        resolution, spacing = int(self.resolution), float(self.spacing)
+        resolution, spacing, size = int(self.resolution), float(self.spacing), str(self.size)
         label = None if self.family == ANY_FAMILY else str(self.family)
         config, dest = launch_config(s), destination(context)
         cursor = np.array(context.scene.cursor.location, dtype=np.float64)  # type: ignore[union-attr]
-        params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution}
+        params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution,
+                                  "size": size}
         if label is not None:
             params["label"] = label
         what = f"{label} shapes" if label is not None else "shapes"
         look_for = look_of(self, config.model_path)
 
-        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
+        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any, str]:
             task.advance(0.0, f"Sampling {count} {what}...")
             client, info = backend.ensure_model(config)
-            meshes = decode_all(client.call("sample", params))
+            reply = client.call("sample", params)
+            meshes = decode_all(reply)
             task.advance(1.0, f"Adding {count} {what}")
-            return info, meshes, template_uvs(client, info, resolution)
+            return info, meshes, template_uvs(client, info, resolution), str(reply.get("size", "unit"))
 
-        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
-            info, meshes, uvs = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], Any, str]) -> jobs.Steps:
+            info, meshes, uvs, got_size = result
             model = str(info.get("name", "model"))
             columns = max(1, math.ceil(math.sqrt(len(meshes))))
-            props: dict[str, Any] = {"model": model, "seed": seed, "temperature": temperature, "resolution": resolution}
+            pitch = grid_pitch([vertices for vertices, _faces in meshes], spacing)
+            props: dict[str, Any] = {"model": model, "seed": seed, "temperature": temperature, "resolution": resolution,
+                                     "size": got_size}
             if label is not None:
                 props["label"] = label
             placed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -98,11 +105,11 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
             for i, (vertices, faces) in enumerate(meshes):
                 row, col = divmod(i, columns)
                 local, _base = standing(vertices)
-                location = cursor + np.array([col * spacing, row * spacing, 0.0])
+                location = cursor + np.array([col * pitch, row * pitch, 0.0])
                 lo, hi = box_of(local)
                 boxes.append((lo + location, hi + location))
                 placed.append((local, faces, location))
-            shift = free_shift(boxes, earlier_results(dest.scene), spacing or 1.0, margin=0.1 * (spacing or 1.0))
+            shift = free_shift(boxes, earlier_results(dest.scene), pitch or 1.0, margin=0.1 * (pitch or 1.0))
             items = [NewObject(f"{model}_s{seed}_{i}", local, faces, translation(location + shift),
                                {**props, "index": i}) for i, (local, faces, location) in enumerate(placed)]
             family = f" {label}" if label is not None else ""
@@ -110,7 +117,8 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
             collection = yield from build_objects(dest, items, "AtlasVAE: Sample Shapes",
                                                   new_collection=f"AtlasVAE Samples {model}{family} seed {seed}",
                                                   look=look)
-            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection}'"
+            unit = " at unit size (the model records no real sizes)" if got_size != size else ""
+            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}){unit} into '{collection}'"
 
         task = jobs.Task(self.kind, "Sample Shapes", work, apply)
         return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...", blocking=run_now(self))

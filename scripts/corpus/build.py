@@ -39,8 +39,13 @@ def key_of(candidate: Candidate) -> str:
     return f"{candidate.source}:{candidate.path}"
 
 
-def process(candidate: Candidate) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | str:
-    """Cleaned (vertices, faces, facts) of an acceptable mesh, or the reason it is not acceptable."""
+def process(candidate: Candidate, metres_per_unit: float = 1.0
+            ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | str:
+    """Cleaned (vertices, faces, facts) of an acceptable mesh, or the reason it is not acceptable.
+
+    The vertices stay in the file's units, so every filter and the duplicate descriptor see the file's
+    numbers as they are; facts["metres_per_unit"] is the scale _write applies: the source's unit (its
+    METRES_PER_UNIT), or for a candidate with a catalogue size the scale that fits it to that size."""
     if candidate.reject:
         return candidate.reject
     if candidate.category is None:
@@ -54,6 +59,7 @@ def process(candidate: Candidate) -> tuple[np.ndarray, np.ndarray, dict[str, Any
         return f"unreadable ({exc})"
     if len(faces) == 0 or not np.isfinite(vertices).all():
         return "unreadable (no faces or non-finite vertices)"
+    scale = candidate.metres_per_unit(vertices, metres_per_unit)
     vertices, faces = filters.weld(vertices, faces)
     if len(faces) < filters.MIN_FACES:
         return "too few faces"
@@ -63,7 +69,7 @@ def process(candidate: Candidate) -> tuple[np.ndarray, np.ndarray, dict[str, Any
     flat = filters.flatness(vertices, faces)
     if flat < filters.FLAT_RATIO:
         return "flat"
-    return vertices, faces, {"stray_parts_removed": stray, "flatness": round(flat, 4)}
+    return vertices, faces, {"stray_parts_removed": stray, "flatness": round(flat, 4), "metres_per_unit": scale}
 
 
 def build(out: Path, cache: Path, sources: Iterable[str], limit: int | None = None) -> dict[str, int]:
@@ -72,6 +78,8 @@ def build(out: Path, cache: Path, sources: Iterable[str], limit: int | None = No
     index = filters.DuplicateIndex()
     done: set[str] = set()
     for record in mesh_records(out):
+        if "metres_per_unit" not in record:
+            continue  # written in its source's units by an older builder: read and written again, in metres
         index.add(record["id"], np.asarray(record["descriptor"], dtype=np.float32))
         done.add(record["key"])
     done.update(r["key"] for r in rejected_records(out))
@@ -88,7 +96,7 @@ def build(out: Path, cache: Path, sources: Iterable[str], limit: int | None = No
             if key in done:
                 counts["already_done"] += 1
                 continue
-            result = process(candidate)
+            result = process(candidate, module.METRES_PER_UNIT)
             if isinstance(result, tuple):
                 vertices, faces, facts = result
                 desc = filters.descriptor(vertices, faces)
@@ -117,10 +125,11 @@ def build(out: Path, cache: Path, sources: Iterable[str], limit: int | None = No
 
 def _write(out: Path, ident: str, key: str, candidate: Candidate, version: str, vertices: np.ndarray,
            faces: np.ndarray, facts: dict[str, Any], desc: np.ndarray) -> None:
-    """The OBJ first, then its manifest: a manifest without its OBJ never exists, so a rerun redoes both."""
+    """The OBJ (in metres) first, then its manifest: a manifest without its OBJ never exists, so a rerun
+    redoes both."""
     folder = out / MESHES / str(candidate.category)
     folder.mkdir(parents=True, exist_ok=True)
-    save_mesh(folder / f"{ident}.obj", Mesh(vertices, faces))
+    save_mesh(folder / f"{ident}.obj", Mesh(vertices * facts["metres_per_unit"], faces))
     record = {"id": ident, "key": key, "category": candidate.category, "source": candidate.source,
               "package_version": version, "licence": candidate.licence, "original_path": candidate.path,
               "title": candidate.title, "vertices": int(len(vertices)), "faces": int(len(faces)),

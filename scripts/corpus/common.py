@@ -119,6 +119,18 @@ class Candidate:
     up: str = "z"                        # the source's up axis after `rotation`: "y" or "z"
     reject: str | None = None            # a reason known from the name alone (LOD copy, effect, part, ...)
     title: str = ""                      # a human-readable name (catalogue name or file stem)
+    size: tuple[float, float, float] | None = None  # real (x, y, z) size in metres a catalogue gives, Z-up frame
+
+    def metres_per_unit(self, vertices: np.ndarray, default: float) -> float:
+        """The factor that brings `vertices` (as load() returns them) to metres: the uniform scale that best
+        fits their bounding box to the catalogue's `size` (geometric mean over the axes), else `default`."""
+        if self.size is None:
+            return default
+        extent, size = np.ptp(vertices, axis=0), np.asarray(self.size, dtype=np.float64)
+        usable = (extent > 0) & (size > 0)
+        if not usable.any():
+            return default
+        return float(np.exp(np.mean(np.log(size[usable] / extent[usable]))))
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         """Vertices in the backend's Z-up frame and faces, read from the package."""

@@ -57,7 +57,10 @@ def test_sample_makes_a_collection_on_a_grid_at_the_cursor(scene: Any, bpy_modul
         [("tiny", 7, i) for i in range(5)]
     assert objs[0]["atlasvae_temperature"] == pytest.approx(0.8)
     locations = [tuple(round(x, 4) for x in o.location) for o in objs]
-    assert locations == [(1.0, 2.0, 0.5), (4.0, 2.0, 0.5), (7.0, 2.0, 0.5), (1.0, 5.0, 0.5), (4.0, 5.0, 0.5)]
+    # Spacing 3, or the widest footprint and a tenth when that is more (these bent spheres are ~3.4 wide)
+    pitch = max(3.0, 1.1 * max(float(max(np.ptp(v[:, 0]), np.ptp(v[:, 1]))) for v in map(local_vertices, objs)))
+    grid = [(1.0 + pitch * col, 2.0 + pitch * row, 0.5) for row, col in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1))]
+    assert locations == [tuple(round(x, 4) for x in cell) for cell in grid]
     assert not np.allclose(local_vertices(objs[0]), local_vertices(objs[1])), "different samples expected"
     assert "Sampled 5 shapes from tiny (seed 7)" in runtime(bpy).last_report
 

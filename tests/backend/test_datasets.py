@@ -181,7 +181,7 @@ def test_load_folder_samples_unit_ball_points_and_skips_bad_files(data_dir: Path
     [(name, reason)] = sets.skipped
     assert name == "swords/broken.obj" and "no mesh data found" in reason
     assert snapshot(data_dir) == before
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2 * 3  # points and extents per mesh
 
 
 def test_second_load_comes_from_the_cache(
@@ -209,6 +209,38 @@ def test_cache_is_keyed_by_content_and_point_count(data_dir: Path, tmp_path: Pat
     np.testing.assert_array_equal(first.points[1:], second.points[1:])
     fewer = load_folder(data_dir, n_cache=N // 2, cache_dir=cache, progress=False)
     assert fewer.points.shape == (3, N // 2, 3)
+
+
+def test_extents_are_the_files_bounding_boxes_and_survive_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "data"
+    write_box(root / "small" / "a.obj", size=0.5)
+    write_box(root / "big" / "b.obj", size=4.0)
+    first = load_folder(root, n_cache=N, cache_dir=tmp_path / "cache", progress=False)
+    assert first.names == ["big/b.obj", "small/a.obj"]
+    assert first.extents.dtype == np.float32
+    np.testing.assert_allclose(first.extents, [[4.0, 8.0, 12.0], [0.5, 1.0, 1.5]], rtol=1e-6)
+
+    def parser(data: bytes, path: Path, max_faces: int = 0) -> Mesh:
+        raise AssertionError(f"{path} was parsed again although it is cached")
+
+    monkeypatch.setattr(datasets, "parse_mesh", parser)
+    second = load_folder(root, n_cache=N, cache_dir=tmp_path / "cache", progress=False)
+    np.testing.assert_array_equal(first.extents, second.extents)
+    np.testing.assert_array_equal(first.points, second.points)
+
+
+def test_cache_without_extents_reads_the_file_once_more(data_dir: Path, tmp_path: Path) -> None:
+    """A cache written before extents were kept: the points stay as they were, the extents are added."""
+    cache = tmp_path / "cache"
+    first = load_folder(data_dir, n_cache=N, cache_dir=cache, progress=False)
+    for path in cache.glob("*.extents.npy"):
+        path.unlink()
+    second = load_folder(data_dir, n_cache=N, cache_dir=cache, progress=False)
+    np.testing.assert_array_equal(first.points, second.points)
+    np.testing.assert_array_equal(first.extents, second.extents)
+    assert len(list(cache.glob("*.extents.npy"))) == 3
 
 
 def test_corrupt_cache_file_is_recomputed(data_dir: Path, tmp_path: Path) -> None:
@@ -243,7 +275,7 @@ def test_default_cache_dir_follows_the_environment(
     monkeypatch.setenv("ATLASVAE_CACHE", str(tmp_path / "env_cache"))
     assert default_cache_dir() == tmp_path / "env_cache"
     load_folder(data_dir, n_cache=N, progress=False)
-    assert len(list((tmp_path / "env_cache").glob("*.npy"))) == 3
+    assert len(list((tmp_path / "env_cache").glob("*.extents.npy"))) == 3
     monkeypatch.delenv("ATLASVAE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "atlasvae" / "points"
@@ -297,6 +329,9 @@ def test_procedural_point_sets_are_deterministic() -> None:
     assert a.labels == ["mug", "mug", "lamp", "lamp"] and a.skipped == []
     assert a.points.shape == (4, N, 3) and a.points.dtype == np.float32
     assert np.linalg.norm(a.points, axis=2).max() <= 1.0 + 1e-5
+    # the families are built in metres: their extents are their own sizes
+    np.testing.assert_allclose(a.extents[0], np.ptp(generate("mug", datasets.item_seed(4, 0)).vertices, axis=0),
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,7 @@ def test_a_cancel_on_rank0_stops_every_rank_and_rank0_alone_fills_the_cache(tmp_
     rank0, rank1 = run_worker(tmp_path / "report", flags, "--cancel-at-step", "2")
     # Rank 0 sampled every mesh into the cache; rank 1 only read it.
     assert len(rank0["sampled"]) == 6 and rank1["sampled"] == []
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 6
+    assert len(list((tmp_path / "cache").glob("*.extents.npy"))) == 6
     # 5 training shapes, batch 4: one step an epoch, so the cancel came in epoch 2 and both ranks stopped there.
     assert rank0["summary"]["state"] == rank1["summary"]["state"] == "cancelled"
     assert rank0["summary"]["epoch"] == rank1["summary"]["epoch"] == 1

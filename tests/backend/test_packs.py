@@ -40,6 +40,7 @@ def test_pack_round_trip_keeps_names_labels_and_points(folder: Path, tmp_path: P
     assert sets.names == direct.names and sets.labels == direct.labels
     assert sets.points.dtype == np.float32 and sets.points.shape == direct.points.shape == (8, 64, 3)
     assert np.max(np.abs(sets.points - direct.points)) <= FLOAT16_HALF_ULP_AT_1
+    assert np.array_equal(sets.extents, direct.extents)
 
 
 def test_training_from_a_pack_splits_like_the_folder(folder: Path, tmp_path: Path, make_train_config) -> None:
@@ -95,6 +96,7 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> Path:
 
 def _good(count: int = 2) -> dict[str, np.ndarray]:
     return {"format": np.array("atlasvae-points-1"), "points": np.zeros((count, 5, 3), np.float16),
+            "extents": np.ones((count, 3), np.float32),
             "names": np.array([f"a/{i}.obj" for i in range(count)]), "labels": np.array(["a"] * count)}
 
 
@@ -103,6 +105,8 @@ def _good(count: int = 2) -> dict[str, np.ndarray]:
     ({"points": np.zeros((2, 5), np.float16)}, "shape"),
     ({"points": np.full((2, 5, 3), np.nan, np.float32)}, "finite"),
     ({"points": np.zeros((2, 5, 3), np.int32)}, "floating-point"),
+    ({"extents": np.ones((1, 3), np.float32)}, "extents must be 2 finite sizes"),
+    ({"extents": np.full((2, 3), -1.0, np.float32)}, "extents must be 2 finite sizes"),
     ({"names": np.array(["a/0.obj"])}, "names must be 2 strings"),
     ({"labels": np.array([1, 2])}, "labels must be 2 strings"),
     ({"names": np.array(["a/0.obj", "a/0.obj"])}, "unique"),
@@ -121,7 +125,7 @@ def test_a_pickled_array_is_refused_not_unpickled(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content, match", [(b"not a zip", "not a readable point pack"),
-                                            (None, "missing format, points")])
+                                            (None, "missing format, points, extents")])
 def test_files_that_are_not_packs_are_refused(tmp_path: Path, content: bytes | None, match: str) -> None:
     path = tmp_path / "x.npz"
     if content is None:

@@ -17,6 +17,7 @@ import trimesh
 from backend.data.datasets import load_folder
 from scripts.corpus.__main__ import main
 from scripts.corpus.sources.ufoai import ARCHIVE
+from scripts.corpus.sources.ufoai import METRES_PER_UNIT as UFOAI_UNIT
 
 from .test_readers import md2_bytes
 
@@ -93,12 +94,32 @@ def test_build_labels_filters_deduplicates_and_resumes(cache: Path, tmp_path: Pa
     # The output is a folder-per-label dataset the backend reads as is.
     sets = load_folder(out / "meshes", cache_dir=tmp_path / "points", progress=False)
     assert sorted(sets.labels) == ["chair", "tree"]
+    # Written in metres: the source's unit times the file's numbers, the factor in the manifest.
+    assert record["metres_per_unit"] == UFOAI_UNIT
+    np.testing.assert_allclose(np.ptp(trimesh.load(out / record["file"]).vertices, axis=0),
+                               np.ptp(L_SHAPE[0], axis=0) * UFOAI_UNIT, rtol=1e-6)
     # A rerun reads nothing again and changes nothing.
     obj = out / record["file"]
     before = obj.stat().st_mtime_ns
     assert main(argv) == 0
     assert "0 meshes written, 0 candidates skipped, 6 already done" in capsys.readouterr().out
     assert obj.stat().st_mtime_ns == before
+
+
+def test_a_mesh_written_before_meshes_were_in_metres_is_written_again(
+        cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "corpus"
+    argv = ["--out", str(out), "--cache", str(cache), "--sources", "ufoai-data", "--split", str(tmp_path / "no.json")]
+    assert main(argv) == 0
+    fresh = {p.name: p.read_bytes() for p in sorted((out / "meshes").glob("*/*"))}
+    manifest = next((out / "meshes" / "chair").glob("*.json"))
+    old = json.loads(manifest.read_text())
+    del old["metres_per_unit"]  # as an older builder wrote it (the OBJ in the file's units)
+    manifest.write_text(json.dumps(old, indent=1) + "\n")
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "1 meshes written, 0 candidates skipped, 5 already done" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in sorted((out / "meshes").glob("*/*"))} == fresh
 
 
 def test_a_held_out_category_that_is_too_small_is_refused(cache: Path, tmp_path: Path,

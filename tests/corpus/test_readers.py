@@ -10,7 +10,7 @@ import pytest
 from scripts.corpus.common import Candidate, categorise, words
 from scripts.corpus.md2 import MD2Error, read_md2
 from scripts.corpus.pmd import PMDError, read_pmd
-from scripts.corpus.sources.sweethome import parse_catalogue, read_obj, rotation_of
+from scripts.corpus.sources.sweethome import parse_catalogue, read_obj, rotation_of, size_of
 
 # A tetrahedron: four corners, four triangles.
 TETRA_V = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 4.0]])
@@ -130,6 +130,19 @@ def test_a_z_up_model_with_its_catalogue_rotation_ends_up_z_up() -> None:
     vertices, _ = c.load()
     assert int(np.ptp(vertices, axis=0).argmax()) == 2
     np.testing.assert_allclose(vertices[3], [0, 0, 10], atol=1e-12)
+
+
+def test_a_catalogue_size_sets_the_scale_to_metres() -> None:
+    box = np.array([[0, 0, 0], [50, 0, 0], [0, 40, 0], [0, 0, 90]], dtype=float)  # 50 x 40 x 90 file units
+    entry = parse_catalogue("name#1=Chair\nmodel#1=/a/c.obj\nwidth#1=50\ndepth#1=40\nheight#1=90\n")[0]
+    c = Candidate(source="s", path="p", category="chair", licence="x", read=lambda: (box, TETRA_F),
+                  size=size_of(entry))
+    assert c.size == pytest.approx((0.5, 0.4, 0.9))
+    assert c.metres_per_unit(box, default=7.0) == pytest.approx(0.01)  # the file was in centimetres
+    assert c.metres_per_unit(box / 100, default=7.0) == pytest.approx(1.0)  # ... or in metres
+    assert size_of(parse_catalogue("name#1=X\nwidth#1=5\n")[0]) is None
+    bare = Candidate(source="s", path="p", category="chair", licence="x", read=lambda: (box, TETRA_F))
+    assert bare.metres_per_unit(box, default=0.45) == 0.45  # no catalogue size: the source's unit
 
 
 def test_a_y_up_source_is_turned_z_up() -> None:

@@ -15,6 +15,8 @@ from ..fetch import ensure_assimp
 
 PACKAGE = "flightgear-data-models"
 SHORT = "fg"
+# FlightGear models are in metres: rolling stock is 2.5-2.8 m wide and 3.7-4.9 m high, a bus 10.5 m long.
+METRES_PER_UNIT = 1.0
 FOLDER = "usr/share/games/flightgear/Models"
 LICENCE = "GPL-2+"
 # Top folder (or folder/subfolder) -> category; a name keyword (e.g. "bus" under Transport) wins where given.

@@ -19,6 +19,10 @@ from .sweethome import read_obj
 
 PACKAGE = "redeclipse-data"
 SHORT = "re"
+# Red Eclipse's map props are about 7 cm a unit (an office chair 13.4 units high, a desk 9, a door 28, a
+# copy-paper box 8 long; trees 103 units, rocks 24-38). Its pickup weapons are drawn at another scale
+# (a rifle 1.6 units long) and come out too small at this one (docs/corpus.md, "Units").
+METRES_PER_UNIT = 0.07
 FOLDER = "usr/share/games/redeclipse/data"
 COPYRIGHT = "usr/share/doc/redeclipse-data/copyright"
 SKIP_FOLDERS = ("actors/player/", "projectiles/", "vanities/", "props/", "textures/", "maps/")

@@ -19,6 +19,11 @@ from ..licences import licence_of
 
 PACKAGE = "sweethome3d-furniture"
 SHORT = "sh3d"
+# Each catalogue entry gives the model's real width, depth and height in centimetres, and Sweet Home 3D
+# shows the model at that size: every mesh is scaled to it (Candidate.size). 81 % of the OBJ files are
+# already in centimetres; the others are in metres, decimetres or inches. This is the fallback for an
+# entry without a size (none in 1.8-1). Evidence: docs/corpus.md, "Units".
+METRES_PER_UNIT = 0.01
 FOLDER = "usr/share/sweethome3d/furniture"
 COPYRIGHT = "usr/share/doc/sweethome3d-furniture/copyright"  # DEP-5, one Files: stanza per catalogue
 _ENTRY = re.compile(r"^(\w+)#(\d+)=(.*)$", re.M)
@@ -56,8 +61,18 @@ def read_obj(data: bytes, name: str) -> MeshArrays:
     return np.asarray(mesh.vertices), np.asarray(mesh.faces)
 
 
+def size_of(entry: dict[str, str]) -> tuple[float, float, float] | None:
+    """The entry's (width, depth, height) in metres, the model's Z-up (x, y, z) size; None if not all given."""
+    try:
+        width, depth, height = (float(entry[k]) * METRES_PER_UNIT for k in ("width", "depth", "height"))
+    except (KeyError, ValueError):
+        return None
+    return width, depth, height
+
+
 def candidates(root: Path) -> Iterator[Candidate]:
-    """Every catalogue model, labelled from its name (else its catalogue category), with its rotation."""
+    """Every catalogue model, labelled from its name (else its catalogue category), with its rotation and
+    real size."""
     copyright_text = (root / COPYRIGHT).read_text(encoding="utf-8", errors="replace")
     for archive in sorted((root / FOLDER).glob("*.sh3f")):
         licence = licence_of(copyright_text, f"{archive.stem}/{archive.name}")
@@ -71,7 +86,7 @@ def candidates(root: Path) -> Iterator[Candidate]:
             category = "door_window" if door else (categorise(name, Path(model).stem) or "misc")
             yield Candidate(source=PACKAGE, path=f"{FOLDER}/{archive.name}!{model}", category=category,
                             licence=licence, read=_reader(archive, model), rotation=rotation_of(entry), up="y",
-                            title=name)
+                            title=name, size=size_of(entry))
 
 
 def _reader(archive: Path, member: str) -> Reader:

@@ -13,6 +13,9 @@ from .sweethome import read_obj
 
 PACKAGE = "ufoai-data"
 SHORT = "ufoai"
+# About 3.3 cm a unit (a map cell is 32 units): the median of metres per unit over people (1.75 m /
+# 47 units), cars (4.5 m / 137), beds, tables and chairs is 0.033 (docs/corpus.md, "Units").
+METRES_PER_UNIT = 0.033
 ARCHIVE = "usr/share/games/ufoai/base/0models.pk3"
 # DEP-5; licences differ per model (GPL-2+, GPL-2, CC-BY-SA-3.0, public domain, ...).
 COPYRIGHT = "usr/share/doc/ufoai-data/copyright"

@@ -13,6 +13,10 @@ PACKAGE = "0ad-data"
 SHORT = "0ad"
 ARCHIVE = "usr/share/games/0ad/mods/public/public.zip"
 LICENCE = "CC-BY-SA-3.0"
+# 0 A.D.'s unit is about 0.45 m: its human bodies are 3.85 units tall (14 of 14 body meshes), horses
+# 4.3-5.6 units high, elephants 8.25 (docs/corpus.md, "Units"). Props are drawn large for the game's
+# camera (tables are 2.08 units high: 0.94 m at this scale).
+METRES_PER_UNIT = 0.45
 # Test and temporary meshes, and props that are attachments of other models (harness and armour of horses
 # and elephants, heads, capes, standards, the decorations of helmets and shields) rather than objects.
 SKIP_FOLDERS = tuple(f"art/meshes/{f}/" for f in (
