@@ -192,8 +192,7 @@ def _install_tick() -> float | None:
 
 
 class ATLASVAE_OT_install_backend(bpy.types.Operator):
-    """Create a Python environment in the user folder and install torch and the backend's packages into it
-    (asks first: what, where, how big)"""
+    """Install torch and the backend's packages into a new Python environment in the user folder (asks first)"""
 
     bl_idname = "atlasvae.install_backend"
     bl_label = "Install Backend Dependencies"

@@ -176,8 +176,7 @@ def _remove_exports() -> None:
 
 
 class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
-    """Fine-tune the chosen model on a folder of meshes, the selected objects or a collection; the result
-    becomes a new model in the list"""
+    """Fine-tune the chosen model on a folder of meshes, the selected objects or a collection into a new model"""
 
     bl_idname = "atlasvae.finetune_start"
     bl_label = "Start Fine-tune"

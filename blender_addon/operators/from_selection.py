@@ -59,8 +59,7 @@ class _FromSelection(ModelOperator):
 
 
 class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
-    """Encode and decode every selected mesh (modifiers applied); each result stands beside its source with
-    the source's location, rotation and scale; the sources are left untouched"""
+    """Rebuild each selected mesh through the model, beside its source and with its transform (sources untouched)"""
 
     bl_idname = "atlasvae.reconstruct"
     bl_label = "Reconstruct Selected"
@@ -143,8 +142,7 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
 
 
 class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
-    """Shapes morphing from the other selected mesh to the active one, in a row in front of them, or one
-    object with a shape key per step"""
+    """Shapes morphing from the other selected mesh to the active one: a row of objects, or one with shape keys"""
 
     bl_idname = "atlasvae.interpolate"
     bl_label = "Interpolate"

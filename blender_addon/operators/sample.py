@@ -76,7 +76,8 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
         params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution}
         if label is not None:
             params["label"] = label
-        what = f"{label} shapes" if label is not None else "shapes"
+        noun = "shape" if count == 1 else "shapes"
+        what = f"{label} {noun}" if label is not None else noun
         look_for = look_of(self, config.model_path)
 
         def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
