@@ -11,9 +11,9 @@ from types import ModuleType
 
 
 def _modules() -> list[ModuleType]:
-    from . import menus, operators, panels, preferences, properties, runtime
+    from . import keymaps, menus, operators, panels, preferences, properties, runtime
 
-    return [runtime, preferences, properties, operators, panels, menus]
+    return [runtime, preferences, properties, operators, panels, menus, keymaps]
 
 
 def register() -> None:

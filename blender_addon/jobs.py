@@ -296,7 +296,7 @@ def _advance(task: Task, started: float) -> bool:
         _finish(task)
         if task.on_error is not None:
             task.on_error(exc)
-        feedback.report("ERROR", f"{task.label} failed: {error_text(exc)}")
+        feedback.report("ERROR", f"{task.label} failed: {error_text(exc)}", feedback.fix_for(exc))
         return True
 
 

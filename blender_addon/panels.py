@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 import bpy
 
-from . import jobs
+from . import feedback, jobs
 from .bpyfree import backend_process, locate
 from .operators.common import selected_meshes
 from .preferences import addon_settings
 from .properties import AtlasVAESettings, settings
+from .feedback import WRAP, wrap
 from .runtime import runtime
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 STATUS_ICONS: dict[str, IconItems] = {"stopped": "PAUSE", "starting": "SORTTIME", "ready": "CHECKMARK",
                                       "busy": "SORTTIME", "error": "ERROR"}
 LEVEL_ICONS: dict[str, IconItems] = {"ERROR": "ERROR", "WARNING": "INFO", "INFO": "CHECKMARK"}
-WRAP = 38  # characters per label line in the sidebar at its default width
 
 _card_cache: dict[str, tuple[int, list[tuple[str, str]]]] = {}
 
@@ -33,28 +33,6 @@ def _format_eta(seconds: float) -> str:
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def wrap(text: str, width: int = WRAP) -> list[str]:
-    """Split `text` into lines of at most `width` characters at spaces (labels do not wrap); a word
-    longer than a line (a path) is cut into pieces, so nothing is ever dropped."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        while len(word) > width:
-            if current:
-                lines.append(current)
-                current = ""
-            lines.append(word[:width])
-            word = word[width:]
-        if current and len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    if current:
-        lines.append(current)
-    return lines or [""]
 
 
 def model_card(path: str | None) -> list[tuple[str, str]]:
@@ -126,7 +104,7 @@ def _last_report(layout: bpy.types.UILayout) -> None:
         for line in lines[1:]:
             col.label(text=line)
     if level == "ERROR":
-        box.operator("atlasvae.open_log", icon="TEXT")
+        feedback.draw_fixes(box.column(align=True), state.last_fix or feedback.LOG)
 
 
 class _AtlasPanel(bpy.types.Panel):

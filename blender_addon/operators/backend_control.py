@@ -224,7 +224,7 @@ class ATLASVAE_OT_open_folder(bpy.types.Operator):
 
 
 class ATLASVAE_OT_report_message(bpy.types.Operator):
-    """Show a message from a background reply in the status bar and Info log"""
+    """Show a message from a background reply in the status bar and Info log (an error also in a popup)"""
 
     bl_idname = "atlasvae.report_message"
     bl_label = "AtlasVAE Message"
@@ -232,9 +232,40 @@ class ATLASVAE_OT_report_message(bpy.types.Operator):
 
     level: EnumProperty(items=(("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")))
     message: StringProperty()
+    fix: StringProperty(description="What fixes an error: feedback.SETUP or LOG", default=feedback.LOG)
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        """Report from the next event instead: the report of an operator called from Python goes back to
+        the caller (an error as an exception), one of a running modal operator to the status bar."""
+        wm = context.window_manager
+        assert wm is not None
+        self._timer = wm.event_timer_add(0.0, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        wm = context.window_manager
+        assert wm is not None
+        wm.event_timer_remove(self._timer)
+        self.report({self.level}, self.message)
+        if self.level == "ERROR":
+            message, fix = self.message, self.fix
+
+            def draw(menu: bpy.types.UIPopupMenu, _context: bpy.types.Context) -> None:
+                layout = menu.layout
+                assert layout is not None
+                for line in feedback.wrap(message, 70):
+                    layout.label(text=line)
+                layout.separator()
+                feedback.draw_fixes(layout, fix)
+
+            wm.popup_menu(draw, title="AtlasVAE", icon="ERROR")
         return {"FINISHED"}
 
 
@@ -254,7 +285,7 @@ def _deferred_start() -> None:
     try:
         jobs.run(_start_task())
     except Exception as exc:
-        feedback.report("ERROR", f"Start backend failed: {backend_process.error_text(exc)}")
+        feedback.report("ERROR", f"Start backend failed: {backend_process.error_text(exc)}", feedback.fix_for(exc))
 
 
 def start_on_load() -> None:
