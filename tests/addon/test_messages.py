@@ -1,5 +1,5 @@
-"""What a person reads in tooltips and reports (issue 28, item 9): one clean line per operator
-description, and counts that agree with their noun."""
+"""What a person reads (issue 28, items 9 and 8): one clean line per operator tooltip, counts that agree
+with their noun, and a message saying what to do when Blender's Python lacks numpy."""
 
 from __future__ import annotations
 
@@ -21,3 +21,15 @@ def test_sampling_one_shape_says_shape(scene: Any, bpy_module: Any) -> None:
     assert bpy.ops.atlasvae.sample(count=1, seed=2) == {"FINISHED"}
     report = bpy.context.window_manager.atlasvae_runtime.last_report
     assert "Sampled 1 shape from" in report, report
+
+
+def test_without_numpy_enabling_says_what_to_do(monkeypatch: Any) -> None:
+    import sys
+
+    import pytest
+
+    import blender_addon
+
+    monkeypatch.setitem(sys.modules, "numpy", None)  # what a Blender whose Python lacks numpy gives
+    with pytest.raises(ImportError, match="needs numpy in Blender's own Python.*official builds"):
+        blender_addon.register()
