@@ -143,6 +143,12 @@ class VIEW3D_PT_atlasvae(_AtlasPanel):
         _last_report(layout)
 
 
+def split_labels(layout: bpy.types.UILayout) -> None:
+    """Labels in a column left of their fields, as in Blender's own panels (no cut-off labels)."""
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+
+
 class _AtlasSubPanel(_AtlasPanel):
     bl_parent_id = "VIEW3D_PT_atlasvae"
 
@@ -157,8 +163,16 @@ class VIEW3D_PT_atlasvae_model(_AtlasSubPanel):
         layout = self.panel_layout()
         path = settings(context).model_path()
         card = layout.column(align=True)
+        shown = runtime()
         for key, value in model_card(path):
-            for i, line in enumerate(wrap(f"{key}: {value}")):
+            if key == "Families" and shown is not None and ", " in value:
+                names = value.split(", ")  # many: folded to their count until asked for
+                card.prop(shown, "show_families", text=f"Families: {len(names)}", emboss=False,
+                          icon="DISCLOSURE_TRI_DOWN" if shown.show_families else "DISCLOSURE_TRI_RIGHT")
+                if not shown.show_families:
+                    continue
+                key = "   "
+            for i, line in enumerate(wrap(f"{key}: {value}" if key.strip() else value)):
                 card.label(text=line if i == 0 else f"   {line}")
         row = layout.row(align=True)
         row.operator("atlasvae.load_model", icon="IMPORT")
@@ -189,6 +203,7 @@ class VIEW3D_PT_atlasvae_sample(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "family")
         layout.prop(s, "count")
@@ -211,6 +226,7 @@ class VIEW3D_PT_atlasvae_reconstruct(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "fit")
         _resolution(layout, s)
@@ -229,6 +245,7 @@ class VIEW3D_PT_atlasvae_interpolate(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "steps")
         layout.prop(s, "endpoint_fit")
@@ -250,6 +267,7 @@ class VIEW3D_PT_atlasvae_variations(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "variation_count")
         layout.prop(s, "endpoint_fit")
@@ -267,6 +285,7 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "finetune_source")
         if s.finetune_source == "FOLDER":

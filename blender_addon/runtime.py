@@ -18,6 +18,8 @@ class AtlasVAERuntime(bpy.types.PropertyGroup):
     last_report: StringProperty(name="Last Report", options={"SKIP_SAVE"})
     last_fix: StringProperty(name="Fix", description="What fixes the last error (feedback.SETUP or LOG)",
                              options={"SKIP_SAVE"})
+    show_families: BoolProperty(name="Show Families", description="List every family the model can sample",
+                                default=False, options={"SKIP_SAVE"})
     show_report: BoolProperty(name="Show Full Message", description="Show the whole last message",
                               default=False, options={"SKIP_SAVE"})
     task_label: StringProperty(name="Working On", options={"SKIP_SAVE"})
