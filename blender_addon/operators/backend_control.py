@@ -258,14 +258,13 @@ class ATLASVAE_OT_report_message(bpy.types.Operator):
             message, fix = self.message, self.fix
 
             def draw(menu: bpy.types.UIPopupMenu, _context: bpy.types.Context) -> None:
-                layout = menu.layout
+                layout = menu.layout  # Blender's own report popup shows the whole message beside this one
                 assert layout is not None
-                for line in feedback.wrap(message, 70):
-                    layout.label(text=line)
+                layout.label(text=feedback.wrap(message, 70)[0] + " ...")
                 layout.separator()
                 feedback.draw_fixes(layout, fix)
 
-            wm.popup_menu(draw, title="AtlasVAE", icon="ERROR")
+            wm.popup_menu(draw, title="AtlasVAE: what fixes this", icon="ERROR")
         return {"FINISHED"}
 
 
