@@ -12,10 +12,11 @@ import bpy
 
 from . import feedback, jobs
 from .bpyfree import backend_process, locate
+from .feedback import WRAP, wrap
+from .operators import finetune
 from .operators.common import selected_meshes
 from .preferences import addon_settings
 from .properties import AtlasVAESettings, settings
-from .feedback import WRAP, wrap
 from .runtime import runtime
 
 if TYPE_CHECKING:
@@ -299,7 +300,12 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
         layout.label(text="Keep Fixed:")
         layout.row(align=True).prop(s, "finetune_freeze", expand=True)
         row = layout.row(align=True)
-        row.operator("atlasvae.finetune_start", icon="PLAY")
+        out = locate.user_models_dir(addon_settings().user_dir) / s.finetune_name.strip()
+        resume = bool(s.finetune_name.strip()) and finetune.unfinished(out)
+        if resume:
+            row.operator("atlasvae.finetune_start", text="Resume Fine-tune", icon="PLAY")
+        else:
+            row.operator("atlasvae.finetune_start", icon="PLAY")
         row.operator("atlasvae.finetune_cancel", text="Cancel", icon="CANCEL")
         state = runtime()
         if state is None or not state.job_state:

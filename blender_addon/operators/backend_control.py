@@ -15,7 +15,7 @@ from ..bpyfree import backend_process
 from ..bpyfree.backend_process import Backend
 from ..preferences import addon_settings
 from ..properties import refresh_models, settings
-from ..runtime import note
+from ..runtime import note, runtime
 from .common import ModelOperator, dispatch, fail, launch_config
 
 if TYPE_CHECKING:
@@ -56,7 +56,25 @@ class ATLASVAE_OT_backend_start(bpy.types.Operator):
         return dispatch(self, jobs.Task("start", "Start backend", work, lambda text: text), "Starting the backend...")
 
 
-class ATLASVAE_OT_backend_restart(bpy.types.Operator):
+class AsksWhileFinetuning:
+    """Mixin for operators that end the backend: while a fine-tune runs in it, ask first (the run keeps
+    its last finished epoch and resumes when started again under the same name)."""
+
+    bl_label: str
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        state = runtime()
+        if state is None or not state.job_running():
+            return self.execute(context)  # type: ignore[attr-defined,no-any-return]
+        wm = context.window_manager
+        assert wm is not None
+        return wm.invoke_confirm(self, event, title=f"{self.bl_label} while a fine-tune runs?",  # type: ignore[arg-type]
+                                 message="This stops the running fine-tune. Its model keeps the last finished "
+                                         "epoch; start the fine-tune again under the same name to resume it.",
+                                 confirm_text=self.bl_label, icon="WARNING")
+
+
+class ATLASVAE_OT_backend_restart(AsksWhileFinetuning, bpy.types.Operator):
     """Stop the backend and start it again with the current preferences (device, interpreter)"""
 
     bl_idname = "atlasvae.backend_restart"
@@ -83,7 +101,7 @@ class ATLASVAE_OT_backend_restart(bpy.types.Operator):
                         "Restarting the backend...")
 
 
-class ATLASVAE_OT_backend_stop(bpy.types.Operator):
+class ATLASVAE_OT_backend_stop(AsksWhileFinetuning, bpy.types.Operator):
     """Stop the backend process and free all its memory (it starts again on next use)"""
 
     bl_idname = "atlasvae.backend_stop"

@@ -78,6 +78,7 @@ class RecordingLayout:
         elif name == "operator":
             idname = named["operator"]
             log["operators"].append(idname)
+            log["operator_texts"].append((idname, named.get("text")))
             return OperatorButton(_registered_operator(bpy, idname), idname, log)
         elif name == "label":
             log["labels"].append(named.get("text", ""))
@@ -98,7 +99,7 @@ class RecordingLayout:
 def new_log() -> dict[str, list[Any]]:
     """An empty drawing log."""
     return {"calls": [], "props": [], "operators": [], "operator_options": [], "labels": [], "progress": [],
-            "menus": [], "split": []}
+            "menus": [], "split": [], "operator_texts": []}
 
 
 class PanelStandIn:

@@ -170,7 +170,7 @@ def scan_popup(dx: float = 230, depth: int = 320, step: int = 6) -> Steps:
             centres.append(sum(run) / len(run))
             run = []
     if len(centres) >= 2:  # adjacent rows are the closest centres
-        R["timings"].setdefault("f9_row_pitch_px", min(a - b for a, b in zip(centres, centres[1:])))
+        R.setdefault("f9_row_pitch_px", min(a - b for a, b in zip(centres, centres[1:])))
     return found
 
 
@@ -310,7 +310,7 @@ def scenario() -> Steps:
     yield from key("F9", 0.8)
     fields = yield from scan_popup()
     runs = [y for y, text in fields if text == "2562"]  # Vertices, the first row
-    pitch = R["timings"].get("f9_row_pitch_px", 23.0)
+    pitch = R.get("f9_row_pitch_px", 23.0)
     if check("F9 popup of Sample One Shape shows Vertices", bool(runs), fields):
         material_y = sum(runs) / len(runs) - 2 * pitch  # Vertices, Shading, Material
         t0 = time.monotonic()
@@ -367,11 +367,32 @@ def scenario() -> Steps:
         yield 3.0
         check("a cancelled Reconstruct adds nothing", len(results()) == before, f"{len(results()) - before} new")
 
-    # 7. F3 finds Stop Backend (item 5); then a bad interpreter makes a visible error (item 1).
-    mark = len(info_text())
-    yield from f3_search("stop backend", "10_f3_stop_backend")
+    # 7. A running fine-tune is protected: Stop Backend asks first (item 6); F3 finds the fine-tune's operators.
     from importlib import import_module
     backend = import_module(PKG + ".bpyfree.backend_process").backend
+    state = bpy.context.window_manager.atlasvae_runtime
+    s = bpy.context.scene.atlasvae
+    s.finetune_source, s.finetune_epochs, s.finetune_name = "SELECTED", 50, "gui-ft"  # the panel's values
+    yield from move(*centre(viewport()))
+    yield from key("A", 0.5)  # select all
+    yield from f3_search("start fine")
+    running = yield from wait_until(lambda: state.job_state == "running", 180)
+    check("F3 'start fine-tune' starts a fine-tune on the selected meshes", running is not None,
+          f"{state.job_state}: {state.job_message}")
+    if running is not None:
+        yield from f3_search("stop backend")
+        yield 1.0
+        yield from shot("10_stop_asks_during_finetune")
+        yield from key("ESC", 1.0)  # the confirmation's No
+        check("Stop Backend asks first while a fine-tune runs (item 6)",
+              backend.client is not None and state.job_running(), state.job_state)
+        yield from f3_search("cancel fine")
+        done = yield from wait_until(lambda: not state.job_running(), 180)
+        check("F3 'cancel fine-tune' stops it", done is not None, state.job_state)
+
+    # 8. F3 finds Stop Backend (item 5); then a bad interpreter makes a visible error (item 1).
+    mark = len(info_text())
+    yield from f3_search("stop backend", "11_f3_stop_backend")
     stopped = yield from wait_until(lambda: backend.client is None, 30)
     check("F3 'stop backend' stops the backend (item 5)", stopped is not None, reports_since(mark).strip()[-200:])
     if stopped is None:
@@ -382,7 +403,7 @@ def scenario() -> Steps:
     yield from add_menu_search("sample one")
     yield from key("RET", 0.3)
     err = yield from wait_until(lambda: "/nonexistent/python3" in reports_since(mark), 60)
-    yield from shot("11_bad_interpreter")
+    yield from shot("12_bad_interpreter")
     check("a bad Python Interpreter is reported in Info/status bar (item 1)", err is not None,
           reports_since(mark).strip()[-300:])
 

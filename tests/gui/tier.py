@@ -36,7 +36,9 @@ def ensure_root(root: Path) -> None:
         return
     if shutil.which("mmdebstrap") is None:
         print("gui-test: installing mmdebstrap (apt-get)", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "mmdebstrap"], check=True)
+        if subprocess.run(["apt-get", "install", "-y", "mmdebstrap"]).returncode != 0:
+            subprocess.run(["apt-get", "update"], check=True)  # a fresh machine may have no package lists yet
+            subprocess.run(["apt-get", "install", "-y", "mmdebstrap"], check=True)
     tmp = root.with_name(root.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -119,10 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'ok  ' if c['ok'] else 'FAIL'} {c['name']}" + (f": {c['detail']}" if c["detail"] else ""))
     for key, value in result.get("timings", {}).items():
         print(f"time {key}: {value:.2f} s")
+    for line in result.get("notes", []):
+        print(f"note {line}")
     if result.get("error"):
         print(f"scenario error: {result['error']}")
-    print(f"gui-test: {len(result['checks']) - len(failed)} passed, {len(failed)} failed "
-          f"in {time.monotonic() - started:.0f} s; screenshots in {out}")
+    print(f"screenshots, result.json and logs in {out}; {time.monotonic() - started:.0f} s in all")
+    print(f"gui-test: {len(result['checks']) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed or result.get("error") or rc else 0
 
 
