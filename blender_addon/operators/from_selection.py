@@ -137,7 +137,9 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
                 text += f" (skipped non-mesh: {', '.join(skipped)})"
             return text
 
-        task = jobs.Task(self.kind, "Reconstruct", work, apply)
+        meshes = tuple((s.name, s.matrix.tobytes(), s.vertices.tobytes(), s.faces.tobytes()) for s in sources)
+        task = jobs.Task(self.kind, "Reconstruct", work, apply, reuse=bool(self.options.is_repeat),
+                         content=(config.model_path, resolution, fit, fit_steps, meshes))
         return dispatch(self, task, f"Reconstructing {len(sources)} object(s)...", blocking=run_now(self))
 
 

@@ -113,7 +113,8 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
                                                   look=look)
             return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection}'"
 
-        task = jobs.Task(self.kind, "Sample Shapes", work, apply)
+        task = jobs.Task(self.kind, "Sample Shapes", work, apply, reuse=bool(self.options.is_repeat),
+                         content=(config.model_path, tuple(sorted(params.items()))))
         return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...", blocking=run_now(self))
 
 
