@@ -245,7 +245,6 @@ def scenario() -> Steps:
     yield from key("N", 0.8)
     bar = sidebar()
     check("N opens the sidebar", bar.width > 50, f"width {bar.width}")
-    found = None
     y = bar.y + bar.height - 10
     while getattr(bar, "active_panel_category", "") != "AtlasVAE" and y > bar.y:
         yield from click(bar.x + bar.width - 10, y)  # down the tab strip on the sidebar's right edge
