@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv typecheck bench addon wheelhouse base-model corpus clean
+.PHONY: demo test gui-test venv typecheck bench addon wheelhouse base-model corpus clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VPY) -m mypy blender_addon backend
 	$(VPY) -m pytest -q
+
+# The real-window tier (README): Blender 4.3 in a window under Xvfb, driven by input events; needs root.
+gui-test: $(STAMP)
+	$(VPY) tests/gui/tier.py --out out/gui
 
 typecheck: $(STAMP)
 	$(VPY) -m mypy blender_addon backend

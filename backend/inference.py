@@ -8,7 +8,8 @@ import it without importing the training loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import numpy as np
 import torch
@@ -34,6 +35,12 @@ class PriorSettings(Protocol):
     seed: int
 
 
+def shape_seed(seed: int, index: int) -> int:
+    """The seed of shape `index` of a request seeded `seed`: each shape has its own stream, so asking for
+    more shapes with the same seed keeps the first ones (Count 4 -> 8 adds 4, it does not replace them)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
+
+
 def sample_latents(count: int, seed: int, latent_dim: int, kind: str = "normal", temperature: float = 1.0, *,
                    prior: GaussianMixturePrior | None = None, label: str | None = None,
                    label_priors: Mapping[str, GaussianMixturePrior] | None = None, default: str = "normal",
@@ -44,9 +51,9 @@ def sample_latents(count: int, seed: int, latent_dim: int, kind: str = "normal",
     A `label` draws from that label's own mixture in `label_priors`, whatever the kind. Strict, so a request
     never silently gets other shapes than it asked for: an unknown kind or label, or "gmm" without a fitted
     prior, is a ConfigError naming the input and the model (`model_name`). A caller that wants a fallback
-    decides it before calling. `temperature` scales the spread around the means. The streams are those of
-    GaussianMixturePrior.sample and prior.standard_normal for `seed` (at temperature 1, N(0, I) latents
-    equal `np.random.default_rng(seed).standard_normal((count, latent_dim))` bit for bit).
+    decides it before calling. `temperature` scales the spread around the means. Row i is the one latent
+    that GaussianMixturePrior.sample or prior.standard_normal draws for shape_seed(seed, i), so the first
+    k rows of any count are the k rows of count k.
     """
     if kind not in PRIOR_KINDS:
         raise ConfigError(f"prior must be one of {PRIOR_KINDS}, got {kind!r}")
@@ -54,12 +61,15 @@ def sample_latents(count: int, seed: int, latent_dim: int, kind: str = "normal",
         if label_priors is None or label not in label_priors:
             known = ", ".join(sorted(label_priors or {})) or "none"
             raise ConfigError(f"label {label!r} is not one of model {model_name!r}'s labels ({known})")
-        return label_priors[label].sample(count, seed, temperature)
-    if (default if kind == "auto" else kind) == "gmm":
+        draw: Callable[[int], np.ndarray] = partial(label_priors[label].sample, 1, temperature=temperature)
+    elif (default if kind == "auto" else kind) == "gmm":
         if prior is None:
             raise ConfigError(f"model {model_name!r} has no fitted prior; use prior 'normal'")
-        return prior.sample(count, seed, temperature)
-    return standard_normal(count, latent_dim, seed, temperature)
+        draw = partial(prior.sample, 1, temperature=temperature)
+    else:
+        draw = partial(standard_normal, 1, latent_dim, temperature=temperature)
+    rows = [draw(shape_seed(seed, i)) for i in range(count)]
+    return np.concatenate(rows) if rows else np.zeros((0, latent_dim))
 
 
 def pick_points(cloud: np.ndarray, count: int, rng: np.random.Generator, rows: slice = slice(None)) -> np.ndarray:

@@ -1,11 +1,55 @@
 """Main-thread feedback from outside an operator (the timer, notifications): a report in the Info log and
-status bar, the window manager's progress value, and redrawing the 3D viewport sidebars."""
+status bar (and a popup for errors, with the buttons that fix them), the window manager's progress value,
+and redrawing the 3D viewport sidebars."""
 
 from __future__ import annotations
 
 import bpy
 
+from .bpyfree.installer import InstallError
+from .bpyfree.locate import LocateError
 from .runtime import note
+
+ADDON = __package__ or ""  # the add-on's module name, which Preferences > Add-ons shows it under
+SETUP, LOG = "SETUP", "LOG"  # what fixes an error: the backend's set-up (preferences, installer) or its log
+WRAP = 38  # characters per label line in the sidebar at its default width
+
+
+def wrap(text: str, width: int = WRAP) -> list[str]:
+    """Split `text` into lines of at most `width` characters at spaces (labels do not wrap); a word
+    longer than a line (a path) is cut into pieces, so nothing is ever dropped."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        while len(word) > width:
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(word[:width])
+            word = word[width:]
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        lines.append(current)
+    return lines or [""]
+
+
+def fix_for(exc: BaseException) -> str:
+    """What fixes `exc`: SETUP when no usable backend Python or model was found, LOG otherwise."""
+    return SETUP if isinstance(exc, (LocateError, InstallError)) else LOG
+
+
+def draw_fixes(layout: bpy.types.UILayout, fix: str) -> None:
+    """The buttons that fix an error of kind `fix` (the popup and the sidebar's message box share them)."""
+    if fix == SETUP:
+        op = layout.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
+        if op is not None:
+            op.module = ADDON
+        layout.operator("atlasvae.install_backend", icon="IMPORT")
+    layout.operator("atlasvae.open_log", icon="TEXT")
 
 
 def wm_progress(value: float) -> None:
@@ -15,16 +59,19 @@ def wm_progress(value: float) -> None:
         wm.progress_update(value)
 
 
-def report(level: str, message: str) -> None:
-    """Report from outside an operator (timer): Info log + status bar via the report operator."""
-    note(level, message)
+def report(level: str, message: str, fix: str = LOG) -> None:
+    """Report from outside an operator (timer): the panel's message box, and in a window the Info log and
+    status bar, plus a popup with `fix`'s buttons for an error (report_message, started as a modal
+    operator so that Blender files its report like any operator's instead of raising it into Python)."""
+    note(level, message, fix if level == "ERROR" else "")
     print(f"AtlasVAE {level}: {message}")
     window = any_window()
-    if window is None or bpy.app.background:  # background: an ERROR report would raise in the caller
+    if window is None or bpy.app.background:
         return
     try:
         with bpy.context.temp_override(window=window):
-            bpy.ops.atlasvae.report_message(level=level, message=message)  # type: ignore[attr-defined]
+            bpy.ops.atlasvae.report_message("INVOKE_DEFAULT", level=level, message=message,  # type: ignore[attr-defined]
+                                            fix=fix)
     except (RuntimeError, AttributeError) as exc:
         print(f"AtlasVAE: could not show report ({exc})")
 

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Hashable
 
 import bpy
 
@@ -61,6 +61,8 @@ class Task:
     on_main_thread: bool = False  # run blocking: progress may go straight to the window manager
     fit_job: str = ""  # the backend's job id for that fit, from its "start" event (cancel names it)
     fit_fraction: float = 0.0  # the fit's own progress, from its step events
+    content: Hashable = None  # what the backend is asked (model, seed, meshes...): equal content, equal result
+    reuse: bool = False  # take the result of the last task of this kind when its content is equal (F9)
 
     def advance(self, done: float, text: str = "") -> None:
         """Worker side: record progress; raise Cancelled if the user cancelled (checked between requests)."""
@@ -80,6 +82,25 @@ class Task:
 
 class Cancelled(Exception):
     """The user cancelled the task; nothing of it is left in the scene."""
+
+
+_last_result: dict[str, tuple[Hashable, Any]] = {}  # per kind: the content and work result of its last task
+
+
+def _keep(task: Task, result: Any) -> Any:
+    """Remember `result` as the answer to `task`'s content (tasks that name none are not kept)."""
+    if task.content is not None:
+        _last_result[task.kind] = (task.content, result)
+    return result
+
+
+def _work(task: Task) -> Any:
+    """The task's work result: the last one of its kind when the task asks to reuse it and its content is
+    the same (F9 changing only how results look rebuilds them without asking the backend), else new."""
+    last = _last_result.get(task.kind)
+    if task.reuse and task.content is not None and last is not None and last[0] == task.content:
+        return last[1]
+    return _keep(task, task.work(task, backend))
 
 
 _pending: list[Task] = []
@@ -132,7 +153,7 @@ def run(task: Task, blocking: bool | None = None) -> str | None:
             wm.progress_begin(0.0, 1.0)
         task.on_main_thread = True
         try:
-            return complete(task.apply(task.work(task, backend)), task)
+            return complete(task.apply(_work(task)), task)
         finally:
             if wm is not None:
                 wm.progress_end()
@@ -275,7 +296,7 @@ def _advance(task: Task, started: float) -> bool:
     assert task.future is not None
     try:
         if task.steps is None:
-            outcome = task.apply(task.future.result())
+            outcome = task.apply(_keep(task, task.future.result()))
             if isinstance(outcome, str):
                 _finish(task)
                 feedback.report("INFO", outcome)
@@ -296,7 +317,7 @@ def _advance(task: Task, started: float) -> bool:
         _finish(task)
         if task.on_error is not None:
             task.on_error(exc)
-        feedback.report("ERROR", f"{task.label} failed: {error_text(exc)}")
+        feedback.report("ERROR", f"{task.label} failed: {error_text(exc)}", feedback.fix_for(exc))
         return True
 
 

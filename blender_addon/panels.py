@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import bpy
 
-from . import jobs
+from . import feedback, jobs
 from .bpyfree import backend_process, locate
+from .feedback import WRAP, wrap
+from .operators import finetune
 from .operators.common import selected_meshes
 from .preferences import addon_settings
 from .properties import AtlasVAESettings, settings
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
 STATUS_ICONS: dict[str, IconItems] = {"stopped": "PAUSE", "starting": "SORTTIME", "ready": "CHECKMARK",
                                       "busy": "SORTTIME", "error": "ERROR"}
 LEVEL_ICONS: dict[str, IconItems] = {"ERROR": "ERROR", "WARNING": "INFO", "INFO": "CHECKMARK"}
-WRAP = 38  # characters per label line in the sidebar at its default width
 
 _card_cache: dict[str, tuple[int, list[tuple[str, str]]]] = {}
 
@@ -33,28 +34,6 @@ def _format_eta(seconds: float) -> str:
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def wrap(text: str, width: int = WRAP) -> list[str]:
-    """Split `text` into lines of at most `width` characters at spaces (labels do not wrap); a word
-    longer than a line (a path) is cut into pieces, so nothing is ever dropped."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        while len(word) > width:
-            if current:
-                lines.append(current)
-                current = ""
-            lines.append(word[:width])
-            word = word[width:]
-        if current and len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    if current:
-        lines.append(current)
-    return lines or [""]
 
 
 def model_card(path: str | None) -> list[tuple[str, str]]:
@@ -126,7 +105,7 @@ def _last_report(layout: bpy.types.UILayout) -> None:
         for line in lines[1:]:
             col.label(text=line)
     if level == "ERROR":
-        box.operator("atlasvae.open_log", icon="TEXT")
+        feedback.draw_fixes(box.column(align=True), state.last_fix or feedback.LOG)
 
 
 class _AtlasPanel(bpy.types.Panel):
@@ -165,6 +144,12 @@ class VIEW3D_PT_atlasvae(_AtlasPanel):
         _last_report(layout)
 
 
+def split_labels(layout: bpy.types.UILayout) -> None:
+    """Labels in a column left of their fields, as in Blender's own panels (no cut-off labels)."""
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+
+
 class _AtlasSubPanel(_AtlasPanel):
     bl_parent_id = "VIEW3D_PT_atlasvae"
 
@@ -179,8 +164,16 @@ class VIEW3D_PT_atlasvae_model(_AtlasSubPanel):
         layout = self.panel_layout()
         path = settings(context).model_path()
         card = layout.column(align=True)
+        shown = runtime()
         for key, value in model_card(path):
-            for i, line in enumerate(wrap(f"{key}: {value}")):
+            if key == "Families" and shown is not None and ", " in value:
+                names = value.split(", ")  # many: folded to their count until asked for
+                card.prop(shown, "show_families", text=f"Families: {len(names)}", emboss=False,
+                          icon="DISCLOSURE_TRI_DOWN" if shown.show_families else "DISCLOSURE_TRI_RIGHT")
+                if not shown.show_families:
+                    continue
+                key = "   "
+            for i, line in enumerate(wrap(f"{key}: {value}" if key.strip() else value)):
                 card.label(text=line if i == 0 else f"   {line}")
         row = layout.row(align=True)
         row.operator("atlasvae.load_model", icon="IMPORT")
@@ -211,6 +204,7 @@ class VIEW3D_PT_atlasvae_sample(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "family")
         layout.prop(s, "count")
@@ -234,6 +228,7 @@ class VIEW3D_PT_atlasvae_reconstruct(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "fit")
         _resolution(layout, s)
@@ -252,6 +247,7 @@ class VIEW3D_PT_atlasvae_interpolate(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "steps")
         layout.prop(s, "endpoint_fit")
@@ -273,6 +269,7 @@ class VIEW3D_PT_atlasvae_variations(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "variation_count")
         layout.prop(s, "endpoint_fit")
@@ -290,6 +287,7 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.panel_layout()
+        split_labels(layout)
         s = settings(context)
         layout.prop(s, "finetune_source")
         if s.finetune_source == "FOLDER":
@@ -303,7 +301,12 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
         layout.label(text="Keep Fixed:")
         layout.row(align=True).prop(s, "finetune_freeze", expand=True)
         row = layout.row(align=True)
-        row.operator("atlasvae.finetune_start", icon="PLAY")
+        out = locate.user_models_dir(addon_settings().user_dir) / s.finetune_name.strip()
+        resume = bool(s.finetune_name.strip()) and finetune.unfinished(out)
+        if resume:
+            row.operator("atlasvae.finetune_start", text="Resume Fine-tune", icon="PLAY")
+        else:
+            row.operator("atlasvae.finetune_start", icon="PLAY")
         row.operator("atlasvae.finetune_cancel", text="Cancel", icon="CANCEL")
         state = runtime()
         if state is None or not state.job_state:

@@ -42,11 +42,19 @@ class AddonSettings:
 
 
 def default_user_dir() -> Path:
-    """The extension's own user folder when installed as an extension, else a per-user config folder."""
+    """A per-user folder outside Blender's own (~/.config/atlasvae and the like), so fine-tuned models and
+    the backend environment survive a Blender upgrade; Blender's extension folder is per version."""
+    return locate.fallback_user_dir()
+
+
+def earlier_user_dirs() -> list[Path]:
+    """Where earlier versions of the add-on kept models: this Blender's extension user folder (found
+    again after an upgrade when its models were copied along with Blender's config)."""
     try:
-        return Path(bpy.utils.extension_path_user(__package__ or "", create=True))
+        path = Path(bpy.utils.extension_path_user(__package__ or "", create=False))
     except (ValueError, AttributeError, OSError):
-        return locate.fallback_user_dir()
+        return []
+    return [path] if path.is_dir() else []
 
 
 def addon_settings() -> AddonSettings:
@@ -192,8 +200,7 @@ def _install_tick() -> float | None:
 
 
 class ATLASVAE_OT_install_backend(bpy.types.Operator):
-    """Create a Python environment in the user folder and install torch and the backend's packages into it
-    (asks first: what, where, how big)"""
+    """Install torch and the backend's packages into a new Python environment in the user folder (asks first)"""
 
     bl_idname = "atlasvae.install_backend"
     bl_label = "Install Backend Dependencies"

@@ -16,7 +16,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .bpyfree import locate
-from .preferences import addon_settings
+from .preferences import addon_settings, earlier_user_dirs
 
 RESOLUTION_PRESETS = (("642", "642 (level 3)", "Icosphere level 3: 642 vertices"),
                       ("2562", "2562 (level 4)", "Icosphere level 4: 2562 vertices"),
@@ -72,6 +72,8 @@ def refresh_models() -> list[locate.ModelEntry]:
     prefs = addon_settings()
     roots: list[tuple[Path | None, str]] = [(locate.bundled_models_dir(), "bundled"),
                                             (locate.user_models_dir(prefs.user_dir), "user")]
+    roots += [(locate.user_models_dir(old), "earlier") for old in earlier_user_dirs()
+              if locate.user_models_dir(old) != locate.user_models_dir(prefs.user_dir)]
     entries = []
     keys: set[str] = set()
     for entry in locate.find_models(roots):
@@ -128,8 +130,9 @@ def model_entries() -> list[locate.ModelEntry]:
 def models_dirs() -> tuple[Path, ...]:
     """Folders the backend should list models from."""
     prefs = addon_settings()
-    dirs = [locate.bundled_models_dir(), locate.user_models_dir(prefs.user_dir)]
-    return tuple(d for d in dirs if d is not None)
+    dirs = [d for d in (locate.bundled_models_dir(), locate.user_models_dir(prefs.user_dir)) if d is not None]
+    earlier = [locate.user_models_dir(old) for old in earlier_user_dirs()]
+    return tuple(dirs + [d for d in earlier if d.is_dir() and d not in dirs])
 
 
 def _read_labels(model_path: str) -> list[str]:

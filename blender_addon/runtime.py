@@ -16,6 +16,10 @@ class AtlasVAERuntime(bpy.types.PropertyGroup):
     """Session state shown in the UI: last report, action and fine-tune progress (not saved, not undone)."""
 
     last_report: StringProperty(name="Last Report", options={"SKIP_SAVE"})
+    last_fix: StringProperty(name="Fix", description="What fixes the last error (feedback.SETUP or LOG)",
+                             options={"SKIP_SAVE"})
+    show_families: BoolProperty(name="Show Families", description="List every family the model can sample",
+                                default=False, options={"SKIP_SAVE"})
     show_report: BoolProperty(name="Show Full Message", description="Show the whole last message",
                               default=False, options={"SKIP_SAVE"})
     task_label: StringProperty(name="Working On", options={"SKIP_SAVE"})
@@ -47,11 +51,13 @@ def runtime() -> AtlasVAERuntime | None:
     return getattr(wm, "atlasvae_runtime", None) if wm is not None else None
 
 
-def note(level: str, message: str) -> None:
-    """Keep `message` as the last report the panel shows (in full, in its message box)."""
+def note(level: str, message: str, fix: str = "") -> None:
+    """Keep `message` as the last report the panel shows (in full, in its message box), and for an error
+    what fixes it (its buttons are drawn below it)."""
     state = runtime()
     if state is not None:
         state.last_report = f"{level}: {message}"
+        state.last_fix = fix
 
 
 def register() -> None:

@@ -217,8 +217,9 @@ def finish(cfg: TrainConfig, out: Path, model: AtlasVAE, device: torch.device, d
     choice = choose_default_prior(model, prior, data["val"].points, cfg.seed, device)
     meta = {**meta, **choice, "metrics": {"val_chamfer_x1e3": history[-1]["val_chamfer"] if history else None,
                                          **{k: v for k, v in choice.items() if k != "default_prior"}}}
-    save_model(out, model, prior=prior, meta={**meta, "epoch": len(history), "finished": True},
-               label_priors=label_priors)
+    trained_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())  # the model card's date (not a file's)
+    save_model(out, model, prior=prior, meta={**meta, "epoch": len(history), "finished": True,
+                                              "trained_at": trained_at}, label_priors=label_priors)
     mark_finished(out, cfg, len(history), meta)
     return {"state": "finished", "out": str(out), "epochs": len(history), "default_prior": choice["default_prior"],
             "val_chamfer_x1e3": meta["metrics"]["val_chamfer_x1e3"]}

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -256,9 +255,16 @@ def requirements_file(addon_dir: Path | None = None) -> Path:
                       + ", ".join(str(p) for p in candidates) + ")")
 
 
+def _folder_name(path: str) -> str:
+    """The last part of a folder path recorded on the machine that trained a model (meaningless elsewhere)."""
+    return Path(str(path).replace("\\", "/")).name or str(path)
+
+
 def model_card(folder: Path) -> list[tuple[str, str]]:
     """Facts about a model folder for the UI, read from its config.json without torch: the families it
-    can sample, what it was trained on, how long, how well, and when. [] if the folder has no config."""
+    can sample, what it was trained on (folder names only: the trainer's paths mean nothing here), how
+    long, how well, and when it was trained (no date when the model records none: a file's date is when
+    it was copied or installed). [] if the folder has no config."""
     config = read_config(folder)
     if config is None:
         return []
@@ -266,12 +272,14 @@ def model_card(folder: Path) -> list[tuple[str, str]]:
     train: dict[str, Any] = meta["train_config"] if isinstance(meta.get("train_config"), dict) else {}
     labels = config.get("labels") or meta.get("labels") or []
     facts = [("Families", ", ".join(str(x) for x in labels) if labels else "one (no family labels)")]
-    data = train.get("data") or (f"procedural {train['procedural']}" if train.get("procedural") else None)
+    data = _folder_name(train["data"]) if train.get("data") else (
+        f"procedural {train['procedural']}" if train.get("procedural") else None)
     if data:
-        shapes = meta.get("train_shapes")
-        facts.append(("Trained on", f"{data}" + (f" ({shapes} shapes)" if isinstance(shapes, int) else "")))
+        counts = [f"{meta[key]} {what}" for key, what in (("train_shapes", "shapes"), ("val_shapes", "held out"))
+                  if isinstance(meta.get(key), int)]
+        facts.append(("Trained on", data + (f" ({', '.join(counts)})" if counts else "")))
     if train.get("init"):
-        facts.append(("Fine-tuned from", str(train["init"])))
+        facts.append(("Fine-tuned from", _folder_name(train["init"])))
     if isinstance(meta.get("epoch"), int):
         done = "" if meta.get("finished", True) else " (unfinished)"
         facts.append(("Epochs", f"{meta['epoch']}{done}"))
@@ -281,10 +289,4 @@ def model_card(folder: Path) -> list[tuple[str, str]]:
     trained = meta.get("trained_at")
     if isinstance(trained, str) and trained:
         facts.append(("Trained", trained))
-    else:  # older model folders record no date: the weights file's own date is the best there is
-        weights = Path(folder) / WEIGHTS_FILE
-        try:
-            facts.append(("Saved", time.strftime("%Y-%m-%d %H:%M", time.localtime(weights.stat().st_mtime))))
-        except OSError:
-            pass
     return facts

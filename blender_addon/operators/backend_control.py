@@ -15,7 +15,7 @@ from ..bpyfree import backend_process
 from ..bpyfree.backend_process import Backend
 from ..preferences import addon_settings
 from ..properties import refresh_models, settings
-from ..runtime import note
+from ..runtime import note, runtime
 from .common import ModelOperator, dispatch, fail, launch_config
 
 if TYPE_CHECKING:
@@ -56,7 +56,25 @@ class ATLASVAE_OT_backend_start(bpy.types.Operator):
         return dispatch(self, jobs.Task("start", "Start backend", work, lambda text: text), "Starting the backend...")
 
 
-class ATLASVAE_OT_backend_restart(bpy.types.Operator):
+class AsksWhileFinetuning:
+    """Mixin for operators that end the backend: while a fine-tune runs in it, ask first (the run keeps
+    its last finished epoch and resumes when started again under the same name)."""
+
+    bl_label: str
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        state = runtime()
+        if state is None or not state.job_running():
+            return self.execute(context)  # type: ignore[attr-defined,no-any-return]
+        wm = context.window_manager
+        assert wm is not None
+        return wm.invoke_confirm(self, event, title=f"{self.bl_label} while a fine-tune runs?",  # type: ignore[arg-type]
+                                 message="This stops the running fine-tune. Its model keeps the last finished "
+                                         "epoch; start the fine-tune again under the same name to resume it.",
+                                 confirm_text=self.bl_label, icon="WARNING")
+
+
+class ATLASVAE_OT_backend_restart(AsksWhileFinetuning, bpy.types.Operator):
     """Stop the backend and start it again with the current preferences (device, interpreter)"""
 
     bl_idname = "atlasvae.backend_restart"
@@ -83,7 +101,7 @@ class ATLASVAE_OT_backend_restart(bpy.types.Operator):
                         "Restarting the backend...")
 
 
-class ATLASVAE_OT_backend_stop(bpy.types.Operator):
+class ATLASVAE_OT_backend_stop(AsksWhileFinetuning, bpy.types.Operator):
     """Stop the backend process and free all its memory (it starts again on next use)"""
 
     bl_idname = "atlasvae.backend_stop"
@@ -224,7 +242,7 @@ class ATLASVAE_OT_open_folder(bpy.types.Operator):
 
 
 class ATLASVAE_OT_report_message(bpy.types.Operator):
-    """Show a message from a background reply in the status bar and Info log"""
+    """Show a message from a background reply in the status bar and Info log (an error also in a popup)"""
 
     bl_idname = "atlasvae.report_message"
     bl_label = "AtlasVAE Message"
@@ -232,9 +250,39 @@ class ATLASVAE_OT_report_message(bpy.types.Operator):
 
     level: EnumProperty(items=(("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")))
     message: StringProperty()
+    fix: StringProperty(description="What fixes an error: feedback.SETUP or LOG", default=feedback.LOG)
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        """Report from the next event instead: the report of an operator called from Python goes back to
+        the caller (an error as an exception), one of a running modal operator to the status bar."""
+        wm = context.window_manager
+        assert wm is not None
+        self._timer = wm.event_timer_add(0.0, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        wm = context.window_manager
+        assert wm is not None
+        wm.event_timer_remove(self._timer)
+        self.report({self.level}, self.message)
+        if self.level == "ERROR":
+            message, fix = self.message, self.fix
+
+            def draw(menu: bpy.types.UIPopupMenu, _context: bpy.types.Context) -> None:
+                layout = menu.layout  # Blender's own report popup shows the whole message beside this one
+                assert layout is not None
+                layout.label(text=feedback.wrap(message, 70)[0] + " ...")
+                layout.separator()
+                feedback.draw_fixes(layout, fix)
+
+            wm.popup_menu(draw, title="AtlasVAE: what fixes this", icon="ERROR")
         return {"FINISHED"}
 
 
@@ -254,7 +302,7 @@ def _deferred_start() -> None:
     try:
         jobs.run(_start_task())
     except Exception as exc:
-        feedback.report("ERROR", f"Start backend failed: {backend_process.error_text(exc)}")
+        feedback.report("ERROR", f"Start backend failed: {backend_process.error_text(exc)}", feedback.fix_for(exc))
 
 
 def start_on_load() -> None:

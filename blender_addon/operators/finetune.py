@@ -130,6 +130,14 @@ def _valid_model_name(name: str) -> str | None:
     return None
 
 
+def unfinished(out: Path) -> bool:
+    """Whether `out` holds a fine-tune that stopped before its last epoch (the backend resumes such a run
+    when it is started again with the same settings, as the CLI does)."""
+    config = locate.read_config(out)
+    meta = config.get("meta") if config is not None else None
+    return isinstance(meta, dict) and meta.get("finished") is False
+
+
 def _scene_objects(context: bpy.types.Context, source: str, collection_name: str) -> list[bpy.types.Object] | str:
     """The mesh objects a scene source names, or the reason there are none."""
     if source == "SELECTED":
@@ -176,8 +184,7 @@ def _remove_exports() -> None:
 
 
 class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
-    """Fine-tune the chosen model on a folder of meshes, the selected objects or a collection; the result
-    becomes a new model in the list"""
+    """Fine-tune the chosen model on a folder of meshes, the selected objects or a collection into a new model"""
 
     bl_idname = "atlasvae.finetune_start"
     bl_label = "Start Fine-tune"
@@ -240,7 +247,8 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             return fail(self, problem)
         prefs = addon_settings()
         out = locate.user_models_dir(prefs.user_dir) / name
-        if out.exists():
+        resuming = out.exists() and unfinished(out)
+        if out.exists() and not resuming:
             return fail(self, f"A model named {name!r} already exists at {out}; choose another name")
         data = self._data_folder(context)
         if isinstance(data, str):
@@ -259,7 +267,7 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         _finetune_scene[:] = [scene.name]
         state.job_id, state.job_state, state.job_out = "", "submitting", str(out)
         state.epoch, state.epochs, state.progress, state.loss, state.eta_s = 0, epochs, 0.0, 0.0, 0.0
-        state.job_message = "Starting fine-tune..."
+        state.job_message = "Resuming fine-tune..." if resuming else "Starting fine-tune..."
         what = str(data) if self.source == "FOLDER" else f"{len(list(Path(data).rglob('*.obj')))} scene object(s)"
 
         def work(task: jobs.Task, backend: Backend) -> str:
@@ -270,7 +278,8 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             early = _early_done.pop(job_id, None)
             if early is not None:
                 on_notification({"method": "job_done", "params": early})
-            return f"Fine-tune {job_id} started: {epochs} epoch(s) on {what}{fixed} -> {out}"
+            started = "resumed (its unfinished run goes on)" if resuming else "started"
+            return f"Fine-tune {job_id} {started}: {epochs} epoch(s) on {what}{fixed} -> {out}"
 
         def reset(_exc: BaseException) -> None:
             state.job_state = "failed"

@@ -59,8 +59,7 @@ class _FromSelection(ModelOperator):
 
 
 class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
-    """Encode and decode every selected mesh (modifiers applied); each result stands beside its source with
-    the source's location, rotation and scale; the sources are left untouched"""
+    """Rebuild each selected mesh through the model, beside its source and with its transform (sources untouched)"""
 
     bl_idname = "atlasvae.reconstruct"
     bl_label = "Reconstruct Selected"
@@ -96,6 +95,9 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
         fit, fit_steps = str(self.fit), int(self.fit_steps)
         skipped = [o.name for o in (context.selected_objects or []) if o.type != "MESH"]
         look_for = look_of(self, config.model_path)
+        asked: dict[str, Any] = {"resolution": resolution, "fit": fit}  # every request's options but its mesh
+        if fit_steps and fit != "encoder":
+            asked["steps"] = fit_steps
 
         def work(task: jobs.Task, backend: Backend
                  ) -> tuple[dict[str, Any], list[tuple[Source, Arrays, Any]], Any]:
@@ -104,9 +106,7 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
             for i, src in enumerate(sources):
                 text = f"Reconstructing {src.name} ({i + 1}/{len(sources)}, fit {fit})"
                 task.advance(i / len(sources), text)
-                params = {"mesh": encode_mesh(src.vertices, src.faces), "resolution": resolution, "fit": fit}
-                if fit_steps and fit != "encoder":
-                    params["steps"] = fit_steps
+                params = {"mesh": encode_mesh(src.vertices, src.faces), **asked}
                 reply = jobs.call_fitting(task, client, "reconstruct", params, done=i / len(sources),
                                           share=1 / len(sources), text=text)
                 out.append((src, decode_mesh(reply["mesh"]), reply.get("chamfer")))
@@ -138,13 +138,14 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
                 text += f" (skipped non-mesh: {', '.join(skipped)})"
             return text
 
-        task = jobs.Task(self.kind, "Reconstruct", work, apply)
+        meshes = tuple((s.name, s.matrix.tobytes(), s.vertices.tobytes(), s.faces.tobytes()) for s in sources)
+        task = jobs.Task(self.kind, "Reconstruct", work, apply, reuse=bool(self.options.is_repeat),
+                         content=(config.model_path, tuple(sorted(asked.items())), meshes))
         return dispatch(self, task, f"Reconstructing {len(sources)} object(s)...", blocking=run_now(self))
 
 
 class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
-    """Shapes morphing from the other selected mesh to the active one, in a row in front of them, or one
-    object with a shape key per step"""
+    """Shapes morphing from the other selected mesh to the active one: a row of objects, or one with shape keys"""
 
     bl_idname = "atlasvae.interpolate"
     bl_label = "Interpolate"

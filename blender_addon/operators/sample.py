@@ -80,7 +80,8 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
                                   "size": size}
         if label is not None:
             params["label"] = label
-        what = f"{label} shapes" if label is not None else "shapes"
+        noun = "shape" if count == 1 else "shapes"
+        what = f"{label} {noun}" if label is not None else noun
         look_for = look_of(self, config.model_path)
 
         def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any, str]:
@@ -120,7 +121,8 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
             unit = " at unit size (the model records no real sizes)" if got_size != size else ""
             return f"Sampled {len(meshes)} {what} from {model} (seed {seed}){unit} into '{collection}'"
 
-        task = jobs.Task(self.kind, "Sample Shapes", work, apply)
+        task = jobs.Task(self.kind, "Sample Shapes", work, apply, reuse=bool(self.options.is_repeat),
+                         content=(config.model_path, tuple(sorted(params.items()))))
         return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...", blocking=run_now(self))
 
 

@@ -144,3 +144,33 @@ def test_any_samples_the_whole_model_not_one_family(families: Any, bpy_module: A
     assert np.allclose(first_shape(bpy, "ANY"), whole), "same seed, same shape"
     for label in LABELS:
         assert not np.allclose(first_shape(bpy, label), whole), label
+
+
+def test_the_model_card_folds_its_families_away(families: Any, bpy_module: Any) -> None:
+    from blender_addon import panels
+
+    from .ui_recorder import draw
+
+    bpy = bpy_module
+    state = bpy.context.window_manager.atlasvae_runtime
+    state.show_families = False
+    folded = draw(bpy, panels.VIEW3D_PT_atlasvae_model)
+    assert "show_families" in folded["props"]
+    assert not any(name in label for label in folded["labels"] for name in LABELS), "folded by default"
+    state.show_families = True
+    try:
+        shown = " ".join(draw(bpy, panels.VIEW3D_PT_atlasvae_model)["labels"])
+        assert all(name in shown for name in LABELS)
+    finally:
+        state.show_families = False
+
+
+def test_job_panels_split_labels_from_fields_like_blenders_own(families: Any, bpy_module: Any) -> None:
+    from blender_addon import panels
+
+    from .ui_recorder import draw
+
+    for cls in (panels.VIEW3D_PT_atlasvae_sample, panels.VIEW3D_PT_atlasvae_reconstruct,
+                panels.VIEW3D_PT_atlasvae_interpolate, panels.VIEW3D_PT_atlasvae_variations,
+                panels.VIEW3D_PT_atlasvae_finetune):
+        assert draw(bpy_module, cls)["split"] == [True], cls.__name__

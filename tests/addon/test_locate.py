@@ -192,12 +192,13 @@ def test_model_card_facts_come_from_config_json(tmp_path: Path) -> None:
     config["labels"] = ["chair", "stool"]
     config["meta"] = {"name": "chairs", "epoch": 20, "finished": False, "train_shapes": 40,
                       "metrics": {"val_chamfer_x1e3": 2.345}, "trained_at": "2026-11-20 14:05",
-                      "train_config": {"data": "/assets/chairs", "init": "/models/base"}}
+                      "val_shapes": 5, "train_config": {"data": "/home/trainer/assets/chairs",
+                                                        "init": "C:\\models\\base"}}
     (folder / "config.json").write_text(json.dumps(config))
     assert locate.model_card(folder) == [
-        ("Families", "chair, stool"), ("Trained on", "/assets/chairs (40 shapes)"), ("Fine-tuned from", "/models/base"),
+        ("Families", "chair, stool"), ("Trained on", "chairs (40 shapes, 5 held out)"), ("Fine-tuned from", "base"),
         ("Epochs", "20 (unfinished)"), ("Validation Chamfer", "2.35 x1e-3"), ("Trained", "2026-11-20 14:05")]
     del config["meta"]["trained_at"]
     (folder / "config.json").write_text(json.dumps(config))
-    assert locate.model_card(folder)[-1][0] == "Saved", "without a date the weights file's date, so named"
+    assert locate.model_card(folder)[-1][0] == "Validation Chamfer", "no date rather than the install's"
     assert locate.model_card(tmp_path / "missing") == []

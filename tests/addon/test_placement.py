@@ -82,7 +82,10 @@ def test_a_second_batch_lands_beside_the_first(scene: Any, bpy_module: Any) -> N
     assert len(second) == 4
     boxes_1, boxes_2 = [world_box(o) for o in first], [world_box(o) for o in second]
     assert not any(overlaps(a, b) for a in boxes_1 for b in boxes_2)
-    assert min(b[0][0] for b in boxes_2) > max(b[1][0] for b in boxes_1), "placed further along +X"
+    shifts = {tuple(np.round(np.asarray(b[0]) - np.asarray(a[0]), 5)) for a, b in zip(boxes_1, boxes_2)}
+    assert len(shifts) == 1, "the same seed's batch, moved as a whole"
+    (dx, dy, dz), = shifts
+    assert dx > 0 and dy == dz == 0, "moved along +X only (free_shift), far enough that nothing overlaps"
     assert {o.name for o in bpy.context.selected_objects} == {o.name for o in second}
 
 

@@ -42,6 +42,8 @@ class RecordingLayout:
 
     def __setattr__(self, name: str, value: Any) -> None:
         assert name in self._bpy.types.UILayout.bl_rna.properties, f"UILayout has no attribute {name!r}"
+        if name == "use_property_split":
+            self._log["split"].append(value)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
@@ -76,6 +78,7 @@ class RecordingLayout:
         elif name == "operator":
             idname = named["operator"]
             log["operators"].append(idname)
+            log["operator_texts"].append((idname, named.get("text")))
             return OperatorButton(_registered_operator(bpy, idname), idname, log)
         elif name == "label":
             log["labels"].append(named.get("text", ""))
@@ -96,7 +99,7 @@ class RecordingLayout:
 def new_log() -> dict[str, list[Any]]:
     """An empty drawing log."""
     return {"calls": [], "props": [], "operators": [], "operator_options": [], "labels": [], "progress": [],
-            "menus": []}
+            "menus": [], "split": [], "operator_texts": []}
 
 
 class PanelStandIn:

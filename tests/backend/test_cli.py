@@ -84,7 +84,9 @@ def test_sample_other_format_and_sheet(tiny_prior_model_dir: Path, tmp_path: Pat
     assert main(["sample", "--model", str(tiny_prior_model_dir), "--n", "2", "--out", str(tmp_path / "s"),
                  "--format", "ply", "--resolution", "42", "--device", "cpu", "--prior", "gmm",
                  "--sheet", str(sheet)]) == 0
-    assert len(load_mesh(tmp_path / "s" / "sample_001.ply").vertices) == 42
+    for ply in (tmp_path / "s" / "sample_000.ply", tmp_path / "s" / "sample_001.ply"):
+        header = ply.read_bytes().split(b"end_header")[0]  # the untrained tiny model may give a flat shape,
+        assert b"element vertex 42" in header, header       # which load_mesh rightly refuses: read the header
     assert sheet.stat().st_size > 0
 
 

@@ -1,6 +1,6 @@
-"""inference.sample_latents: the one place latents are drawn from a prior. Its streams are the ones every
-caller drew before (so seeded samples, sheets and benchmark figures stay put), and it is strict: what the
-model lacks is an error naming the input, never a silent fallback to other shapes."""
+"""inference.sample_latents: the one place latents are drawn from a prior. Each shape has its own stream,
+seeded from (seed, index) (issue 28: raising Count keeps the first shapes), drawn by the prior's own
+sampler; and it is strict: what the model lacks is an error naming the input, never a silent fallback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend.errors import ConfigError
-from backend.inference import sample_latents
+from backend.inference import sample_latents, shape_seed
 from backend.prior import GaussianMixturePrior
 
 DIM = 3
@@ -20,23 +20,40 @@ def _mixture(offset: float) -> GaussianMixturePrior:
                                 chol=np.full((2, DIM), 0.5))
 
 
-def test_normal_latents_are_the_plain_standard_normal_stream() -> None:
-    # reports.sample_sheet and inference.choose_default_prior drew exactly this before; bit for bit.
-    expected = np.random.default_rng(7).standard_normal((5, DIM))
+def per_shape(draw, count: int, seed: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """What sample_latents promises: row i is draw(shape_seed(seed, i))."""
+    return np.concatenate([draw(shape_seed(seed, i)) for i in range(count)])
+
+
+def test_normal_latents_are_one_standard_normal_stream_per_shape() -> None:
+    expected = per_shape(lambda s: np.random.default_rng(s).standard_normal((1, DIM)), 5, 7)
     np.testing.assert_array_equal(sample_latents(5, 7, DIM), expected)
     np.testing.assert_array_equal(sample_latents(5, 7, DIM, "normal", 0.5), 0.5 * expected)
+    assert len({shape_seed(7, i) for i in range(64)} | {shape_seed(8, i) for i in range(64)}) == 128
 
 
-def test_mixture_latents_are_the_mixture_s_own_stream() -> None:
+def test_more_shapes_with_the_same_seed_keep_the_first_ones() -> None:
     prior, sword = _mixture(0.0), _mixture(10.0)
-    np.testing.assert_array_equal(sample_latents(6, 3, DIM, "gmm", 0.8, prior=prior), prior.sample(6, 3, 0.8))
+    for kind, extra in (("normal", {}), ("gmm", {"prior": prior}),
+                        ("normal", {"label": "sword", "label_priors": {"sword": sword}})):
+        four = sample_latents(4, 11, DIM, kind, 0.9, **extra)  # type: ignore[arg-type]
+        eight = sample_latents(8, 11, DIM, kind, 0.9, **extra)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(eight[:4], four)
+        assert not np.allclose(eight[4:], four), "the new shapes are new"
+
+
+def test_mixture_latents_are_the_mixture_s_own_sampler() -> None:
+    prior, sword = _mixture(0.0), _mixture(10.0)
+    np.testing.assert_array_equal(sample_latents(6, 3, DIM, "gmm", 0.8, prior=prior),
+                                  per_shape(lambda s: prior.sample(1, s, 0.8), 6, 3))
     np.testing.assert_array_equal(sample_latents(6, 3, DIM, "gmm", label="sword", prior=prior,
-                                                 label_priors={"sword": sword}), sword.sample(6, 3))
+                                                 label_priors={"sword": sword}), per_shape(lambda s: sword.sample(1, s), 6, 3))
 
 
 def test_auto_means_the_model_s_default() -> None:
     prior = _mixture(0.0)
-    np.testing.assert_array_equal(sample_latents(4, 1, DIM, "auto", prior=prior, default="gmm"), prior.sample(4, 1))
+    np.testing.assert_array_equal(sample_latents(4, 1, DIM, "auto", prior=prior, default="gmm"),
+                                  sample_latents(4, 1, DIM, "gmm", prior=prior))
     np.testing.assert_array_equal(sample_latents(4, 1, DIM, "auto", prior=prior, default="normal"),
                                   sample_latents(4, 1, DIM, "normal"))
 
@@ -44,7 +61,7 @@ def test_auto_means_the_model_s_default() -> None:
 def test_a_label_draws_from_its_own_mixture_whatever_the_kind() -> None:
     sword = _mixture(10.0)
     np.testing.assert_array_equal(sample_latents(4, 2, DIM, "normal", label="sword", label_priors={"sword": sword}),
-                                  sword.sample(4, 2))
+                                  per_shape(lambda s: sword.sample(1, s), 4, 2))
 
 
 def test_an_unknown_kind_is_named() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -51,6 +52,7 @@ def test_finished_run_writes_a_loadable_model_folder(trained_run: dict) -> None:
     assert lm.prior is not None and lm.config.latent_dim == 16
     assert lm.meta["finished"] is True and lm.meta["epoch"] == 2 and lm.name == "tiny_run"
     assert lm.meta["default_prior"] in ("gmm", "normal")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", lm.meta["trained_at"]), "the card's training date"
     history = json.loads((out / HISTORY_FILE).read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(np.isfinite(h["loss"]) and h["chamfer"] > 0 for h in history)
@@ -141,7 +143,7 @@ def test_cancel_stops_within_a_step_and_a_rerun_resumes(tmp_path: Path, cfg) -> 
     assert sum(e["event"] == "step" for e in events) == 1
     assert events[-1]["event"] == "done" and events[-1]["state"] == "cancelled"
     lm = load_model(out)
-    assert lm.meta["finished"] is False and lm.prior is None
+    assert lm.meta["finished"] is False and lm.prior is None and "trained_at" not in lm.meta
     # A plain rerun with the same settings picks the unfinished run up.
     events2: list[dict] = []
     summary2 = run(cfg(out), progress=events2.append)

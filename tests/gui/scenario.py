@@ -1,0 +1,440 @@
+"""Runs inside a real Blender window (tier.py): drives the installed AtlasVAE extension with input
+events through Blender's own event simulation (`--enable-event-simulate`: each event goes through the
+window's event queue, keymaps and UI handlers like a person's mouse and keys), checks the scene, the
+Info reports and timings, saves screenshots, writes result.json and quits.
+
+Buttons are found the way a person finds them, by where they are drawn: the mouse moves down the
+sidebar and Ctrl+C (which copies the hovered button's Python command or value) says what is under it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Generator
+
+import bpy
+from bpy_extras import view3d_utils
+
+OUT = Path(os.environ.get("GUI_OUT", "/gui"))
+PKG = "bl_ext.user_default.atlasvae"
+R: dict[str, Any] = {"checks": [], "timings": {}, "notes": [], "error": None}
+Steps = Generator[float, None, Any]
+MOUSE = [800, 450]
+BEATS: list[float] = []  # main-thread heartbeat times (a gap is a freeze)
+
+
+def check(name: str, ok: bool, detail: Any = "") -> bool:
+    R["checks"].append({"name": name, "ok": bool(ok), "detail": str(detail)[:400]})
+    print(f"GUI CHECK {'ok' if ok else 'FAIL'} {name}: {detail}", flush=True)
+    return bool(ok)
+
+
+def note(text: str) -> None:
+    R["notes"].append(text)
+    print(f"GUI NOTE {text}", flush=True)
+
+
+def window() -> bpy.types.Window:
+    return bpy.context.window_manager.windows[0]
+
+
+def ev(kind: str, value: str = "PRESS", **kw: Any) -> None:
+    """One simulated event at the current mouse position."""
+    window().event_simulate(type=kind, value=value, x=MOUSE[0], y=MOUSE[1], **kw)
+
+
+def move(x: float, y: float) -> Steps:
+    MOUSE[0], MOUSE[1] = int(x), int(y)
+    ev("MOUSEMOVE", "NOTHING")
+    yield 0.08
+
+
+def key(kind: str, wait: float = 0.15, **kw: Any) -> Steps:
+    ev(kind, "PRESS", **kw)
+    yield 0.03
+    ev(kind, "RELEASE", **kw)
+    yield wait
+
+
+def click(x: float, y: float) -> Steps:
+    yield from move(x, y)
+    yield from key("LEFTMOUSE", 0.3)
+
+
+def type_text(text: str) -> Steps:
+    for ch in text:
+        kind = {" ": "SPACE", ".": "PERIOD", "-": "MINUS"}.get(ch) or (
+            ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"][int(ch)]
+            if ch.isdigit() else ch.upper())
+        ev(kind, "PRESS", unicode=ch)
+        yield 0.02
+        ev(kind, "RELEASE")
+        yield 0.04
+
+
+def wait_until(cond: Callable[[], Any], timeout: float, step: float = 0.1) -> Steps:
+    """Wait until cond() is true; returns the seconds waited, or None on timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if cond():
+                return time.monotonic() - start
+        except Exception:
+            pass
+        yield step
+    return None
+
+
+def shot(name: str) -> Steps:
+    yield 0.6  # let Blender draw what just changed
+    subprocess.run(["import", "-window", "root", str(OUT / f"{name}.png")], check=False)
+    print(f"GUI SHOT {name}.png", flush=True)
+    yield 0.05
+
+
+def area(kind: str) -> bpy.types.Area:
+    return next(a for a in window().screen.areas if a.type == kind)
+
+
+def region(a: bpy.types.Area, kind: str) -> bpy.types.Region:
+    return next(r for r in a.regions if r.type == kind)
+
+
+def info_text() -> str:
+    """Every report in the Info editor (select all, copy), as a person would read them there."""
+    a = area("INFO")
+    wm = bpy.context.window_manager
+    with bpy.context.temp_override(window=window(), area=a, region=region(a, "WINDOW")):
+        bpy.ops.info.select_all(action="SELECT")
+        bpy.ops.info.report_copy()
+        bpy.ops.info.select_all(action="DESELECT")
+    return str(wm.clipboard)
+
+
+def reports_since(mark: int) -> str:
+    return info_text()[mark:]
+
+
+def results() -> list[bpy.types.Object]:
+    return [o for o in bpy.data.objects if o.type == "MESH" and "atlasvae_model" in o.keys()]
+
+
+def max_gap(since: float) -> float:
+    beats = [t for t in BEATS if t >= since]
+    return max((b - a for a, b in zip(beats, beats[1:])), default=0.0)
+
+
+def hover_python(x: float, y: float) -> Steps:
+    """What Ctrl+C copies for the button under (x, y): an operator button's Python command, a field's
+    value ('' when none)."""
+    yield from move(x, y)
+    bpy.context.window_manager.clipboard = ""
+    yield from key("C", 0.08, ctrl=True)
+    text = str(bpy.context.window_manager.clipboard)
+    print(f"GUI HOVER {x:.0f},{y:.0f}: {text!r}", flush=True)
+    return text
+
+
+def find_button(reg: bpy.types.Region, prefix: str, step: int = 12) -> Steps:
+    """Scan the region top-down for the button whose Python command starts with `prefix`."""
+    x = reg.x + reg.width * 0.4
+    y = reg.y + reg.height - 12
+    while y > reg.y + 4:
+        text = yield from hover_python(x, y)
+        if text.startswith(prefix):
+            return (x, y)
+        y -= step
+    return None
+
+
+def scan_popup(dx: float = 230, depth: int = 320, step: int = 6) -> Steps:
+    """Hover down the field column of the popup that opened at the mouse: [(y, what Ctrl+C copied)]
+    for every probe that copied something; notes the row pitch from the first two fields."""
+    x, top = MOUSE[0] + dx, MOUSE[1]
+    found = []
+    for y in range(int(top) - 6, int(top) - depth, -step):
+        text = yield from hover_python(x, y)
+        if text:
+            found.append((y, text))
+    MOUSE[0] = int(x)
+    centres: list[float] = []
+    run: list[int] = []
+    for (y, text), nxt in zip(found, found[1:] + [(None, None)]):
+        run.append(y)
+        if nxt[1] != text or (nxt[0] is not None and y - nxt[0] > step):
+            centres.append(sum(run) / len(run))
+            run = []
+    if len(centres) >= 2:  # adjacent rows are the closest centres
+        R.setdefault("f9_row_pitch_px", min(a - b for a, b in zip(centres, centres[1:])))
+    return found
+
+
+def leave_popup() -> Steps:
+    """Move the mouse far from an open popup (F9's), which closes it as it does for a person."""
+    vp = viewport()
+    yield from move(vp.x + 40, vp.y + vp.height - 120)
+    yield 0.5
+    yield from move(vp.x + 80, vp.y + vp.height - 160)
+    yield 0.5
+
+
+def click_object(obj: bpy.types.Object) -> Steps:
+    """Click where `obj`'s origin is drawn in the viewport (selects it alone, makes it active)."""
+    vp = viewport()
+    at = view3d_utils.location_3d_to_region_2d(vp, area("VIEW_3D").spaces.active.region_3d, obj.location)
+    yield from click(vp.x + at.x, vp.y + at.y)
+
+
+def sidebar() -> bpy.types.Region:
+    return region(area("VIEW_3D"), "UI")
+
+
+def viewport() -> bpy.types.Region:
+    return region(area("VIEW_3D"), "WINDOW")
+
+
+def centre(reg: bpy.types.Region) -> tuple[float, float]:
+    return reg.x + reg.width / 2, reg.y + reg.height / 2
+
+
+def heartbeat() -> float:
+    BEATS.append(time.monotonic())
+    return 0.02
+
+
+def add_menu_search(text: str) -> Steps:
+    """Shift+A over the viewport, type to search the Add menu, Return on the first match."""
+    yield from move(*centre(viewport()))
+    yield from key("A", 0.5, shift=True)
+    yield from type_text(text)
+    yield 0.6
+
+
+def f3_search(text: str, name: str | None = None) -> Steps:
+    """F3 menu search: type, screenshot, Return."""
+    yield from move(*centre(viewport()))
+    yield from key("F3", 0.6)
+    yield from type_text(text)
+    yield 0.8
+    if name:
+        yield from shot(name)
+    yield from key("RET", 0.5)
+
+
+def scenario() -> Steps:
+    prefs = bpy.context.preferences
+    prefs.view.show_splash = False
+    check("add-on installed and enabled as an extension", PKG in prefs.addons, list(prefs.addons.keys()))
+    if PKG not in prefs.addons:
+        return
+    # Setup a person would have done already: the Info editor where the timeline is; samples away from the cube.
+    timeline = next(a for a in window().screen.areas if a.type == "DOPESHEET_EDITOR")
+    timeline.type = "INFO"
+    bpy.context.scene.cursor.location = (0.0, 5.0, 0.0)
+    yield 1.0
+    yield from move(*centre(viewport()))
+    yield from key("ESC", 0.5)  # the splash, if any
+    yield from shot("00_start")
+
+    # 1. The sidebar tab.
+    yield from key("N", 0.8)
+    bar = sidebar()
+    check("N opens the sidebar", bar.width > 50, f"width {bar.width}")
+    y = bar.y + bar.height - 10
+    while getattr(bar, "active_panel_category", "") != "AtlasVAE" and y > bar.y:
+        yield from click(bar.x + bar.width - 10, y)  # down the tab strip on the sidebar's right edge
+        y -= 20
+    check("clicking the AtlasVAE tab opens it", getattr(bar, "active_panel_category", "?") == "AtlasVAE",
+          getattr(bar, "active_panel_category", "?"))
+    yield from shot("01_sidebar")
+
+    # 2. Sample Shapes from the sidebar.
+    found = yield from find_button(bar, "bpy.ops.atlasvae.sample(")
+    if not check("Sample Shapes button found in the sidebar", found is not None):
+        return
+    mark = len(info_text())
+    before = len(results())
+    t0 = time.monotonic()
+    yield from click(*found)
+    waited = yield from wait_until(lambda: len(results()) >= before + 4, 300)
+    R["timings"]["sample_4_click_to_scene"] = time.monotonic() - t0
+    check("Sample Shapes adds 4 shapes", waited is not None, f"{len(results()) - before} new")
+    yield from wait_until(lambda: "Sampled" in reports_since(mark), 20)
+    text = reports_since(mark)
+    check("Sample Shapes reported in Info/status bar", "Sampled 4 shapes" in text, text.strip()[-200:])
+    R["timings"]["sample_max_main_thread_gap"] = max_gap(t0)
+    first_four = {o.name: [tuple(v.co) for v in o.data.vertices[:50]] for o in results()}
+    yield from shot("02_sampled")
+
+    # 3. F9 on Sample Shapes: Count 4 -> 6 (the first four shapes stay the same: item 3).
+    yield from move(*centre(viewport()))
+    yield from key("F9", 0.8)
+    yield from shot("03_f9_popup")
+    fields = yield from scan_popup()
+    count_at = next((y for y, text in fields if text == "4"), None)
+    if check("F9 popup shows Count = 4", count_at is not None, fields):
+        yield from move(MOUSE[0], count_at)
+        t0 = time.monotonic()
+        yield from key("RET", 0.3)
+        yield from type_text("6")
+        yield from key("RET", 0.3)
+        waited = yield from wait_until(lambda: len(results()) >= before + 6, 300)
+        R["timings"]["f9_count_6"] = time.monotonic() - t0
+        R["timings"]["f9_count_max_main_thread_gap"] = max_gap(t0)
+        check("F9 Count 6 gives 6 shapes", waited is not None, f"{len(results()) - before} shapes")
+        now = {o.name: [tuple(v.co) for v in o.data.vertices[:50]] for o in results()}
+        same = [n for n, co in first_four.items() if now.get(n) == co]
+        check("F9 Count 4 -> 6 keeps the first 4 shapes (item 3)", len(same) == 4, f"{len(same)} of 4 unchanged")
+        yield from shot("04_f9_count6")
+    yield from leave_popup()
+    yield from key("HOME", 0.8)
+
+    # 4. Add > Mesh > AtlasVAE > Sample One Shape, then F9: Material off (a look-only change: item 2).
+    before = len(results())
+    names = {o.name for o in results()}
+    yield from add_menu_search("sample one")
+    yield from shot("05_add_menu")
+    t0 = time.monotonic()
+    yield from key("RET", 0.3)
+    waited = yield from wait_until(lambda: len(results()) >= before + 1, 300)
+    R["timings"]["add_menu_sample_one"] = time.monotonic() - t0
+    check("Add menu Sample One Shape adds 1 shape", waited is not None, f"{len(results()) - before} new")
+    new_one = next(iter({o.name for o in results()} - names), "")
+    yield from move(*centre(viewport()))
+    yield from key("F9", 0.8)
+    fields = yield from scan_popup()
+    runs = [y for y, text in fields if text == "2562"]  # Vertices, the first row
+    pitch = R.get("f9_row_pitch_px", 23.0)
+    if check("F9 popup of Sample One Shape shows Vertices", bool(runs), fields):
+        material_y = sum(runs) / len(runs) - 2 * pitch  # Vertices, Shading, Material
+        t0 = time.monotonic()
+        yield from click(MOUSE[0], material_y)
+        done = yield from wait_until(lambda: len(results()) == before + 1 and not any(
+            slot.material for slot in bpy.data.objects[new_one].material_slots), 300)
+        R["timings"]["f9_material_off"] = time.monotonic() - t0
+        R["timings"]["f9_material_max_main_thread_gap"] = max_gap(t0)
+        check("F9 Material off re-makes the shape without the material", done is not None)
+    yield from shot("06_f9_material")
+    yield from leave_popup()
+
+    # 5. Reconstruct the cube: select it with a click, press Reconstruct in the sidebar.
+    cube = bpy.data.objects.get("Cube")
+    if not check("default cube present", cube is not None):
+        return
+    yield from click_object(cube)
+    check("clicking the cube selects it", cube.select_get() and bpy.context.view_layer.objects.active == cube,
+          [o.name for o in bpy.context.selected_objects])
+    button = yield from find_button(bar, "bpy.ops.atlasvae.reconstruct(")
+    if check("Reconstruct button found", button is not None):
+        before = len(results())
+        mark = len(info_text())
+        t0 = time.monotonic()
+        yield from click(*button)
+        waited = yield from wait_until(lambda: len(results()) > before, 600)
+        R["timings"]["reconstruct_full_fit"] = time.monotonic() - t0
+        R["timings"]["reconstruct_max_main_thread_gap"] = max_gap(t0)
+        check("Reconstruct adds the cube's reconstruction", waited is not None)
+        yield from wait_until(lambda: "Reconstructed" in reports_since(mark), 20)
+        check("Reconstruct reported in Info", "Reconstructed" in reports_since(mark),
+              reports_since(mark).strip()[-200:])
+        yield from shot("07_reconstructed")
+
+        # 6. Esc during a running job cancels it (item 5).
+        yield from click_object(cube)
+        user_window = bpy.context.window_manager.keyconfigs.user.keymaps.get("Window")
+        note("Esc in the user's Window keymap: " + str([(k.idname, k.type) for k in user_window.keymap_items
+                                                         if k.idname.startswith("atlasvae")] if user_window else None))
+        before = len(results())
+        mark = len(info_text())
+        yield from click(*button)
+        yield 2.0
+        yield from shot("08_job_running")
+        yield from move(*centre(viewport()))
+        t0 = time.monotonic()
+        yield from key("ESC", 0.5)
+        gone = yield from wait_until(lambda: "ancel" in reports_since(mark), 30)
+        R["timings"]["esc_to_cancelled_report"] = (time.monotonic() - t0) if gone is not None else -1
+        yield from shot("09_esc_cancelled")
+        check("Esc cancels the running Reconstruct (item 5)", gone is not None, reports_since(mark).strip()[-200:])
+        if gone is None and bpy.ops.atlasvae.cancel.poll():
+            bpy.ops.atlasvae.cancel()
+        yield 3.0
+        check("a cancelled Reconstruct adds nothing", len(results()) == before, f"{len(results()) - before} new")
+
+    # 7. A running fine-tune is protected: Stop Backend asks first (item 6); F3 finds the fine-tune's operators.
+    from importlib import import_module
+    backend = import_module(PKG + ".bpyfree.backend_process").backend
+    state = bpy.context.window_manager.atlasvae_runtime
+    s = bpy.context.scene.atlasvae
+    s.finetune_source, s.finetune_epochs, s.finetune_name = "SELECTED", 50, "gui-ft"  # the panel's values
+    yield from move(*centre(viewport()))
+    yield from key("A", 0.5)  # select all
+    yield from f3_search("start fine")
+    running = yield from wait_until(lambda: state.job_state == "running", 180)
+    check("F3 'start fine-tune' starts a fine-tune on the selected meshes", running is not None,
+          f"{state.job_state}: {state.job_message}")
+    if running is not None:
+        yield from f3_search("stop backend")
+        yield 1.0
+        yield from shot("10_stop_asks_during_finetune")
+        yield from key("ESC", 1.0)  # the confirmation's No
+        check("Stop Backend asks first while a fine-tune runs (item 6)",
+              backend.client is not None and state.job_running(), state.job_state)
+        yield from f3_search("cancel fine")
+        done = yield from wait_until(lambda: not state.job_running(), 180)
+        check("F3 'cancel fine-tune' stops it", done is not None, state.job_state)
+
+    # 8. F3 finds Stop Backend (item 5); then a bad interpreter makes a visible error (item 1).
+    mark = len(info_text())
+    yield from f3_search("stop backend", "11_f3_stop_backend")
+    stopped = yield from wait_until(lambda: backend.client is None, 30)
+    check("F3 'stop backend' stops the backend (item 5)", stopped is not None, reports_since(mark).strip()[-200:])
+    if stopped is None:
+        bpy.ops.atlasvae.backend_stop()
+        yield from wait_until(lambda: backend.client is None, 30)
+    prefs.addons[PKG].preferences.python_path = "/nonexistent/python3"
+    mark = len(info_text())
+    yield from add_menu_search("sample one")
+    yield from key("RET", 0.3)
+    err = yield from wait_until(lambda: "/nonexistent/python3" in reports_since(mark), 60)
+    yield from shot("12_bad_interpreter")
+    check("a bad Python Interpreter is reported in Info/status bar (item 1)", err is not None,
+          reports_since(mark).strip()[-300:])
+
+
+def finish() -> None:
+    R["blender"] = bpy.app.version_string
+    (OUT / "result.json").write_text(json.dumps(R, indent=1))
+    print("GUI DONE", flush=True)
+    try:
+        __import__(PKG + ".jobs", fromlist=["shutdown"]).shutdown()  # stop the backend process
+    finally:
+        os._exit(0)
+
+
+def runner() -> None:
+    gen = scenario()
+
+    def step() -> float | None:
+        try:
+            wait = next(gen)
+        except StopIteration:
+            finish()
+            return None
+        except Exception:
+            R["error"] = traceback.format_exc()
+            print(R["error"], flush=True)
+            finish()
+            return None
+        return float(wait)
+
+    bpy.app.timers.register(step, first_interval=2.0)
+    bpy.app.timers.register(heartbeat, first_interval=1.0)
+
+
+runner()
