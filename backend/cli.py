@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--procedural", help="procedural references, e.g. 'sword,plane:50'")
     p.add_argument("--seed", type=int, default=1, help="seed for procedural references and sampling")
     p.add_argument("--samples", type=int, default=0, help="generated shapes per group (default: as many as refs)")
+    p.add_argument("--max-per-label", type=int, default=0,
+                   help="at most this many references per label, drawn by --seed (default 0: all); the "
+                        "1-NNA matrix over all references grows with the square of their number")
     p.add_argument("--out", type=Path, help="write the JSON here as well as to stdout")
     train = p.add_mutually_exclusive_group()
     train.add_argument("--train-data", help="folder of the model's training meshes, for samples' distance to the "
@@ -345,7 +348,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate_model(args.model, data=args.data, procedural=args.procedural, seed=args.seed,
                             samples=args.samples, device=args.device, train_data=args.train_data,
-                            nearest=not args.no_train_data)
+                            nearest=not args.no_train_data, max_per_label=args.max_per_label)
     text = json.dumps(report, indent=2)
     if args.out:
         from .checkpoints import atomic_write_bytes

@@ -32,13 +32,26 @@ PIECES_RESOLUTION = 4096  # template-grid vertices a sample is decoded at to cou
 DECODE_BATCH = 16
 
 
-def reference_sets(data: str | None, procedural: str | None, seed: int) -> PointSets:
-    """Reference shapes from a folder or from procedural families (fresh seeds: unseen in training)."""
+def reference_sets(data: str | None, procedural: str | None, seed: int, max_per_label: int = 0) -> PointSets:
+    """Reference shapes from a folder or from procedural families (fresh seeds: unseen in training); with
+    `max_per_label`, at most that many of each label, drawn by `seed` (1-NNA's cost grows with the square)."""
     if procedural is not None:
         families, per_family = parse_procedural(procedural)
-        return procedural_point_sets(families, per_family, seed)
-    assert data is not None
-    return load_folder(data, progress=False)
+        sets = procedural_point_sets(families, per_family, seed)
+    else:
+        assert data is not None
+        sets = load_folder(data, progress=False)
+    if isinstance(max_per_label, bool) or not isinstance(max_per_label, int) or max_per_label < 0:
+        raise ConfigError(f"max_per_label must be an integer >= 0 (0: all), got {max_per_label!r}")
+    if max_per_label == 0:
+        return sets
+    rng = np.random.default_rng(seed)
+    labels = np.array(sets.labels)
+    keep = np.sort(np.concatenate([
+        rng.choice(idx, max_per_label, replace=False) if len(idx) > max_per_label else idx
+        for idx in (np.flatnonzero(labels == label) for label in sorted(set(sets.labels)))]))
+    return PointSets(points=sets.points[keep], names=[sets.names[i] for i in keep],
+                     labels=[sets.labels[i] for i in keep], skipped=sets.skipped, warnings=sets.warnings)
 
 
 def training_shapes(lm: LoadedModel, train_data: str | None, use: bool = True
@@ -100,16 +113,20 @@ def evaluate_points(lm: LoadedModel, refs: np.ndarray, device: Any, samples: int
 
 def evaluate_model(model_dir: str | Path, data: str | None = None, procedural: str | None = None,
                    seed: int = 1, samples: int = 0, device: str = "auto", train_data: str | None = None,
-                   nearest: bool = True) -> dict[str, Any]:
-    """Metrics per reference label and over all references, for both priors the model has.
+                   nearest: bool = True, max_per_label: int = 0, default_only: bool = False) -> dict[str, Any]:
+    """Metrics per reference label and over all references, for both priors the model has (only its
+    default prior with `default_only`), on at most `max_per_label` references a label (0: all).
 
     The nearest-training distances need the training shapes (training_shapes says where they come from);
     `nearest` False skips them, the costliest part after the 1-NNA matrix.
     """
     dev = resolve_device(device)
     lm = load_model(model_dir, dev)
-    sets = reference_sets(data, procedural, seed)
+    sets = reference_sets(data, procedural, seed, max_per_label)
+    default_prior = lm.meta.get("default_prior", "gmm" if lm.prior is not None else "normal")
     priors = ("gmm", "normal") if lm.prior is not None else ("normal",)
+    if default_only:
+        priors = (default_prior,)
     train, train_info = training_shapes(lm, train_data, nearest)
     heldout = None if train is None else nearest_distances(_clouds(sets), train)
     consistency = reconstruction_normals(lm, sets, dev, data, procedural, seed)
@@ -122,9 +139,9 @@ def evaluate_model(model_dir: str | Path, data: str | None = None, procedural: s
                                             normals=consistency[idx], train=train,
                                             heldout_to_train=None if heldout is None else heldout[idx])
             groups[label]["label_prior"] = label in lm.label_priors
-    default_prior = lm.meta.get("default_prior", "gmm" if lm.prior is not None else "normal")
     report: dict[str, Any] = {"model": str(model_dir), "name": lm.name, "device": str(dev),
                               "references": data or f"procedural {procedural} seed {seed}",
+                              "reference_shapes": len(sets), "max_per_label": max_per_label,
                               "default_prior": default_prior, "train_data": train_info, "groups": groups}
     if len(groups) > 1:
         report["all"] = evaluate_points(lm, sets.points, dev, samples, seed, priors, normals=consistency,

@@ -103,6 +103,16 @@ def test_evaluate_on_mesh_folders_with_training_data(tmp_path: Path, tiny_model_
     assert held < report["all"]["generation_normal"]["nearest_train"]["sample_to_train_x1e3"]
 
 
+def test_max_per_label_caps_each_label(tiny_model_dir: Path) -> None:
+    report = evaluate_model(tiny_model_dir, procedural="sword,mug:3", seed=2,
+                            device="cpu", max_per_label=2)
+    assert report["reference_shapes"] == 4 and report["max_per_label"] == 2
+    for group in report["groups"].values():
+        _check_group(group, {"normal"}, 2)
+    with pytest.raises(ConfigError, match="max_per_label"):
+        evaluate_model(tiny_model_dir, procedural="sword:2", device="cpu", max_per_label=-1)
+
+
 def test_evaluate_errors_name_the_input(tmp_path: Path, tiny_model_dir: Path) -> None:
     with pytest.raises(CheckpointError, match=str(tmp_path / "nope")):
         evaluate_model(tmp_path / "nope", procedural="sword:2", device="cpu")
