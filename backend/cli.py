@@ -185,8 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--procedural", help="procedural references, e.g. 'sword,plane:50'")
     p.add_argument("--seed", type=int, default=1, help="seed for procedural references and sampling")
     p.add_argument("--samples", type=int, default=0, help="generated shapes per group (default: as many as refs)")
+    p.add_argument("--max-per-label", type=int, default=0,
+                   help="at most this many references per label, drawn by --seed (default 0: all); the "
+                        "1-NNA matrix over all references grows with the square of their number")
     p.add_argument("--out", type=Path, help="write the JSON here as well as to stdout")
     p.add_argument("--force", action="store_true", help="overwrite the --out file")
+    train = p.add_mutually_exclusive_group()
+    train.add_argument("--train-data", help="folder of the model's training meshes, for samples' distance to the "
+                                            "nearest training shape (default: the training data the model recorded)")
+    train.add_argument("--no-train-data", action="store_true",
+                       help="skip the nearest-training-shape distances (the slowest part after 1-NNA)")
     _device_arg(p)
 
     p = sub.add_parser("refit-prior", help="refit a trained model's latent prior (e.g. a model from an older "
@@ -394,7 +402,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _refuse_existing([args.out], args.force)
         _check_writable(args.out.parent)
     report = evaluate_model(args.model, data=args.data, procedural=args.procedural, seed=args.seed,
-                            samples=args.samples, device=args.device)
+                            samples=args.samples, device=args.device, train_data=args.train_data,
+                            nearest=not args.no_train_data, max_per_label=args.max_per_label)
     text = json.dumps(report, indent=2)
     if args.out:
         from .checkpoints import atomic_write_bytes

@@ -127,6 +127,7 @@ def test_interpolate_writes_steps(tiny_model_dir: Path, mug_file: Path, tmp_path
     (["interpolate", "{mug}", "{tmp}/missing.obj", "--out", "{tmp}/i"], "{tmp}/missing.obj"),
     (["interpolate", "{mug}", "{mug}", "--steps", "1", "--out", "{tmp}/i"], "steps"),
     (["evaluate", "--procedural", "dragon:2"], "dragon"),
+    (["evaluate", "--procedural", "sword:2", "--max-per-label", "-1"], "max_per_label"),
     (["train", "--procedural", "sword:4", "--out", "{tmp}/t", "--epochs", "0"], "epochs"),
     (["finetune", "--procedural", "sword:4", "--out", "{tmp}/t", "--init", "{tmp}/no_model"], "{tmp}/no_model"),
 ])

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from backend.errors import ConfigError
-from backend.metrics import chamfer, fscore, generation_metrics, pairwise_chamfer, reconstruction_metrics
+from backend.metrics import (chamfer, fscore, generation_metrics, mesh_pieces, nearest_distances, nearest_summary,
+                             normal_consistency, pairwise_chamfer, patch_pieces, precision_recall,
+                             reconstruction_metrics)
 
 
 def sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,9 +101,10 @@ def test_pairwise_chamfer_of_a_set_with_itself_is_symmetric() -> None:
 def test_generation_metrics_when_samples_are_the_references() -> None:
     refs = clouds(np.random.default_rng(4), 8, 64)
     result = generation_metrics(refs, [r.copy() for r in refs])
-    assert set(result) == {"mmd_cd", "cov_cd", "nna_cd"}
+    assert set(result) == {"mmd_cd", "cov_cd", "nna_cd", "precision", "recall"}
     assert result["mmd_cd"] == 0.0
     assert result["cov_cd"] == 1.0
+    assert result["precision"] == 1.0 and result["recall"] == 1.0
 
 
 def test_generation_metrics_mmd_and_cov_by_hand() -> None:
@@ -131,6 +134,93 @@ def test_collapsed_samples_cover_little() -> None:
     assert generation_metrics(collapsed, refs)["cov_cd"] == pytest.approx(0.1)
 
 
+def test_collapsed_samples_are_precise_but_recall_one_shape() -> None:
+    refs = clouds(np.random.default_rng(7), 10, 48)
+    result = generation_metrics([refs[0].copy() for _ in range(10)], refs)
+    assert result["precision"] == 1.0  # every sample is a reference, inside its own radius
+    assert result["recall"] == 0.1  # the samples' k-NN radii are 0: only refs[0] itself is recalled
+
+
+def line(xs: list[float], ys: list[float]) -> np.ndarray:
+    return np.abs(np.subtract.outer(xs, ys))
+
+
+def test_precision_and_recall_by_hand_on_a_line() -> None:
+    refs, gens = [0.0, 1.0, 2.0, 3.0], [0.5, 10.0]
+    # k = 1: every ref's radius is 1, so 0.5 is in and 10 is out; the samples' radii are 9.5, reaching all refs
+    assert precision_recall(line(gens, refs), line(refs, refs), line(gens, gens), k=1) == (0.5, 1.0)
+    # k = 3: the refs' radii are 2, 2, 2, 3, still short of 10; two samples cap k at 1
+    assert precision_recall(line(gens, refs), line(refs, refs), line(gens, gens), k=3) == (0.5, 1.0)
+    gens = [0.5, 1.5, 7.0]  # radii with k = 1: 1, 1, 5.5: 7.0 reaches 2 and 3, 0.5 reaches 0 and 1
+    assert precision_recall(line(gens, refs), line(refs, refs), line(gens, gens), k=1) == (2 / 3, 1.0)
+    gens = [0.5, 0.5, 0.5]  # collapsed: radius 0 recalls nothing, not even the refs 0.5 away
+    assert precision_recall(line(gens, refs), line(refs, refs), line(gens, gens), k=1) == (1.0, 0.0)
+
+
+def test_nearest_distances_match_the_full_matrix() -> None:
+    rng = np.random.default_rng(9)
+    train = clouds(rng, 12, 300)
+    queries = [t + rng.normal(scale=0.01, size=t.shape) for t in train[:4]] + clouds(rng, 3, 300)
+    exact = pairwise_chamfer(queries, train).min(axis=1)
+    np.testing.assert_allclose(nearest_distances(queries, train, shortlist=12), exact, rtol=1e-12)
+    shortlisted = nearest_distances(queries, train, shortlist=2, coarse_points=64)
+    assert np.all(shortlisted >= exact * (1 - 1e-12))
+    np.testing.assert_allclose(shortlisted[:4], exact[:4], rtol=1e-12)  # near-copies: their source is shortlisted
+
+
+def test_nearest_summary_is_a_ratio_of_medians() -> None:
+    result = nearest_summary([1e-3, 4e-3, 9e-3], [1e-3, 2e-3, 3e-3, 100.0])
+    assert result["sample_to_train_x1e3"] == pytest.approx(4.0)
+    assert result["heldout_to_train_x1e3"] == pytest.approx(2.5)
+    assert result["ratio"] == pytest.approx(1.6)
+
+
+def grid(z: float = 0.0, side: int = 5) -> np.ndarray:
+    u, v = np.meshgrid(np.arange(side, dtype=float), np.arange(side, dtype=float))
+    return np.stack([u.ravel(), v.ravel(), np.full(side * side, z)], axis=1)
+
+
+def test_normal_consistency_by_construction() -> None:
+    pts = grid()
+    up = np.tile([0.0, 0.0, 1.0], (len(pts), 1))
+    assert normal_consistency(pts, up, pts, -up) == 1.0  # the sign of a normal does not count
+    assert normal_consistency(pts, up, pts, 3.0 * up) == 1.0  # nor its length
+    side = np.tile([1.0, 0.0, 0.0], (len(pts), 1))
+    assert normal_consistency(pts, up, pts, side) == 0.0
+    tilted = np.tile([0.0, np.sqrt(3.0), 1.0], (len(pts), 1))  # 60 degrees from up: cos = 1/2
+    assert normal_consistency(pts, up, pts, tilted) == pytest.approx(0.5, abs=1e-12)
+    # b = a's points with a's normals plus as many far points whose nearest in a is at right angles:
+    # a -> b matches all (1), b -> a half (0.5); the mean of the two directions is 0.75
+    far = grid(z=10.0)
+    b = np.concatenate([pts, far])
+    assert normal_consistency(pts, up, b, np.concatenate([up, side])) == pytest.approx(0.75, abs=1e-12)
+
+
+def square(x0: float, size: float = 1.0, n: int = 11) -> np.ndarray:
+    """An n x n grid on the square [x0, x0 + size] x [0, size] in the plane z = 0."""
+    u, v = np.meshgrid(np.linspace(x0, x0 + size, n), np.linspace(0.0, size, n))
+    return np.stack([u.ravel(), v.ravel(), np.zeros(n * n)], axis=1)
+
+
+def test_patch_pieces_by_proximity() -> None:
+    assert patch_pieces([square(0.0)]) == 1
+    assert patch_pieces([square(0.0), square(1.0)]) == 1  # sharing an edge
+    assert patch_pieces([square(0.0), square(3.0)]) == 2
+    assert patch_pieces(np.stack([square(0.0), square(1.0), square(2.0), square(5.0)])) == 2  # a chain, and one apart
+    # bounding box of [0, 1] and [1 + g, 2 + g]: diagonal sqrt((2 + g)^2 + 1); the gap g is one piece
+    # when g <= 0.02 * diagonal, i.e. below about 0.0451
+    assert patch_pieces([square(0.0), square(1.04)]) == 1
+    assert patch_pieces([square(0.0), square(1.05)]) == 2
+    assert patch_pieces([square(0.0), square(1.05)], gap=0.03) == 1
+
+
+def test_mesh_pieces_by_shared_vertices() -> None:
+    faces = np.array([[0, 1, 2], [2, 3, 4], [5, 6, 7]])
+    assert mesh_pieces(faces, 9) == 2  # vertex 8 belongs to no face
+    assert mesh_pieces(faces[:2], 5) == 1
+    assert mesh_pieces(np.array([[0, 1, 2], [3, 4, 5]]), 6) == 2
+
+
 def test_reconstruction_metrics_average_per_shape() -> None:
     rng = np.random.default_rng(8)
     gts = clouds(rng, 4, 80)
@@ -154,6 +244,17 @@ def test_reconstruction_metrics_average_per_shape() -> None:
         (lambda: generation_metrics([np.zeros((3, 3))], [np.zeros((3, 4))]), r"refs\[0\] must have shape"),
         (lambda: reconstruction_metrics([np.eye(3)] * 2, [np.eye(3)]), "2 predictions, 1 ground"),
         (lambda: reconstruction_metrics("clouds", [np.zeros((3, 3))]), "preds must be a list"),
+        (lambda: precision_recall(np.zeros((2, 3)), np.zeros((3, 3)), np.zeros((3, 3))), r"gen_gen must have shape \(2, 2\)"),
+        (lambda: precision_recall(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)), k=0), "k must be a positive"),
+        (lambda: precision_recall(-np.ones((1, 1)), np.zeros((1, 1)), np.zeros((1, 1))), "gen_ref must hold distances"),
+        (lambda: normal_consistency(np.zeros((2, 3)), np.ones((3, 3)), np.zeros((2, 3)), np.ones((2, 3))),
+         "normals_a has 3 normals for 2 points"),
+        (lambda: normal_consistency(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 3)), np.ones((2, 3))),
+         "normals_a contains zero-length"),
+        (lambda: patch_pieces([np.zeros((3, 3))], gap=0.0), "gap must be a positive"),
+        (lambda: mesh_pieces(np.array([[0, 1, 5]]), 3), r"outside 0\.\.2"),
+        (lambda: nearest_distances([np.zeros((3, 3))], [np.zeros((3, 3))], shortlist=0), "shortlist must be"),
+        (lambda: nearest_summary([], [1.0]), "sample_to_train must be a non-empty"),
     ],
 )
 def test_bad_inputs_get_clear_errors(call: Callable[[], object], phrase: str) -> None:

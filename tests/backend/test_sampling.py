@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backend.data.meshio import Mesh
-from backend.data.sampling import sample_surface
+from backend.data.sampling import sample_surface, sample_surface_normals
 from backend.errors import ConfigError, MeshError
 
 
@@ -75,3 +75,13 @@ def test_bad_point_count(n: object) -> None:
 def test_rng_must_be_a_generator() -> None:
     with pytest.raises(ConfigError, match="numpy.random.Generator"):
         sample_surface(two_triangles(), 10, 42)  # type: ignore[arg-type]
+
+
+def test_normals_come_with_the_same_points() -> None:
+    mesh = two_triangles()
+    tilted = Mesh(vertices=mesh.vertices * [1.0, 1.0, 1.0] + np.outer(mesh.vertices[:, 0], [0, 0, 1.0]),
+                  faces=mesh.faces)  # both triangles sheared to the plane z - x = const
+    points, normals = sample_surface_normals(tilted, 300, np.random.default_rng(3))
+    np.testing.assert_array_equal(points, sample_surface(tilted, 300, np.random.default_rng(3)))
+    assert normals.shape == (300, 3) and normals.dtype == np.float32
+    np.testing.assert_allclose(np.abs(normals), np.tile([2 ** -0.5, 0.0, 2 ** -0.5], (300, 1)), atol=1e-6)
