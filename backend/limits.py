@@ -15,3 +15,11 @@ FIT_MODES = ("encoder", "latent", "full")
 SHARED_DECODER_FITS = ("encoder", "latent")  # interpolate/variations keep the model's own decoder
 MIN_FIT_STEPS, MAX_FIT_STEPS = 1, 5000
 DEFAULT_FIT_STEPS = {"encoder": 0, "latent": 100, "full": 200}
+
+# What a patch model's shapes come back as: auto = "closed" for patch-template models, the template mesh (one
+# closed sphere already) for sphere models; "closed" = one watertight mesh (backend/surface.py); "patches" =
+# the decoded template mesh as it is (template UVs apply).
+SURFACE_CHOICES = ("auto", "closed", "patches")
+DEFAULT_SURFACE = "auto"
+MIN_FACE_BUDGET, MAX_FACE_BUDGET = 500, 200_000  # faces of a closed surface (its voxel grid grows with it)
+DEFAULT_FACE_BUDGET = 20_000
