@@ -79,10 +79,14 @@ def resolve_surface(choice: str, template: str) -> str:
 
 
 def finish(vertices: np.ndarray, faces: np.ndarray, surface: str, face_budget: int) -> ShapeMesh:
-    """The decoded mesh as the result surface asked for ("closed" or "patches", resolved already)."""
+    """The decoded mesh as the result surface asked for ("closed" or "patches", resolved already); a shape
+    with no area to close (every patch collapsed) comes back as it is, marked "patches"."""
     if surface == "patches":
         return ShapeMesh(vertices, faces, surface="patches")
-    closed = closed_surface(vertices, faces, face_budget)
+    try:
+        closed = closed_surface(vertices, faces, face_budget)
+    except MeshError:
+        return ShapeMesh(vertices, faces, surface="patches")
     return ShapeMesh(closed.vertices, closed.faces, surface="closed", pieces_dropped=closed.pieces_dropped)
 
 

@@ -107,6 +107,8 @@ def test_finish_keeps_patches_or_closes() -> None:
     assert kept.surface == "patches" and kept.vertices.shape == v.shape and kept.pieces_dropped == 0
     closed = finish(v, f, "closed", 2000)
     assert closed.surface == "closed" and is_closed_manifold(closed.faces)
+    flat = finish(np.zeros((3, 3)), np.array([[0, 1, 2]]), "closed", 2000)  # nothing to close: kept, said so
+    assert flat.surface == "patches" and len(flat.faces) == 1
 
 
 def test_auto_closes_patch_models_only() -> None:
