@@ -21,8 +21,8 @@ from ..bpyfree.backend_process import Backend
 from ..bpyfree.uvs import template_uvs
 from ..properties import ANY_FAMILY, family_items, settings
 from .building import (
-    Arrays, Box, LookOptions, NewObject, box_of, build_objects, decode_all, destination, earlier_results,
-    free_shift, look_of, look_defaults, standing, translation,
+    Arrays, Box, LookOptions, NewObject, box_of, build_objects, decode_all, destination, dropped_note,
+    earlier_results, free_shift, look_of, look_defaults, standing, surface_params, surfaces_of, translation,
 )
 from .common import OPTION, ModelOperator, dispatch, launch_config, run_now
 
@@ -73,21 +73,23 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
         label = None if self.family == ANY_FAMILY else str(self.family)
         config, dest = launch_config(s), destination(context)
         cursor = np.array(context.scene.cursor.location, dtype=np.float64)  # type: ignore[union-attr]
-        params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution}
+        params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution,
+                                  **surface_params(self)}
         if label is not None:
             params["label"] = label
         what = f"{label} shapes" if label is not None else "shapes"
-        look_for = look_of(self, config.model_path)
+        look_for = look_of(self)
 
-        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
+        def work(task: jobs.Task, backend: Backend
+                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]:
             task.advance(0.0, f"Sampling {count} {what}...")
             client, info = backend.ensure_model(config)
-            meshes = decode_all(client.call("sample", params))
+            reply = client.call("sample", params)
             task.advance(1.0, f"Adding {count} {what}")
-            return info, meshes, template_uvs(client, info, resolution)
+            return info, decode_all(reply), surfaces_of(reply["meshes"]), template_uvs(client, info, resolution)
 
-        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
-            info, meshes, uvs = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]) -> jobs.Steps:
+            info, meshes, (surfaces, dropped), uvs = result
             model = str(info.get("name", "model"))
             columns = max(1, math.ceil(math.sqrt(len(meshes))))
             props: dict[str, Any] = {"model": model, "seed": seed, "temperature": temperature, "resolution": resolution}
@@ -104,13 +106,14 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
                 placed.append((local, faces, location))
             shift = free_shift(boxes, earlier_results(dest.scene), spacing or 1.0, margin=0.1 * (spacing or 1.0))
             items = [NewObject(f"{model}_s{seed}_{i}", local, faces, translation(location + shift),
-                               {**props, "index": i}) for i, (local, faces, location) in enumerate(placed)]
+                               {**props, "index": i, "surface": surfaces[i]})
+                     for i, (local, faces, location) in enumerate(placed)]
             family = f" {label}" if label is not None else ""
             look = look_for(uvs)
             collection = yield from build_objects(dest, items, "AtlasVAE: Sample Shapes",
                                                   new_collection=f"AtlasVAE Samples {model}{family} seed {seed}",
                                                   look=look)
-            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection}'"
+            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}) into '{collection}'{dropped_note(dropped)}"
 
         task = jobs.Task(self.kind, "Sample Shapes", work, apply)
         return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...", blocking=run_now(self))
