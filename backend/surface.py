@@ -42,6 +42,7 @@ SIDEWAYS_SLACK = 0.9  # voxels: how far sideways a voxel's sample may lie from t
 MAX_SAMPLES = 600_000
 KEEP_FRACTION = 0.05  # pieces with less than this share of the largest piece's area are dropped as strays
 TAUBIN_ITERATIONS = 10
+PULL_VOXELS = 0.15  # the closed surface's distance from the patches after pulling back, in voxels
 SEED = 0
 
 
@@ -121,17 +122,19 @@ def closed_surface(vertices: np.ndarray, faces: np.ndarray, face_budget: int = D
         # marching cubes gives about MC_FACES_PER_AREA faces per voxel face of area (h^2)
         h = math.sqrt(MC_FACES_PER_AREA * area / (DECIMATION_HEADROOM * budget))
         grid = int(np.clip(round(extent / h), MIN_GRID, MAX_GRID))
-    field, origin, h = _field(v, f, corners, normals, double_areas, area, grid)
+    field, origin, h, samples = _field(v, f, corners, normals, double_areas, area, grid)
     mesh = _marching_cubes(field, origin, h)
     mesh, dropped = _keep_large_pieces(*mesh)
     out_v, out_f = _smooth(*mesh)
+    out_v = _pull_back(out_v, samples, h)
     out_v, out_f = _decimate(out_v, out_f, budget)
     return Surface(out_v, out_f, dropped)
 
 
 def _field(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarray, double_areas: np.ndarray,
-           area: float, grid: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """The signed field (negative inside), its grid origin and spacing."""
+           area: float, grid: int) -> tuple[np.ndarray, np.ndarray, float, tuple[np.ndarray, np.ndarray]]:
+    """The signed field (negative inside), its grid origin and spacing, and the surface samples with their
+    faces' unit normals."""
     from scipy import ndimage
 
     lo, hi = v.min(axis=0), v.max(axis=0)
@@ -182,7 +185,7 @@ def _field(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarra
     half = THICKNESS_VOXELS / 2 * h
     near_outside = ndimage.distance_transform_edt(~outside) * h < CLOSE_VOXELS * h + half
     field = np.where(near_outside, distance - half, -(distance + half)).astype(np.float32)
-    return field, origin, h
+    return field, origin, h, (points, unit)
 
 
 def _marching_cubes(field: np.ndarray, origin: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +228,23 @@ def _smooth(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mesh = trimesh.Trimesh(v, f, process=False)
     trimesh.smoothing.filter_taubin(mesh, iterations=TAUBIN_ITERATIONS)
     return np.asarray(mesh.vertices, dtype=np.float64), f
+
+
+def _pull_back(v: np.ndarray, samples: tuple[np.ndarray, np.ndarray], h: float) -> np.ndarray:
+    """Vertices that float on the offset around the patches moved along the nearest sample's face normal to
+    PULL_VOXELS from it: the offset that let marching cubes see thin sheets no longer biases the surface
+    outwards, and a sheet keeps 2 x PULL_VOXELS of thickness. Vertices farther out (caps over closed gaps)
+    stay; those in between move part of the way."""
+    from scipy.spatial import cKDTree
+
+    points, unit = samples
+    dist, nearest = cKDTree(points).query(v)
+    across = np.einsum("ij,ij->i", v - points[nearest], unit[nearest])
+    excess = np.sign(across) * np.maximum(np.abs(across) - PULL_VOXELS * h, 0.0)
+    reach = THICKNESS_VOXELS / 2 * h
+    weight = np.clip((2 * reach - dist) / reach, 0.0, 1.0)  # 1 up to the offset, 0 from twice it on
+    out: np.ndarray = v - (weight * excess)[:, None] * unit[nearest]
+    return out
 
 
 def _decimate(v: np.ndarray, f: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
