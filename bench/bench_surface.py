@@ -139,7 +139,7 @@ def make_shapes(args: argparse.Namespace) -> int:
     info = service.load(args.model)
     out: dict[str, np.ndarray] = {}
     names: list[str] = []
-    for label in info["labels"]:
+    for label in info["labels"] if args.per_label else []:
         for i, mesh in enumerate(service.sample(args.per_label, seed=args.seed, resolution=args.resolution,
                                                 label=label)):
             key = f"sample/{label}/{i}"
@@ -147,11 +147,14 @@ def make_shapes(args: argparse.Namespace) -> int:
             names.append(key)
         print(f"sampled {label}", file=sys.stderr, flush=True)
     if args.test_split:
+        wanted = set(args.categories.split(",")) if args.categories else None
         for category in sorted(p for p in Path(args.test_split).iterdir() if p.is_dir()):
+            if wanted is not None and category.name not in wanted:
+                continue
             for path in sorted(category.iterdir())[:args.per_category]:
                 real = load_mesh(path)
                 start = time.perf_counter()
-                fitted, cd = service.reconstruct(real, resolution=args.resolution, fit=args.fit)
+                fitted, cd = service.reconstruct(real, resolution=args.resolution, fit=args.fit, surface="patches")
                 norm = normalisation_of(real.vertices)
                 key = f"test/{category.name}/{path.stem}"
                 out[key + "/v"], out[key + "/f"] = norm.apply(fitted.vertices), fitted.faces
@@ -254,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-split", type=Path)
     p.add_argument("--per-category", type=int, default=1)
     p.add_argument("--fit", default="full")
+    p.add_argument("--categories", default="", help="only these test-split categories, comma-separated")
     p.add_argument("--threads", type=int, default=1)
     p = sub.add_parser("measure", help="close every shape with each method and report")
     p.add_argument("--shapes", type=Path, required=True)
