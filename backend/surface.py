@@ -4,19 +4,21 @@ A patch model's shape is a handful of open square patches that overlap and leave
 closed mesh. Method (chosen by measurement against point-cloud-utils' watertight wrapper, pymeshlab's screened
 Poisson and pymeshfix: bench/bench_surface.py, docs/benchmarks.md):
 
-1. distance to the patch surface on a voxel grid around the shape (scipy KD-tree to dense surface samples,
-   refined with each sample's face plane, so it is accurate well below a voxel);
+1. distance to the patch surface on a voxel grid around the shape (dense surface samples, the nearest one
+   per voxel from scipy's feature transform, refined with its face plane: accurate well below a voxel);
 2. the outside is what a flood fill from the grid's border reaches without coming closer to the patches
-   than CLOSE_VOXELS: slits and gaps narrower than that are closed, cavities are filled;
+   than CLOSE_VOXELS: slits and gaps narrower than twice that are closed, cavities are filled;
 3. a signed field whose zero set lies THICKNESS_VOXELS / 2 outside the patches on the outside's side and
-   through closed gaps elsewhere, so a single sheet (a table top) keeps a thin solid thickness;
+   through closed gaps elsewhere, so marching cubes sees a single sheet (a table top) as a thin solid;
 4. marching cubes (scikit-image, Lewiner: topologically consistent cases, so the result is closed and manifold);
-5. pieces far smaller than the largest are dropped (and counted), vertices pulled back onto the offset's
-   target where they float, Taubin smoothing (trimesh: smooths without shrinking), quadric decimation to
-   the face budget (fast-simplification), then checked: a decimation that broke manifoldness is redone
-   gentler, and if none works the undecimated surface of a coarser grid is returned.
+5. pieces under KEEP_FRACTION of the largest one's area are dropped (and counted), Taubin smoothing (trimesh:
+   smooths without shrinking), vertices that float on the offset pulled back to PULL_VOXELS from the patches,
+   then libigl's edge-collapse decimation to the face budget, which keeps the mesh manifold (it checks the
+   link condition; fast-simplification's quadric collapse joined the two sides of thin sheets).
 
-Pure numpy in, numpy out; works in whatever frame the vertices are in (the service calls it in the unit ball).
+The grid's resolution follows the budget (MIN_GRID to MAX_GRID voxels along the longest side), so a larger
+budget keeps finer detail and takes longer. Pure numpy in, numpy out; works in whatever frame the vertices
+are in (the service calls it in the unit ball).
 """
 
 from __future__ import annotations
