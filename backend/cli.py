@@ -15,7 +15,8 @@ from typing import Any, Sequence
 from . import __version__
 from .errors import AtlasError, ConfigError, cannot_write
 from .limits import (
-    DEFAULT_FIT_STEPS, DEFAULT_SIZE, DEVICE_CHOICES, FIT_MODES, PRIOR_KINDS, SHARED_DECODER_FITS, SIZE_MODES,
+    DEFAULT_FACE_BUDGET, DEFAULT_FIT_STEPS, DEFAULT_SIZE, DEFAULT_SURFACE, DEVICE_CHOICES, FIT_MODES, MAX_FACE_BUDGET,
+    MIN_FACE_BUDGET, PRIOR_KINDS, SHARED_DECODER_FITS, SIZE_MODES, SURFACE_CHOICES,
 )
 
 
@@ -62,6 +63,34 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 def _resolution_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=2562,
                    help="vertices per output mesh; the sphere template snaps to 642, 2562, 10242, ... (default 2562)")
+
+
+def _face_budget(text: str) -> int:
+    """--face-budget's value: an integer within the limits, or argparse's error naming the option."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer between {MIN_FACE_BUDGET} and {MAX_FACE_BUDGET}, "
+                                         f"got {text!r}") from None
+    if not MIN_FACE_BUDGET <= value <= MAX_FACE_BUDGET:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_FACE_BUDGET} and {MAX_FACE_BUDGET}, got {value}")
+    return value
+
+
+def _surface_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--surface", choices=SURFACE_CHOICES, default=DEFAULT_SURFACE,
+                   help="closed: one watertight mesh per shape; patches: the decoded template mesh as it is (open, "
+                        "overlapping patches for a patch model; keeps the template's UVs); auto: closed for patch "
+                        f"models, the template mesh for sphere models (default: {DEFAULT_SURFACE})")
+    p.add_argument("--face-budget", type=_face_budget, default=DEFAULT_FACE_BUDGET, metavar="N",
+                   help=f"at most N faces in a closed mesh, {MIN_FACE_BUDGET}-{MAX_FACE_BUDGET} "
+                        f"(default {DEFAULT_FACE_BUDGET})")
+
+
+def _dropped(names: Sequence[str], meshes: Sequence[Any]) -> str:
+    """Which meshes lost stray pieces when closed, for the summary line ("" when none did)."""
+    parts = [f"{name}: {m.pieces_dropped}" for name, m in zip(names, meshes) if getattr(m, "pieces_dropped", 0)]
+    return f"; stray pieces dropped from {', '.join(parts)}" if parts else ""
 
 
 def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
@@ -148,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", type=Path, help="also write a PNG sheet of the samples here")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     _resolution_arg(p)
+    _surface_args(p)
     _device_arg(p)
 
     p = sub.add_parser("reconstruct", help="fit the model to a mesh file and write the model's version of it")
@@ -162,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit steps, at most; fewer if the fit stops improving (default: latent "
                         f"{DEFAULT_FIT_STEPS['latent']}, full {DEFAULT_FIT_STEPS['full']})")
     _resolution_arg(p)
+    _surface_args(p)
     _device_arg(p)
 
     p = sub.add_parser("interpolate", help="morph between two mesh files through the latent space")
@@ -176,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"latent fit steps per end (default {DEFAULT_FIT_STEPS['latent']})")
     p.add_argument("--force", action="store_true")
     _resolution_arg(p)
+    _surface_args(p)
     _device_arg(p)
 
     p = sub.add_parser("evaluate", help="reconstruction and generation metrics as JSON")
@@ -320,7 +352,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         _check_writable(folder)
     service = _service(args)
     meshes = service.sample(args.n, args.seed, args.temperature, args.resolution, args.prior, args.label,
-                            args.size)
+                            args.size, surface=args.surface, face_budget=args.face_budget)
     if service.size_applied(args.size) != args.size:
         print(f"note: {args.model} records no typical sizes, so the samples are at unit size "
               f"(`python -m backend record-sizes --model {args.model}` adds them)", file=sys.stderr)
@@ -331,7 +363,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from .reports import point_sheet
 
         point_sheet([m.vertices for m in meshes], args.sheet, [p.stem for p in paths])
-    print(f"wrote {len(paths)} meshes to {printable(str(args.out))}")
+    print(f"wrote {len(paths)} meshes to {printable(str(args.out))}{_dropped([p.name for p in paths], meshes)}")
     return 0
 
 
@@ -366,12 +398,13 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     progress = _FitProgress(f"fit {args.fit}")
     try:
         result, cd = _service(args).reconstruct(mesh, args.resolution, fit=args.fit, steps=args.steps,
-                                                progress=progress)
+                                                progress=progress, surface=args.surface,
+                                                face_budget=args.face_budget)
     finally:
         progress.close()
     _make_folder(args.out.parent)
     save_mesh(args.out, result)
-    print(f"wrote {printable(str(args.out))} (Chamfer x1e-3: {cd:.3f})")
+    print(f"wrote {printable(str(args.out))} (Chamfer x1e-3: {cd:.3f}){_dropped([args.out.name], [result])}")
     return 0
 
 
@@ -385,13 +418,14 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     progress = _FitProgress(f"fit {args.fit}")
     try:
         meshes = _service(args).interpolate(load_mesh(args.a), load_mesh(args.b), args.steps, args.resolution,
-                                            fit=args.fit, fit_steps=args.fit_steps, progress=progress)
+                                            fit=args.fit, fit_steps=args.fit_steps, progress=progress,
+                                            surface=args.surface, face_budget=args.face_budget)
     finally:
         progress.close()
     _make_folder(args.out)
     for path, mesh in zip(paths, meshes):
         save_mesh(path, mesh)
-    print(f"wrote {len(paths)} meshes to {printable(str(args.out))}")
+    print(f"wrote {len(paths)} meshes to {printable(str(args.out))}{_dropped([p.name for p in paths], meshes)}")
     return 0
 
 

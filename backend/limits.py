@@ -22,3 +22,11 @@ DEFAULT_FIT_STEPS = {"encoder": 0, "latent": 100, "full": 200}
 # the largest network in backend/checkpoints.py.
 MAX_MESH_FILE_BYTES = 1 << 30
 MAX_JSON_FILE_BYTES = 64 << 20
+
+# What a patch model's shapes come back as: auto = "closed" for patch-template models, the template mesh (one
+# closed sphere already) for sphere models; "closed" = one watertight mesh (backend/surface.py); "patches" =
+# the decoded template mesh as it is (template UVs apply).
+SURFACE_CHOICES = ("auto", "closed", "patches")
+DEFAULT_SURFACE = "auto"
+MIN_FACE_BUDGET, MAX_FACE_BUDGET = 500, 200_000  # faces of a closed surface (its voxel grid grows with it)
+DEFAULT_FACE_BUDGET = 20_000

@@ -70,7 +70,7 @@ def run_mode(service: ModelService, mesh: Mesh, mode: str, steps: int | None, sc
     events: list[dict[str, Any]] = []
     start = time.perf_counter()
     out, cd = service.reconstruct(mesh, resolution=resolution, fit=mode, steps=steps,
-                                  progress=events.append, schedule=schedule)
+                                  progress=events.append, schedule=schedule, surface="patches")
     seconds = time.perf_counter() - start
     ran = len(events)
     return {"chamfer": cd, "seconds": seconds, "steps_run": ran, "s_per_step": seconds / ran if ran else None,
@@ -100,23 +100,34 @@ def cancel_latency(service: ModelService, mesh: Mesh, schedule: FitSchedule, aft
             "steps_before_cancel": sum(t <= asked for t in stamps), "steps_after_cancel": sum(t > asked for t in stamps)}
 
 
-def render_sheet(rows: list[tuple[str, list[Mesh]]], scores: list[list[float]], path: Path) -> None:
-    """A grid: one row per mesh, columns input | encoder | latent | full (titled with their Chamfer x1e-3),
-    one view, every panel framed like the input."""
+def closed_in_frame(mesh: Mesh) -> Mesh:
+    """The backend's closed surface of a result (made in its unit ball, as the service does), in its frame."""
+    from backend.surface import closed_surface
+
+    norm = normalisation_of(mesh.vertices)
+    closed = closed_surface(norm.apply(mesh.vertices), mesh.faces)
+    return Mesh(norm.invert(closed.vertices), closed.faces)
+
+
+def render_sheet(rows: list[tuple[str, list[Mesh]]], scores: list[list[float]], path: Path, up: str = "z") -> None:
+    """A grid: one row per mesh, columns input | encoder | latent | full (titled with their Chamfer x1e-3) |
+    the full fit's closed surface, one view from the front (`up`: the meshes' up axis), every panel framed
+    like the input."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    titles = ["input", "encoder", "latent", "full"]
+    titles = ["input", "encoder", "latent", "full", "full, closed"]
     fig = plt.figure(figsize=(3.0 * len(titles), 3.0 * len(rows)))
     light = np.array([0.4, 0.8, 0.45]) / np.linalg.norm([0.4, 0.8, 0.45])
     for r, (name, meshes) in enumerate(rows):
         norm = normalisation_of(meshes[0].vertices)
 
         def plotted(mesh: Mesh) -> np.ndarray:
-            return norm.apply(mesh.vertices)[:, [0, 2, 1]] * np.array([1, -1, 1])  # y-up model -> z-up plot
+            unit = norm.apply(mesh.vertices)
+            return unit if up == "z" else unit[:, [0, 2, 1]] * np.array([1, -1, 1])  # y-up mesh -> z-up plot
 
         lo, hi = plotted(meshes[0]).min(0), plotted(meshes[0]).max(0)
         mid, half = (lo + hi) / 2, (hi - lo).max() / 2 * 1.05  # every column framed like the input
@@ -134,7 +145,8 @@ def render_sheet(rows: list[tuple[str, list[Mesh]]], scores: list[list[float]], 
             ax.set_box_aspect((1, 1, 1), zoom=1.35)
             ax.view_init(elev=15, azim=-60)
             ax.set_axis_off()
-            ax.set_title(f"{name}: {titles[c]}" if c == 0 else f"{titles[c]} {scores[r][c - 1]:.1f}", fontsize=10)
+            score = f" {scores[r][c - 1]:.1f}" if 0 < c <= len(scores[r]) else ""
+            ax.set_title(f"{name}: {titles[c]}" if c == 0 else f"{titles[c]}{score}", fontsize=10)
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.97, wspace=0, hspace=0.08)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -156,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the per-mesh results here as JSON")
     parser.add_argument("--sheet", type=Path, help="write input | encoder | latent | full renders here")
     parser.add_argument("--sheet-meshes", default="", help="comma-separated mesh names for the sheet")
+    parser.add_argument("--up", choices=("z", "y"), default="z",
+                        help="the meshes' up axis, for the sheet's front view (z: the corpus; y: the old fit set)")
     parser.add_argument("--cancel-check", action="store_true",
                         help="also cancel a full fit on the first mesh after 3 s and time how long it took to stop")
     for f in fields(FitSchedule):
@@ -191,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                "ellipsoid_fit": kind, **{m: {k: v for k, v in r.items() if k != "mesh"} for m, r in res.items()}}
         rows.append(row)
         if path.stem in wanted and all(m in res for m in MODES):
-            sheet_rows.append((path.stem, [mesh, *(res[m]["mesh"] for m in MODES)]))
+            sheet_rows.append((path.stem, [mesh, *(res[m]["mesh"] for m in MODES), closed_in_frame(res["full"]["mesh"])]))
             sheet_scores.append([res[m]["chamfer"] for m in MODES])
         full_sps = res["full"]["s_per_step"] if "full" in res else None
         print(path.stem[:13].ljust(14) + "".join(f"{res[m]['chamfer']:9.2f}" for m in modes) + f"{ell_cd:8.2f}  " +
@@ -213,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps({"machine": machine(), "argv": sys.argv, "schedule": str(schedule),
                                         "steps": steps, "rows": rows, "summary": summary}, indent=1))
     if args.sheet and sheet_rows:
-        render_sheet(sheet_rows, sheet_scores, args.sheet)
+        render_sheet(sheet_rows, sheet_scores, args.sheet, args.up)
     return 0
 
 

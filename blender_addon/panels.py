@@ -58,14 +58,14 @@ def _resolution(layout: bpy.types.UILayout, s: AtlasVAESettings) -> None:
 
 
 def _look(layout: bpy.types.UILayout, s: AtlasVAESettings) -> None:
-    """Shading, material and Closed Mesh (its voxel size greyed out when Off)."""
+    """Shading, material, Surface and its face budget (greyed out for Patches)."""
     row = layout.row(align=True)
     row.prop(s, "shading", expand=True)
     row.prop(s, "add_material", text="", icon="MATERIAL")
-    layout.prop(s, "closed_mesh")
-    voxel = layout.row()
-    voxel.active = s.closed_mesh != "OFF"
-    voxel.prop(s, "remesh_voxel")
+    layout.prop(s, "surface")
+    budget = layout.row()
+    budget.active = s.surface != "patches"
+    budget.prop(s, "face_budget")
 
 
 def _activity(layout: bpy.types.UILayout) -> None:

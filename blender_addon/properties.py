@@ -23,15 +23,6 @@ RESOLUTION_PRESETS = (("642", "642 (level 3)", "Icosphere level 3: 642 vertices"
                       ("10242", "10242 (level 5)", "Icosphere level 5: 10242 vertices"),
                       ("CUSTOM", "Custom", "Any vertex count (the backend snaps to its template)"))
 SHADING = (("SMOOTH", "Smooth", "Smooth shading"), ("FLAT", "Flat", "Flat shading: every triangle visible"))
-CLOSED_MESH = (("AUTO", "Auto", "On for models made of square patches (their shapes are open patches that "
-                "overlap), off for sphere models (their shapes are already one closed surface)"),
-               ("ON", "On", "Give every result Solidify and Voxel Remesh modifiers: one closed, watertight mesh "
-                "(the template's UVs do not carry over; remove or apply the modifiers as you like)"),
-               ("OFF", "Off", "Keep the model's own surface: open, overlapping patches for a patch model"))
-CLOSED_MESH_DESCRIPTION = ("Add Blender's Solidify and Voxel Remesh modifiers to each result, so it renders and "
-                           "prints as one closed, watertight mesh. Use it with patch models (the bundled base), whose shapes "
-                           "are open squares that overlap; Auto does that. Off by default: Blender spends about "
-                           "0.05-0.15 s per result re-evaluating the remesh whenever the scene changes")
 SIZE_MODES = (  # identifiers are the backend's size modes (limits.SIZE_MODES); a test pins them
     ("real", "Real", "Each shape at its family's typical size in metres, measured on the model's training meshes "
      "(a chair about as tall as a chair, a building as big as a building); models that record no sizes give "
@@ -40,7 +31,20 @@ SIZE_MODES = (  # identifiers are the backend's size modes (limits.SIZE_MODES); 
 SIZE_DESCRIPTION = ("How big sampled shapes come out: Real gives each its family's typical size in metres, "
                     "standing on the 3D cursor's floor; Unit fits each within a sphere of radius 1. Reconstruct, "
                     "Interpolate and Variations keep the size and place of the selected objects")
-VOXEL_FRACTION_DEFAULT = 1 / 80  # measured on 16 samples of the bundled base: median ~10 900 vertices, at most ~26 000
+# What each result is: the backend's closed mesh or the decoded patches. Identifiers, bounds and defaults are
+# backend/limits.py's (SURFACE_CHOICES, *_FACE_BUDGET); tests/addon/test_surface.py pins them to it.
+SURFACES = (("auto", "Auto", "Closed for models made of square patches (the bundled base), the model's own mesh for "
+             "sphere models, which is already one closed surface"),
+            ("closed", "Closed", "One closed, watertight mesh per result, made by the backend within the Face "
+             "Budget; it has no UVs (unwrap it as you like)"),
+            ("patches", "Patches", "The model's own surface with the template's UVs: open, overlapping square "
+             "patches for a patch model (for UV-template work and shape keys)"))
+SURFACE_DESCRIPTION = ("What each result is: one closed, watertight mesh made by the backend (no UVs), or the "
+                       "decoded patches with the template's UVs. Interpolate as shape keys always gets the "
+                       "patches, whose vertices match from step to step")
+DEFAULT_SURFACE = "auto"
+MIN_FACE_BUDGET, MAX_FACE_BUDGET, DEFAULT_FACE_BUDGET = 500, 200_000, 20_000
+FACE_BUDGET_DESCRIPTION = "At most this many faces in each closed mesh: more keeps finer detail and takes longer"
 FINETUNE_SOURCES = (("FOLDER", "Folder", "Mesh files in a folder"),
                     ("SELECTED", "Selected Objects", "The selected mesh objects, modifiers applied"),
                     ("COLLECTION", "Collection", "The mesh objects of a collection, modifiers applied"))
@@ -234,14 +238,9 @@ class AtlasVAESettings(bpy.types.PropertyGroup):
     shading: EnumProperty(name="Shading", description="Shading of new meshes", items=SHADING, default="SMOOTH")
     add_material: BoolProperty(name="Material", description="Give new meshes the shared AtlasVAE material",
                                default=True)
-    closed_mesh: EnumProperty(name="Closed Mesh", description=CLOSED_MESH_DESCRIPTION, items=CLOSED_MESH,
-                              default="OFF")
-    remesh_voxel: FloatProperty(name="Voxel Size", description="Voxel size of the Closed Mesh remesh, as a "
-                                "fraction of each result's bounding-box diagonal: smaller keeps finer detail and "
-                                "gives more vertices (the default 1/80 gives about 11 000 on the bundled base's "
-                                "shapes; half of it, about four times as many)",
-                                default=VOXEL_FRACTION_DEFAULT, min=0.002, max=0.25, soft_min=0.004, soft_max=0.05,
-                                step=0.1, precision=4)
+    surface: EnumProperty(name="Surface", description=SURFACE_DESCRIPTION, items=SURFACES, default=DEFAULT_SURFACE)
+    face_budget: IntProperty(name="Face Budget", description=FACE_BUDGET_DESCRIPTION, default=DEFAULT_FACE_BUDGET,
+                             min=MIN_FACE_BUDGET, max=MAX_FACE_BUDGET, soft_max=100_000)
     as_shape_keys: BoolProperty(name="As Shape Keys", description="Interpolate into one object with a shape key "
                                 "per step (animatable) instead of one object per step", default=False)
     finetune_source: EnumProperty(name="Train On", description="Where the fine-tune's meshes come from",

@@ -143,7 +143,6 @@ def main() -> int:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("blender_addon", default_set=True, handle_error=None)
     scene = bpy.context.scene
-    scene.atlasvae.closed_mesh = "AUTO"  # one closed mesh per result for the patch base (the sidebar's opt-in)
     print(f"AtlasVAE demo: model '{scene.atlasvae.model}', backend Python {os.environ['ATLASVAE_PYTHON']}")
 
     samples = []

@@ -213,12 +213,12 @@ class Server:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def _check_output_size(self, count: int, resolution: int) -> None:
+    def _check_output_size(self, count: int, params: dict[str, Any]) -> None:
         """The CLI's cap (backend/serving/service.py, from measured peak memory), as an invalid-params error."""
         try:
-            self.service.check_output_size(count, resolution)
+            self.service.check_output_size(count, params["resolution"], params["surface"], params["face_budget"])
         except ConfigError as exc:
-            raise invalid_params(f"params 'count' x 'resolution': {exc}") from None
+            raise invalid_params(f"params 'count' x 'resolution' (or 'face_budget'): {exc}") from None
 
     def load_at_start(self, path: str) -> None:
         try:
@@ -247,35 +247,37 @@ class Server:
         return {"model": self._model_info}
 
     def _sample(self, params: dict[str, Any]) -> dict[str, Any]:
-        self._check_output_size(params["count"], params["resolution"])
+        self._check_output_size(params["count"], params)
         self._require_model()
         meshes = self.service.sample(params["count"], seed=params["seed"], temperature=params["temperature"],
                                      resolution=params["resolution"], prior=params["prior"],
-                                     label=params["label"], size=params["size"])
+                                     label=params["label"], size=params["size"], surface=params["surface"],
+                                     face_budget=params["face_budget"])
         return {"meshes": [encode_mesh(m) for m in meshes], "size": self.service.size_applied(params["size"])}
 
     def _reconstruct(self, params: dict[str, Any]) -> dict[str, Any]:
         self._require_model()
         mesh, chamfer = self._as_fit_job(params["fit"], lambda progress, cancel: self.service.reconstruct(
             params["mesh"], resolution=params["resolution"], fit=params["fit"], steps=params["steps"],
-            progress=progress, cancel=cancel))
+            progress=progress, cancel=cancel, surface=params["surface"], face_budget=params["face_budget"]))
         return {"mesh": encode_mesh(mesh), "chamfer": chamfer}
 
     def _interpolate(self, params: dict[str, Any]) -> dict[str, Any]:
-        self._check_output_size(params["steps"], params["resolution"])
+        self._check_output_size(params["steps"], params)
         self._require_model()
         meshes = self._as_fit_job(params["fit"], lambda progress, cancel: self.service.interpolate(
             params["mesh_a"], params["mesh_b"], steps=params["steps"], resolution=params["resolution"],
-            fit=params["fit"], fit_steps=params["fit_steps"], progress=progress, cancel=cancel))
+            fit=params["fit"], fit_steps=params["fit_steps"], progress=progress, cancel=cancel,
+            surface=params["surface"], face_budget=params["face_budget"]))
         return {"meshes": [encode_mesh(m) for m in meshes]}
 
     def _variations(self, params: dict[str, Any]) -> dict[str, Any]:
-        self._check_output_size(params["count"], params["resolution"])
+        self._check_output_size(params["count"], params)
         self._require_model()
         meshes = self._as_fit_job(params["fit"], lambda progress, cancel: self.service.variations(
             params["mesh"], count=params["count"], spread=params["spread"], seed=params["seed"],
             resolution=params["resolution"], fit=params["fit"], fit_steps=params["fit_steps"], progress=progress,
-            cancel=cancel))
+            cancel=cancel, surface=params["surface"], face_budget=params["face_budget"]))
         return {"meshes": [encode_mesh(m) for m in meshes]}
 
     def _template_uvs(self, params: dict[str, Any]) -> dict[str, Any]:

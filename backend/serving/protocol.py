@@ -18,6 +18,7 @@ import numpy as np
 
 from backend.data.meshio import Mesh, validate_mesh
 from backend.errors import MeshError
+from backend.surface import ShapeMesh
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -199,12 +200,15 @@ def encode_mesh(mesh: Mesh) -> dict[str, Any]:
     """Mesh -> wire dict: base64 little-endian float32 vertices and int32 faces plus their counts."""
     vertices = np.ascontiguousarray(mesh.vertices, dtype="<f4").reshape(-1, 3)
     faces = np.ascontiguousarray(mesh.faces, dtype="<i4").reshape(-1, 3)
-    return {
+    out = {
         "vertices": base64.b64encode(vertices.tobytes()).decode("ascii"),
         "faces": base64.b64encode(faces.tobytes()).decode("ascii"),
         "vertex_count": int(vertices.shape[0]),
         "face_count": int(faces.shape[0]),
     }
+    if isinstance(mesh, ShapeMesh):  # a result: which surface it is and what closing it dropped
+        out.update(surface=mesh.surface, pieces_dropped=mesh.pieces_dropped)
+    return out
 
 
 def _count(obj: Mapping[str, Any], key: str, name: str) -> int:

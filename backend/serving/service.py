@@ -26,11 +26,12 @@ from ..fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surfa
 from ..metrics import chamfer
 from ..inference import sample_latents
 from ..limits import (
-    DEFAULT_SIZE, MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_RESOLUTION, MIN_STEPS, SHARED_DECODER_FITS,
-    SIZE_MODES,
+    DEFAULT_FACE_BUDGET, DEFAULT_SIZE, DEFAULT_SURFACE, MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS,
+    MIN_RESOLUTION, MIN_STEPS, SHARED_DECODER_FITS, SIZE_MODES,
 )
 from ..prior import nearest_labels
 from ..sizes import Sizes, at_size, read_sizes
+from ..surface import ShapeMesh, check_face_budget, finish, resolve_surface
 from ..templates import mesh_vertex_count, random_points, template_mesh
 
 ENCODE_POINTS = 2500
@@ -115,14 +116,19 @@ class ModelService:
             torch.mps.empty_cache()
         return had
 
-    def check_output_size(self, count: int, resolution: int) -> int:
+    def check_output_size(self, count: int, resolution: int, surface: str = "patches",
+                          face_budget: int = DEFAULT_FACE_BUDGET) -> int:
         """Refuse `count` meshes at `resolution` when their vertices exceed MAX_OUTPUT_VERTICES; else the total.
 
-        The vertices are those the loaded model's template really produces (one sphere when none is loaded).
+        The vertices are those the loaded model's template really produces (one sphere when none is loaded),
+        or as many as a closed surface of `face_budget` faces can have when `surface` closes them.
         """
         with self._lock:
             cfg = self._loaded.config if self._loaded is not None else None
-        per_mesh = mesh_vertex_count(cfg.template if cfg else "sphere", cfg.patches if cfg else 1, resolution)
+        template = cfg.template if cfg else "sphere"
+        per_mesh = mesh_vertex_count(template, cfg.patches if cfg else 1, resolution)
+        if resolve_surface(surface, template) == "closed":
+            per_mesh = max(per_mesh, face_budget // 2 + 2)  # a closed triangle mesh: V = F / 2 + 2 - 2 x genus
         total = count * per_mesh
         if total > MAX_OUTPUT_VERTICES:
             raise ConfigError(f"{count} meshes x {per_mesh:,} vertices = {total:,} output vertices is more than the "
@@ -167,6 +173,11 @@ class ModelService:
                     out[start:start + len(zb), :, first:first + span] = piece.reshape(len(zb), patches, -1, 3)
         return out.reshape(len(z), patches * per_patch, 3), faces
 
+    @staticmethod
+    def _surface(lm: LoadedModel, surface: str, face_budget: int) -> tuple[str, int]:
+        """The checked face budget and the surface ("closed" or "patches") `surface` means for this model."""
+        return resolve_surface(surface, lm.config.template), check_face_budget(face_budget)
+
     def _encode(self, lm: LoadedModel, meshes: list[Mesh]) -> tuple[np.ndarray, list[Normalisation],
                                                                     np.ndarray]:
         """Posterior means for meshes, their normalisations and their unit-ball surface samples."""
@@ -184,13 +195,16 @@ class ModelService:
             return size if self._sizes is not None else "unit"
 
     def sample(self, count: int, seed: int = 0, temperature: float = 1.0, resolution: int = 2562,
-               prior: str = "auto", label: str | None = None, size: str = DEFAULT_SIZE) -> list[Mesh]:
+               prior: str = "auto", label: str | None = None, size: str = DEFAULT_SIZE,
+               surface: str = DEFAULT_SURFACE, face_budget: int = DEFAULT_FACE_BUDGET) -> list[ShapeMesh]:
         """`count` new shapes; the same seed gives the same shapes.
 
         `label` (e.g. "sword") samples from that label's own fitted prior instead of the whole model's.
         `size` "real" gives each shape its family's typical size in metres (the label's, else the label whose
         prior fits its code best, else the model's overall size), standing on z = 0; "unit", or a model that
         records no sizes, gives the unit ball the network works in.
+        `surface` (limits.SURFACE_CHOICES) and `face_budget`: closed meshes or the decoded patches (see finish),
+        closed in the unit ball before they are sized.
         """
         if size not in SIZE_MODES:
             raise ConfigError(f"size must be one of {', '.join(SIZE_MODES)}, got {size!r}")
@@ -200,20 +214,24 @@ class ModelService:
         resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
-            self.check_output_size(count, resolution)
+            kind, budget = self._surface(lm, surface, face_budget)
+            self.check_output_size(count, resolution, kind, budget)
             z = sample_latents(count, seed, lm.config.latent_dim, kind=prior, temperature=temperature, prior=lm.prior,
                                label=label, label_priors=lm.label_priors, default=self._default_prior(lm),
                                model_name=lm.name)
             verts, faces = self._decode(lm, z, resolution)
+            shapes = [finish(v, faces, kind, budget) for v in verts]
             sizes = self._sizes if size == "real" else None
             if sizes is not None:
                 families = [label] * count if label is not None else nearest_labels(z, lm.label_priors)
-                verts = np.stack([at_size(v, sizes.of(family)) for v, family in zip(verts, families)])
-        return [Mesh(v, faces) for v in verts]
+                shapes = [dataclasses.replace(s, vertices=at_size(s.vertices, sizes.of(family)))
+                          for s, family in zip(shapes, families)]
+        return shapes
 
     def reconstruct(self, mesh: Mesh, resolution: int = 2562, fit: str = "encoder", steps: int | None = None,
                     progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                    schedule: FitSchedule | None = None) -> tuple[Mesh, float]:
+                    schedule: FitSchedule | None = None, surface: str = DEFAULT_SURFACE,
+                    face_budget: int = DEFAULT_FACE_BUDGET) -> tuple[ShapeMesh, float]:
         """The model's version of `mesh` in the mesh's own frame, and its Chamfer distance x1e-3.
 
         `fit` (see backend/fit.py): "encoder" one pass, "latent" optimises the code, "full" also adapts a
@@ -224,13 +242,14 @@ class ModelService:
         fit, steps = check_fit(fit, steps)
         with self._lock:
             lm = self._require()
+            kind, budget = self._surface(lm, surface, face_budget)
             mu, norms, clouds = self._encode(lm, [mesh])
             (fitted,) = self._fit(lm, [mesh], norms, mu, fit, steps, progress, cancel, schedule)
             z = fitted.z.float().cpu().numpy()
             verts, faces = self._decode(lm, z, resolution, fitted.decode)
             dense = self._decode_random(lm, z, ENCODE_POINTS, fitted.decode)
         score = chamfer(dense[0], clouds[0]) * 1e3
-        return Mesh(norms[0].invert(verts[0]), faces), float(score)
+        return _in_frame(finish(verts[0], faces, kind, budget), norms[0]), float(score)
 
     def _fit(self, lm: LoadedModel, meshes: list[Mesh], norms: list[Normalisation], mu: np.ndarray, mode: str,
              steps: int, progress: ProgressFn | None, cancel: threading.Event | None,
@@ -274,7 +293,8 @@ class ModelService:
 
     def interpolate(self, a: Mesh, b: Mesh, steps: int = 5, resolution: int = 2562, fit: str = "encoder",
                     fit_steps: int | None = None, progress: ProgressFn | None = None,
-                    cancel: threading.Event | None = None) -> list[Mesh]:
+                    cancel: threading.Event | None = None, surface: str = DEFAULT_SURFACE,
+                    face_budget: int = DEFAULT_FACE_BUDGET) -> list[ShapeMesh]:
         """`steps` shapes morphing from `a` to `b` (both ends included), placed between their frames.
 
         `fit` "latent" fits each end's code to its mesh first (the decoder stays the model's)."""
@@ -282,7 +302,8 @@ class ModelService:
         resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
-            self.check_output_size(steps, resolution)
+            kind, budget = self._surface(lm, surface, face_budget)
+            self.check_output_size(steps, resolution, kind, budget)
             mu, norms = self._shared_fit(lm, [a, b], fit, fit_steps, progress, cancel)
             t = np.linspace(0.0, 1.0, steps)[:, None]
             verts, faces = self._decode(lm, (1 - t) * mu[0] + t * mu[1], resolution)
@@ -290,12 +311,13 @@ class ModelService:
         for ti, v in zip(t[:, 0], verts):
             frame = Normalisation(center=(1 - ti) * norms[0].center + ti * norms[1].center,
                                   scale=float((1 - ti) * norms[0].scale + ti * norms[1].scale))
-            out.append(Mesh(frame.invert(v), faces))
+            out.append(_in_frame(finish(v, faces, kind, budget), frame))
         return out
 
     def variations(self, mesh: Mesh, count: int = 4, spread: float = 0.5, seed: int = 0,
                    resolution: int = 2562, fit: str = "encoder", fit_steps: int | None = None,
-                   progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> list[Mesh]:
+                   progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                   surface: str = DEFAULT_SURFACE, face_budget: int = DEFAULT_FACE_BUDGET) -> list[ShapeMesh]:
         """`count` shapes near `mesh` in latent space; `spread` scales the step (1 = one prior std).
 
         `fit` "latent" fits the centre's code to the mesh first (the decoder stays the model's)."""
@@ -305,12 +327,13 @@ class ModelService:
         resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
-            self.check_output_size(count, resolution)
+            kind, budget = self._surface(lm, surface, face_budget)
+            self.check_output_size(count, resolution, kind, budget)
             mu, norms = self._shared_fit(lm, [mesh], fit, fit_steps, progress, cancel)
             scale = self._prior_std(lm)
             eps = np.random.default_rng(seed).standard_normal((count, mu.shape[1]))
             verts, faces = self._decode(lm, mu[0] + spread * scale * eps, resolution)
-        return [Mesh(norms[0].invert(v), faces) for v in verts]
+        return [_in_frame(finish(v, faces, kind, budget), norms[0]) for v in verts]
 
     @staticmethod
     def _prior_std(lm: LoadedModel) -> np.ndarray:
@@ -333,6 +356,11 @@ class ModelService:
                 if is_model_folder(cand):
                     found.setdefault(str(cand.resolve()), {"name": _model_name(cand), "path": str(cand.resolve())})
         return list(found.values())
+
+
+def _in_frame(mesh: ShapeMesh, frame: Normalisation) -> ShapeMesh:
+    """`mesh` (made in the unit ball) moved into `frame`'s space."""
+    return dataclasses.replace(mesh, vertices=frame.invert(mesh.vertices))
 
 
 def _model_name(folder: Path) -> str:

@@ -6,7 +6,7 @@ there), stand on their base (origin at the bottom centre), are laid out beside e
 results rather than on top of them, and end up selected with the last one active. A build adds one
 object per step (see jobs.Steps) and is rolled back completely if it cannot finish. The generation
 operators also take from here what they share on the way: decoding a reply's meshes and their look options,
-the Closed Mesh one included (Solidify and Voxel Remesh modifiers added while each object is built).
+Surface included (the backend's closed mesh or the decoded patches, asked for in each request).
 """
 
 from __future__ import annotations
@@ -14,16 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import math
+
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 from mathutils import Matrix
 
 from .. import jobs
-from ..bpyfree.locate import config_template
 from ..bpyfree.wire import decode_mesh
 from ..mesh_convert import arrays_to_mesh, object_triangles
-from ..properties import CLOSED_MESH, CLOSED_MESH_DESCRIPTION, SHADING, VOXEL_FRACTION_DEFAULT, AtlasVAESettings
+from ..properties import (
+    DEFAULT_FACE_BUDGET, DEFAULT_SURFACE, FACE_BUDGET_DESCRIPTION, MAX_FACE_BUDGET, MIN_FACE_BUDGET, SHADING,
+    SURFACE_DESCRIPTION, SURFACES, AtlasVAESettings,
+)
 from .common import OPTION
 
 MIN_GAP = 1.0
@@ -31,11 +35,7 @@ MATERIAL_NAME = "AtlasVAE Shape"
 MATERIAL_COLOR = (0.72, 0.52, 0.38, 1.0)
 RESULT_KEY = "atlasvae_model"  # custom property every result carries (with the model's name)
 MAX_SHIFTS = 1000
-REMESH_NAME = "AtlasVAE Closed Mesh"
-THICKNESS_NAME = "AtlasVAE Closed Mesh Thickness"
-THICKNESS_VOXELS = 2.0  # Solidify thickness before the remesh, in voxels: thinner sheets fall apart into specks
-PATCH_TEMPLATE = "squares"  # config.json model.template of models whose shapes are open patches
-MIN_VOXEL = 1e-4  # Blender's own lower bound on a Remesh modifier's voxel size
+SHARP_ANGLE = math.radians(40)  # a closed mesh shades smooth except across edges sharper than this
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (vertices, faces) of one decoded mesh
 IdRef = tuple[str, int]  # (name, session_uid): finds a datablock again between timer calls
@@ -57,8 +57,7 @@ class Look:
 
     smooth: bool = True
     material: bool = True
-    uvs: np.ndarray | None = None  # (corners, 2) float32, used when the corner count matches
-    remesh: float | None = None  # Voxel Remesh voxel size as a fraction of the bounding-box diagonal; None: none
+    uvs: np.ndarray | None = None  # (corners, 2) float32, for patch results whose corner count matches
 
 
 @dataclass
@@ -104,68 +103,48 @@ def destination(context: bpy.types.Context) -> Destination:
 
 class LookOptions:
     """Mixin for the generation operators: the options for how results look (vertices, shading, material,
-    Closed Mesh and its voxel size), declared once for all of them."""
+    Surface and its face budget), declared once for all of them."""
 
     resolution: IntProperty(name="Vertices", description="Vertex count of each result (snapped to the template)",
                             default=2562, min=12, max=200_000, options=OPTION)
     shading: EnumProperty(name="Shading", items=SHADING, default="SMOOTH", options=OPTION)
     material: BoolProperty(name="Material", description="Give the results the shared AtlasVAE material",
                            default=True, options=OPTION)
-    closed_mesh: EnumProperty(name="Closed Mesh", description=CLOSED_MESH_DESCRIPTION, items=CLOSED_MESH,
-                              default="OFF", options=OPTION)
-    remesh_voxel: FloatProperty(name="Voxel Size", description="Closed Mesh voxel size as a fraction of each "
-                                "result's bounding-box diagonal: smaller keeps finer detail and gives more vertices",
-                                default=VOXEL_FRACTION_DEFAULT, min=0.002, max=0.25, soft_min=0.004, soft_max=0.05,
-                                step=0.1, precision=4, options=OPTION)
+    surface: EnumProperty(name="Surface", description=SURFACE_DESCRIPTION, items=SURFACES, default=DEFAULT_SURFACE,
+                          options=OPTION)
+    face_budget: IntProperty(name="Face Budget", description=FACE_BUDGET_DESCRIPTION, default=DEFAULT_FACE_BUDGET,
+                             min=MIN_FACE_BUDGET, max=MAX_FACE_BUDGET, soft_max=100_000, options=OPTION)
 
 
-def wants_closed_mesh(choice: str, model_path: str | None) -> bool:
-    """Whether Closed Mesh `choice` ("AUTO", "ON", "OFF") adds the remesh for the model in `model_path`:
-    Auto does for patch models (config.json model.template "squares"), whose shapes are open."""
-    if choice == "AUTO":
-        return config_template(model_path) == PATCH_TEMPLATE
-    return choice == "ON"
+def surface_params(op: Any, patches: bool = False) -> dict[str, Any]:
+    """The request params for the operator's Surface and Face Budget; `patches` asks for the decoded patches
+    whatever the option says (shape keys need every step's vertices in the same order)."""
+    return {"surface": "patches" if patches else str(op.surface), "face_budget": int(op.face_budget)}
 
 
-def look_of(op: Any, model_path: str | None) -> Any:
-    """A function (template UVs or None) -> Look, from the operator's shading, material and Closed Mesh
-    options for the model in `model_path`, read now on the main thread (the result is applied later)."""
+def surfaces_of(meshes: list[dict[str, Any]]) -> tuple[list[str], int]:
+    """Which surface each reply mesh is ("closed" or "patches") and how many stray pieces closing them dropped."""
+    return ([str(m.get("surface", "patches")) for m in meshes],
+            sum(int(m.get("pieces_dropped", 0)) for m in meshes))
+
+
+def dropped_note(dropped: int) -> str:
+    """The report's note on stray pieces the backend left out of closed meshes ("" when none)."""
+    return f"; {dropped} stray piece{'s' if dropped != 1 else ''} left out of the closed meshes" if dropped else ""
+
+
+def look_of(op: Any) -> Any:
+    """A function (template UVs or None) -> Look, from the operator's shading and material options, read now on
+    the main thread (the result is applied later)."""
     smooth, material = op.shading == "SMOOTH", bool(op.material)
-    remesh = float(op.remesh_voxel) if wants_closed_mesh(str(op.closed_mesh), model_path) else None
-    return lambda uvs: Look(smooth=smooth, material=material, uvs=uvs, remesh=remesh)
+    return lambda uvs: Look(smooth=smooth, material=material, uvs=uvs)
 
 
 def look_defaults() -> dict[str, Any]:
     """Panel defaults of LookOptions, the look options every generation operator has."""
     return {"resolution": AtlasVAESettings.resolution, "shading": lambda s: s.shading,
             "material": lambda s: s.add_material,
-            "closed_mesh": lambda s: s.closed_mesh, "remesh_voxel": lambda s: s.remesh_voxel}
-
-
-def voxel_size(item: NewObject, fraction: float) -> float:
-    """The remesh voxel size for `item`: `fraction` of its object-space bounding-box diagonal, the largest
-    over its shape keys, so every key stays as coarse as the setting says (never below MIN_VOXEL)."""
-    shapes = [item.vertices] + [v for _name, v in item.shape_keys]
-    diagonal = max(float(np.linalg.norm(hi - lo)) for lo, hi in (box_of(v) for v in shapes))
-    return max(MIN_VOXEL, fraction * diagonal)
-
-
-def add_closed_mesh(obj: bpy.types.Object, item: NewObject, fraction: float, smooth: bool) -> None:
-    """Give `obj` a Solidify then a Voxel Remesh modifier (last in its stack), so it evaluates to one closed
-    mesh while the decoded surface stays underneath for the artist to tweak, remove or apply. Remeshed
-    alone, open patches lose their thin parts (chair legs, a table top) to holes and loose specks;
-    given a thickness of two voxels first, they stay whole."""
-    size = voxel_size(item, fraction)
-    solidify = obj.modifiers.new(THICKNESS_NAME, "SOLIDIFY")
-    assert isinstance(solidify, bpy.types.SolidifyModifier)
-    solidify.thickness = THICKNESS_VOXELS * size
-    solidify.offset = 0.0
-    remesh = obj.modifiers.new(REMESH_NAME, "REMESH")
-    assert isinstance(remesh, bpy.types.RemeshModifier)
-    remesh.mode = "VOXEL"
-    remesh.voxel_size = size
-    remesh.adaptivity = 0.0
-    remesh.use_smooth_shade = smooth
+            "surface": lambda s: s.surface, "face_budget": lambda s: s.face_budget}
 
 
 def decode_all(reply: dict[str, Any]) -> list[Arrays]:
@@ -286,9 +265,12 @@ def _add_object(collection: bpy.types.Collection, item: NewObject, look: Look) -
     mesh = arrays_to_mesh(item.name, item.vertices, item.faces)
     obj: bpy.types.Object | None = None
     try:
+        closed = item.props.get("surface") == "closed"
         if not look.smooth:
             mesh.shade_flat()
-        if look.uvs is not None and len(look.uvs) == len(mesh.loops):
+        elif closed:  # smooth, but a closed mesh's corners (a building's, a table top's rim) stay crisp
+            mesh.set_sharp_from_angle(angle=SHARP_ANGLE)
+        if look.uvs is not None and not closed and len(look.uvs) == len(mesh.loops):
             layer = mesh.uv_layers.new(name="UVMap")
             assert layer is not None
             layer.data.foreach_set("uv", np.ascontiguousarray(look.uvs, dtype=np.float32).ravel())
@@ -304,8 +286,6 @@ def _add_object(collection: bpy.types.Collection, item: NewObject, look: Look) -
             for key_name, vertices in item.shape_keys:
                 shape = obj.shape_key_add(name=key_name, from_mix=False)
                 shape.data.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
-        if look.remesh is not None:
-            add_closed_mesh(obj, item, look.remesh, look.smooth)
         return obj
     except BaseException:
         # Not yet recorded for the build's rollback: remove what this step made before the error goes on.

@@ -23,7 +23,8 @@ from ..mesh_convert import MeshConvertError
 from ..properties import ENDPOINT_FITS, FIT_MODES, settings
 from .building import (
     Arrays, LookOptions, NewObject, Source, beside, box_of, build_objects, capture, decode_all, destination,
-    earlier_results, free_shift, gap, look_of, look_defaults, standing, translation,
+    dropped_note, earlier_results, free_shift, gap, look_of, look_defaults, standing, surface_params, surfaces_of,
+    translation,
 )
 from .common import OPTION, ModelOperator, dispatch, fail, launch_config, run_now, selected_meshes
 
@@ -94,13 +95,13 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
         resolution, config, dest = int(self.resolution), launch_config(settings(context)), destination(context)
         fit, fit_steps = str(self.fit), int(self.fit_steps)
         skipped = [o.name for o in (context.selected_objects or []) if o.type != "MESH"]
-        look_for = look_of(self, config.model_path)
-        asked: dict[str, Any] = {"resolution": resolution, "fit": fit}  # every request's options but its mesh
+        look_for = look_of(self)
+        asked: dict[str, Any] = {"resolution": resolution, "fit": fit, **surface_params(self)}  # all but the mesh
         if fit_steps and fit != "encoder":
             asked["steps"] = fit_steps
 
         def work(task: jobs.Task, backend: Backend
-                 ) -> tuple[dict[str, Any], list[tuple[Source, Arrays, Any]], Any]:
+                 ) -> tuple[dict[str, Any], list[tuple[Source, Arrays, Any, dict[str, Any]]], Any]:
             client, info = backend.ensure_model(config)
             out = []
             for i, src in enumerate(sources):
@@ -109,31 +110,34 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
                 params = {"mesh": encode_mesh(src.vertices, src.faces), **asked}
                 reply = jobs.call_fitting(task, client, "reconstruct", params, done=i / len(sources),
                                           share=1 / len(sources), text=text)
-                out.append((src, decode_mesh(reply["mesh"]), reply.get("chamfer")))
+                out.append((src, decode_mesh(reply["mesh"]), reply.get("chamfer"), reply["mesh"]))
             task.advance(1.0, f"Adding {len(sources)} reconstruction(s)")
             return info, out, template_uvs(client, info, resolution)
 
-        def apply(result: tuple[dict[str, Any], list[tuple[Source, Arrays, Any]], Any]) -> jobs.Steps:
+        def apply(result: tuple[dict[str, Any], list[tuple[Source, Arrays, Any, dict[str, Any]]], Any]
+                  ) -> jobs.Steps:
             info, items, uvs = result
             model = str(info.get("name", "model"))
-            obstacles = earlier_results(dest.scene, exclude={src.name for src, _m, _c in items})
-            obstacles += [box_of(src.vertices) for src, _m, _c in items]
+            obstacles = earlier_results(dest.scene, exclude={src.name for src, *_rest in items})
+            obstacles += [box_of(src.vertices) for src, *_rest in items]
+            surfaces, dropped = surfaces_of([wire for *_rest, wire in items])
             parts, objects = [], []
-            for src, (vertices, faces), chamfer in items:
+            for (src, (vertices, faces), chamfer, _wire), kind in zip(items, surfaces):
                 step = gap(src.vertices)
                 lo, hi = box_of(vertices)
                 offset = np.array([beside(src.vertices, vertices), 0.0, 0.0])
                 offset += free_shift([(lo + offset, hi + offset)], obstacles, step)
                 obstacles.append((lo + offset, hi + offset))
                 local, matrix = _in_frame_of(src, vertices, offset)
-                props: dict[str, Any] = {"model": model, "source": src.name, "resolution": resolution, "fit": fit}
+                props: dict[str, Any] = {"model": model, "source": src.name, "resolution": resolution, "fit": fit,
+                                         "surface": kind}
                 if chamfer is not None:
                     props["chamfer_x1e3"] = float(chamfer)
                 objects.append(NewObject(f"{src.name}_recon", local, faces, matrix, props))
                 parts.append(f"{src.name} {chamfer:.3f}" if chamfer is not None else f"{src.name} n/a")
             look = look_for(uvs)
             yield from build_objects(dest, objects, "AtlasVAE: Reconstruct", look=look)
-            text = f"Reconstructed {len(items)} with {model}; Chamfer x1e-3: " + ", ".join(parts)
+            text = f"Reconstructed {len(items)} with {model}; Chamfer x1e-3: " + ", ".join(parts) + dropped_note(dropped)
             if skipped:
                 text += f" (skipped non-mesh: {', '.join(skipped)})"
             return text
@@ -189,20 +193,22 @@ class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
         hi = np.maximum(box_of(a.vertices)[1], box_of(b.vertices)[1])
         a_lo, a_hi = box_of(a.vertices)
         start = np.array([(a_lo[0] + a_hi[0]) / 2.0, lo[1] - 0.6 * step - 0.1 * (hi[1] - lo[1]), lo[2]])
-        look_for = look_of(self, config.model_path)
+        look_for = look_of(self)
+        surface = surface_params(self, patches=shape_keys)
 
-        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
+        def work(task: jobs.Task, backend: Backend
+                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]:
             text = f"Interpolating {a.name} -> {b.name} in {steps} steps"
             task.advance(0.0, text + "...")
             client, info = backend.ensure_model(config)
             reply = jobs.call_fitting(task, client, "interpolate", {
                 "mesh_a": encode_mesh(a.vertices, a.faces), "mesh_b": encode_mesh(b.vertices, b.faces),
-                "steps": steps, "resolution": resolution, "fit": fit}, text=text)
+                "steps": steps, "resolution": resolution, "fit": fit, **surface}, text=text)
             task.advance(1.0, "Adding the steps")
-            return info, decode_all(reply), template_uvs(client, info, resolution)
+            return info, decode_all(reply), surfaces_of(reply["meshes"]), template_uvs(client, info, resolution)
 
-        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
-            info, meshes, uvs = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]) -> jobs.Steps:
+            info, meshes, (surfaces, dropped), uvs = result
             model = str(info.get("name", "model"))
             source = f"{a.name} -> {b.name}"
             standing_meshes = [(standing(v)[0], f) for v, f in meshes]
@@ -214,18 +220,19 @@ class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
                 keys = [(f"Step {i} (t={i / max(1, len(meshes) - 1):.2f})", v) for i, (v, _f) in
                         enumerate(standing_meshes)]
                 items = [NewObject(f"{a.name}_to_{b.name}", standing_meshes[0][0], standing_meshes[0][1],
-                                   translation(origin), {"model": model, "source": source, "steps": len(meshes)},
-                                   shape_keys=keys)]
+                                   translation(origin), {"model": model, "source": source, "steps": len(meshes),
+                                                         "surface": surfaces[0]}, shape_keys=keys)]
                 name = None
             else:
                 items = [NewObject(f"{a.name}_to_{b.name}_{i}", v, f, translation(origin + [i * step, 0.0, 0.0]),
-                                   {"model": model, "source": source, "index": i, "t": i / max(1, len(meshes) - 1)})
+                                   {"model": model, "source": source, "index": i, "t": i / max(1, len(meshes) - 1),
+                                    "surface": surfaces[i]})
                          for i, (v, f) in enumerate(standing_meshes)]
                 name = f"AtlasVAE Interpolation {a.name} to {b.name}"
             look = look_for(uvs)
             yield from build_objects(dest, items, "AtlasVAE: Interpolate", new_collection=name, look=look)
             keyed = " as shape keys" if shape_keys else ""
-            return f"Interpolated {a.name} -> {b.name} in {len(meshes)} steps{keyed} with {model}"
+            return f"Interpolated {a.name} -> {b.name} in {len(meshes)} steps{keyed} with {model}{dropped_note(dropped)}"
 
         task = jobs.Task(self.kind, "Interpolate", work, apply)
         return dispatch(self, task, f"Interpolating {a.name} -> {b.name}...", blocking=run_now(self))
@@ -271,21 +278,23 @@ class ATLASVAE_OT_variations(LookOptions, _FromSelection):
             return fail(self, captured)
         src = captured[0]
         params: dict[str, Any] = {"count": int(self.count), "spread": float(self.spread), "seed": int(self.seed),
-                                  "resolution": int(self.resolution), "fit": str(self.fit)}
+                                  "resolution": int(self.resolution), "fit": str(self.fit), **surface_params(self)}
         config, dest = launch_config(settings(context)), destination(context)
-        look_for = look_of(self, config.model_path)
+        look_for = look_of(self)
 
-        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any]:
+        def work(task: jobs.Task, backend: Backend
+                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]:
             text = f"Making {params['count']} variations of {src.name}"
             task.advance(0.0, text + "...")
             client, info = backend.ensure_model(config)
             reply = jobs.call_fitting(task, client, "variations",
                                       {"mesh": encode_mesh(src.vertices, src.faces), **params}, text=text)
             task.advance(1.0, "Adding the variations")
-            return info, decode_all(reply), template_uvs(client, info, int(params["resolution"]))
+            return (info, decode_all(reply), surfaces_of(reply["meshes"]),
+                    template_uvs(client, info, int(params["resolution"])))
 
-        def apply(result: tuple[dict[str, Any], list[Arrays], Any]) -> jobs.Steps:
-            info, meshes, uvs = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]) -> jobs.Steps:
+            info, meshes, (surfaces, dropped), uvs = result
             model = str(info.get("name", "model"))
             step = max([gap(src.vertices)] + [beside(src.vertices, v) for v, _f in meshes])
             boxes = [(box_of(v)[0] + [(i + 1) * step, 0, 0], box_of(v)[1] + [(i + 1) * step, 0, 0])
@@ -297,11 +306,11 @@ class ATLASVAE_OT_variations(LookOptions, _FromSelection):
                 local, matrix = _in_frame_of(src, vertices, shift + [(i + 1) * step, 0.0, 0.0])
                 items.append(NewObject(f"{src.name}_var{i}", local, faces, matrix,
                                        {"model": model, "source": src.name, "index": i, "seed": params["seed"],
-                                        "spread": params["spread"]}))
+                                        "spread": params["spread"], "surface": surfaces[i]}))
             look = look_for(uvs)
             yield from build_objects(dest, items, "AtlasVAE: Variations",
                                      new_collection=f"AtlasVAE Variations {src.name}", look=look)
-            return f"Made {len(meshes)} variations of {src.name} with {model}"
+            return f"Made {len(meshes)} variations of {src.name} with {model}{dropped_note(dropped)}"
 
         task = jobs.Task(self.kind, "Variations", work, apply)
         return dispatch(self, task, f"Making variations of {src.name}...", blocking=run_now(self))

@@ -21,8 +21,9 @@ from ..bpyfree.backend_process import Backend
 from ..bpyfree.uvs import template_uvs
 from ..properties import ANY_FAMILY, SIZE_DESCRIPTION, SIZE_MODES, family_items, settings
 from .building import (
-    Arrays, Box, LookOptions, NewObject, box_of, build_objects, decode_all, destination, earlier_results,
-    free_shift, grid_pitch, look_of, look_defaults, standing, translation,
+    Arrays, Box, LookOptions, NewObject, box_of, build_objects, decode_all, destination, dropped_note,
+    earlier_results, free_shift, grid_pitch, look_of, look_defaults, standing, surface_params, surfaces_of,
+    translation,
 )
 from .common import OPTION, ModelOperator, dispatch, launch_config, run_now
 
@@ -77,23 +78,24 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
         config, dest = launch_config(s), destination(context)
         cursor = np.array(context.scene.cursor.location, dtype=np.float64)  # type: ignore[union-attr]
         params: dict[str, Any] = {"count": count, "seed": seed, "temperature": temperature, "resolution": resolution,
-                                  "size": size}
+                                  "size": size, **surface_params(self)}
         if label is not None:
             params["label"] = label
         noun = "shape" if count == 1 else "shapes"
         what = f"{label} {noun}" if label is not None else noun
-        look_for = look_of(self, config.model_path)
+        look_for = look_of(self)
 
-        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any], list[Arrays], Any, str]:
+        def work(task: jobs.Task, backend: Backend
+                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, str]:
             task.advance(0.0, f"Sampling {count} {what}...")
             client, info = backend.ensure_model(config)
             reply = client.call("sample", params)
-            meshes = decode_all(reply)
             task.advance(1.0, f"Adding {count} {what}")
-            return info, meshes, template_uvs(client, info, resolution), str(reply.get("size", "unit"))
+            return (info, decode_all(reply), surfaces_of(reply["meshes"]), template_uvs(client, info, resolution),
+                    str(reply.get("size", "unit")))
 
-        def apply(result: tuple[dict[str, Any], list[Arrays], Any, str]) -> jobs.Steps:
-            info, meshes, uvs, got_size = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, str]) -> jobs.Steps:
+            info, meshes, (surfaces, dropped), uvs, got_size = result
             model = str(info.get("name", "model"))
             columns = max(1, math.ceil(math.sqrt(len(meshes))))
             pitch = grid_pitch([vertices for vertices, _faces in meshes], spacing)
@@ -112,14 +114,16 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
                 placed.append((local, faces, location))
             shift = free_shift(boxes, earlier_results(dest.scene), pitch or 1.0, margin=0.1 * (pitch or 1.0))
             items = [NewObject(f"{model}_s{seed}_{i}", local, faces, translation(location + shift),
-                               {**props, "index": i}) for i, (local, faces, location) in enumerate(placed)]
+                               {**props, "index": i, "surface": surfaces[i]})
+                     for i, (local, faces, location) in enumerate(placed)]
             family = f" {label}" if label is not None else ""
             look = look_for(uvs)
             collection = yield from build_objects(dest, items, "AtlasVAE: Sample Shapes",
                                                   new_collection=f"AtlasVAE Samples {model}{family} seed {seed}",
                                                   look=look)
             unit = " at unit size (the model records no real sizes)" if got_size != size else ""
-            return f"Sampled {len(meshes)} {what} from {model} (seed {seed}){unit} into '{collection}'"
+            return (f"Sampled {len(meshes)} {what} from {model} (seed {seed}){unit} into '{collection}'"
+                    f"{dropped_note(dropped)}")
 
         task = jobs.Task(self.kind, "Sample Shapes", work, apply, reuse=bool(self.options.is_repeat),
                          content=(config.model_path, tuple(sorted(params.items()))))

@@ -13,6 +13,7 @@ from backend.checkpoints import CONFIG_FILE, load_model, save_model
 from backend.data.meshio import Mesh
 from backend.errors import CheckpointError, ConfigError
 from backend.serving.service import ModelService, NoModelError
+from backend.surface import is_closed_manifold
 
 
 def _box(extents=(1.0, 2.0, 3.0)) -> Mesh:
@@ -104,9 +105,38 @@ def test_squares_model_resolution(tmp_path: Path, make_tiny_model) -> None:
     folder = save_model(tmp_path / "sq", make_tiny_model(0, template="squares", patches=4))
     svc = ModelService("cpu")
     svc.load(folder)
-    (mesh,) = svc.sample(1, resolution=400)
-    assert mesh.vertices.shape == (400, 3)
+    (mesh,) = svc.sample(1, resolution=400, surface="patches")
+    assert mesh.vertices.shape == (400, 3) and mesh.surface == "patches"
     assert mesh.faces.max() == 399 and len(mesh.faces) == 4 * 2 * 9 * 9
+
+
+def test_patch_model_results_are_closed_meshes_by_default(tmp_path: Path, make_tiny_model) -> None:
+    """Every generation method of a patch model returns one closed mesh per shape within the face budget,
+    in the caller's frame; a sphere model's default stays its template mesh."""
+    svc = ModelService("cpu")
+    svc.load(save_model(tmp_path / "sq", make_tiny_model(0, template="squares", patches=4)))
+    offset, scale = np.array([100.0, -50.0, 20.0]), 10.0
+    box = _moved(_box(), scale, offset)
+    budget = 1500
+    results = [*svc.sample(2, resolution=400, face_budget=budget),
+               svc.reconstruct(box, resolution=400, face_budget=budget)[0],
+               *svc.interpolate(_box(), box, steps=2, resolution=400, face_budget=budget),
+               *svc.variations(box, count=2, resolution=400, face_budget=budget)]
+    for mesh in results:
+        assert mesh.surface == "closed" and is_closed_manifold(mesh.faces) and len(mesh.faces) <= budget
+    for mesh in results[2:3] + results[4:]:  # those made in the box's frame stand within its extent
+        assert np.linalg.norm(_bbox_centre(mesh.vertices) - offset) < scale * np.linalg.norm([0.5, 1, 1.5])
+    with pytest.raises(ConfigError, match="face_budget must be an integer between"):
+        svc.sample(1, resolution=400, face_budget=0)
+    with pytest.raises(ConfigError, match="surface must be one of auto, closed, patches"):
+        svc.sample(1, resolution=400, surface="solid")
+
+
+def test_sphere_model_default_is_its_template_mesh(service: ModelService) -> None:
+    (mesh,) = service.sample(1, resolution=642)
+    assert mesh.surface == "patches" and mesh.vertices.shape == (642, 3)
+    (closed,) = service.sample(1, resolution=642, surface="closed", face_budget=800)
+    assert closed.surface == "closed" and is_closed_manifold(closed.faces) and len(closed.faces) <= 800
 
 
 def test_reconstruct_returns_mesh_in_input_frame(service: ModelService) -> None:
