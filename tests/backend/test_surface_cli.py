@@ -20,12 +20,12 @@ def patch_model(tmp_path_factory: pytest.TempPathFactory, make_tiny_model) -> Pa
 
 
 def test_sample_closes_patches_unless_asked(patch_model: Path, tmp_path: Path) -> None:
-    assert main(["sample", "--model", str(patch_model), "--n", "1", "--resolution", "400",
+    assert main(["sample", "--model", str(patch_model), "--n", "1", "--temperature", "0", "--resolution", "400",
                  "--face-budget", "1200", "--out", str(tmp_path / "c")]) == 0
     closed = load_mesh(tmp_path / "c" / "sample_000.obj")
     assert is_closed_manifold(closed.faces) and len(closed.faces) <= 1200
-    assert main(["sample", "--model", str(patch_model), "--n", "1", "--resolution", "400", "--surface", "patches",
-                 "--out", str(tmp_path / "p")]) == 0
+    assert main(["sample", "--model", str(patch_model), "--n", "1", "--temperature", "0", "--resolution", "400",
+                 "--surface", "patches", "--out", str(tmp_path / "p")]) == 0
     assert load_mesh(tmp_path / "p" / "sample_000.obj").vertices.shape == (400, 3)
 
 

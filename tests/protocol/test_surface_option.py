@@ -41,8 +41,8 @@ def closed(wire_module: ModuleType, mesh: dict[str, Any], budget: int = DEFAULT_
 
 
 def test_patch_model_answers_closed_meshes_by_default(patch_client: Any, wire_module: ModuleType) -> None:
-    (mesh,) = patch_client.call("sample", {"count": 1, "seed": 0, "resolution": 800})["meshes"]
-    (patches,) = patch_client.call("sample", {"count": 1, "seed": 0, "resolution": 800,
+    (mesh,) = patch_client.call("sample", {"count": 1, "temperature": 0.0, "resolution": 800})["meshes"]
+    (patches,) = patch_client.call("sample", {"count": 1, "temperature": 0.0, "resolution": 800,
                                               "surface": "patches"})["meshes"]
     # the same shape: as wide as its patches, give or take the closed surface's offset (a voxel)
     size = np.ptp(wire_module.decode_mesh(patches)[0], axis=0)
@@ -50,7 +50,8 @@ def test_patch_model_answers_closed_meshes_by_default(patch_client: Any, wire_mo
 
 
 def test_patches_keep_the_template_mesh(patch_client: Any, wire_module: ModuleType) -> None:
-    (mesh,) = patch_client.call("sample", {"count": 1, "resolution": 800, "surface": "patches"})["meshes"]
+    (mesh,) = patch_client.call("sample", {"count": 1, "temperature": 0.0, "resolution": 800,
+                                           "surface": "patches"})["meshes"]
     vertices, faces = wire_module.decode_mesh(mesh)
     assert mesh["surface"] == "patches" and vertices.shape == (800, 3) and len(faces) == 8 * 2 * 9 * 9
 
