@@ -111,3 +111,15 @@ def prior_service(tiny_prior_model_dir: Path) -> Any:  # -> ModelService
     svc = ModelService("cpu")
     svc.load(tiny_prior_model_dir)
     return svc
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A mug mesh file and a two-family data folder (two swords, two mugs), for command-line input tests."""
+    from backend.data.meshio import save_mesh
+    from backend.data.procedural import generate, write_dataset
+
+    root = tmp_path_factory.mktemp("inputs")
+    save_mesh(root / "mug.obj", generate("mug", 0))
+    write_dataset(root / "data", ["sword", "mug"], per_family=2, seed=0)
+    return {"mesh": root / "mug.obj", "data": root / "data"}

@@ -104,9 +104,9 @@ def main(report_dir: str, cancel_at: int, gradients: bool, flags: list[str]) -> 
     sampled: list[str] = []
     sample_file = datasets._sample_file
 
-    def count_samples(path: Path, *a: Any, **kw: Any) -> Any:
+    def count_samples(data: bytes, path: Path, *a: Any, **kw: Any) -> Any:
         sampled.append(path.name)
-        return sample_file(path, *a, **kw)
+        return sample_file(data, path, *a, **kw)
 
     train.build_model = keep_model
     datasets._sample_file = count_samples

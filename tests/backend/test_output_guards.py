@@ -13,8 +13,6 @@ from typing import Iterator
 import pytest
 
 from backend.cli import main
-from backend.data.meshio import save_mesh
-from backend.data.procedural import generate, write_dataset
 from backend.errors import ConfigError
 from backend.training.config import NUMBER_SETTINGS, TrainConfig
 from backend.training.output import LOCK_FILE
@@ -22,14 +20,6 @@ from tests.faults import unwritable_folder
 
 TINY = ["--latent-dim", "16", "--decoder-width", "32", "--decoder-layers", "1", "--points", "128",
         "--batch-size", "4", "--sheet-every", "0", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("inputs")
-    save_mesh(root / "mug.obj", generate("mug", 0))
-    write_dataset(root / "data", ["sword", "mug"], per_family=2, seed=0)
-    return {"mesh": root / "mug.obj", "data": root / "data"}
 
 
 def _error(capsys: pytest.CaptureFixture[str]) -> str:

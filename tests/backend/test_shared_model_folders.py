@@ -18,8 +18,6 @@ import pytest
 
 from backend.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_model, read_config
 from backend.cli import main
-from backend.data.meshio import save_mesh
-from backend.data.procedural import generate, write_dataset
 from backend.errors import CheckpointError
 from backend.checkpoints import MAX_WEIGHTS_FILE_BYTES
 from backend.limits import MAX_JSON_FILE_BYTES
@@ -113,14 +111,6 @@ def test_every_config_field_of_the_wrong_type_is_refused_by_name(tiny_model_dir:
     with pytest.raises(CheckpointError) as exc:
         load_model(folder)
     assert str(exc.value) == f"{folder / CONFIG_FILE}: {problem}"
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("inputs")
-    save_mesh(root / "mug.obj", generate("mug", 0))
-    write_dataset(root / "data", ["sword", "mug"], per_family=2, seed=0)
-    return {"mesh": root / "mug.obj", "data": root / "data"}
 
 
 @pytest.mark.parametrize("command", ["sample", "reconstruct", "refit-prior", "finetune"])
