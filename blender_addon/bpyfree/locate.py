@@ -109,15 +109,6 @@ def config_labels(folder: Path) -> list[str]:
     return list(dict.fromkeys(x for x in labels if isinstance(x, str) and x.strip()))
 
 
-def config_template(folder: Path | str | None) -> str | None:
-    """The template a model folder's decoder deforms (config.json model.template: "sphere" or "squares"),
-    or None when the folder, its config or the field is missing."""
-    config = read_config(Path(folder)) if folder else None
-    model = config.get("model") if config is not None else None
-    template = model.get("template") if isinstance(model, dict) else None
-    return template if isinstance(template, str) else None
-
-
 def model_name(folder: Path) -> str | None:
     """The display name of a model folder (meta name or folder name), or None if it is not one."""
     if not (folder / WEIGHTS_FILE).is_file():
