@@ -1,4 +1,5 @@
-"""Sampling latency: 16 shapes at 2562 vertices each from a warm ModelService."""
+"""Sampling latency: 16 shapes at 2562 vertices each from a warm ModelService, as decoded patches and as the
+closed meshes the default surface gives (backend/surface.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ def main() -> None:
     args = parser.parse_args()
     service = ModelService("cpu")
     service.load(args.model)
-    t, times = median_time(lambda: service.sample(16, seed=0, resolution=2562), repeats=9, warmup=2)
     print(f"machine: {machine()}")
-    print(f"sample 16 x 2562 vertices, warm: {t * 1000:.0f} ms (median of 9: "
-          f"{', '.join(f'{x * 1000:.0f}' for x in times)} ms)")
+    for surface in ("patches", "auto"):
+        t, times = median_time(lambda: service.sample(16, seed=0, resolution=2562, surface=surface), repeats=9,
+                               warmup=2)
+        print(f"sample 16 x 2562 vertices, warm, surface={surface}: {t * 1000:.0f} ms (median of 9: "
+              f"{', '.join(f'{x * 1000:.0f}' for x in times)} ms)")
 
 
 if __name__ == "__main__":
