@@ -55,8 +55,8 @@ def launch(c: Candidate, pack: Path, common: list[str], epochs: int, resume: boo
     cmd = [sys.executable, "-m", "backend", "train", "--data", str(pack), "--out", str(c.out),
            "--epochs", str(epochs), *common, *c.flags, "--resume" if resume else "--force"]
     c.log.append(" ".join(cmd))
-    log = open(c.out.parent / f"{c.name}.log", "ab")
-    c.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    with open(c.out.parent / f"{c.name}.log", "ab") as log:  # the child keeps its own copy of the handle
+        c.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
 
 def epochs_done(c: Candidate) -> list[dict]:
