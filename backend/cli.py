@@ -242,11 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow replacing the model's own prior in place, or another model at --out")
     _device_arg(p)
 
+    from .data.datasets import CACHE_POINTS  # already loaded by the training options above
+
     p = sub.add_parser("pack", help="sample a mesh folder's surface points into one .npz file that train and "
                                     "finetune take as --data (to train where the meshes are not)")
     p.add_argument("--data", required=True, help="folder of mesh files, as train reads it; never modified")
     p.add_argument("--out", type=Path, required=True, help="the pack to write (name ending in .npz)")
-    p.add_argument("--points", type=int, default=4096, help="surface points per shape (default 4096)")
+    p.add_argument("--points", type=int, default=CACHE_POINTS,
+                   help=f"surface points per shape (default {CACHE_POINTS}, what training reads from a folder)")
     p.add_argument("--cache-dir", help="where sampled surface points are cached (default ~/.cache/atlasvae)")
     p.add_argument("--force", action="store_true", help="overwrite an existing pack")
 

@@ -22,6 +22,7 @@ DEFAULT_FIT_STEPS = {"encoder": 0, "latent": 100, "full": 200}
 # the largest network in backend/checkpoints.py.
 MAX_MESH_FILE_BYTES = 1 << 30
 MAX_JSON_FILE_BYTES = 64 << 20
+MAX_PACK_BYTES = 8 << 30  # a point pack (backend/data/packs.py) is read whole into memory
 
 # What a patch model's shapes come back as: auto = "closed" for patch-template models, the template mesh (one
 # closed sphere already) for sphere models; "closed" = one watertight mesh (backend/surface.py); "patches" =

@@ -36,6 +36,7 @@ from backend.regular import read_regular
 CACHE_VERSION = 2  # 2: the unit ball counts only vertices some face uses (points of meshes with unused vertices moved)
 CACHE_ENV = "ATLASVAE_CACHE"
 SPLITS = ("train", "val", "test")
+CACHE_POINTS = 4096  # surface points kept per shape; training picks its --points from them each step
 
 _log = logging.getLogger(__name__)
 _SYNSET = re.compile(r"^\d{8}$")
@@ -161,7 +162,7 @@ def split_files(
 
 def load_folder(
     root: str | os.PathLike[str],
-    n_cache: int = 4096,
+    n_cache: int = CACHE_POINTS,
     cache_dir: str | os.PathLike[str] | None = None,
     max_faces: int = 2_000_000,
     progress: bool = True,
@@ -223,7 +224,7 @@ def load_folder(
 
 
 def procedural_point_sets(
-    families: Iterable[str], per_family: int, seed: int, n_cache: int = 4096
+    families: Iterable[str], per_family: int, seed: int, n_cache: int = CACHE_POINTS
 ) -> PointSets:
     """Point sets of procedural shapes built in memory, labelled by family; deterministic for a seed.
 

@@ -20,11 +20,11 @@ import numpy as np
 from backend.data.datasets import PointSets
 from backend.errors import ConfigError, DataError, cannot_write
 from backend.filemode import new_file_mode
+from backend.limits import MAX_PACK_BYTES
 from backend.regular import read_regular
 
 PACK_SUFFIX = ".npz"
 PACK_FORMAT = "atlasvae-points-1"
-MAX_PACK_BYTES = 8 << 30  # a pack is read whole into memory, so it has a ceiling
 _KEYS = ("format", "points", "extents", "names", "labels")
 
 
