@@ -14,11 +14,11 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import AtlasError, ConfigError, cannot_write
-from .limits import (
-    DEFAULT_FACE_BUDGET, DEFAULT_FIT_STEPS, DEFAULT_SIZE, DEFAULT_SURFACE, DEVICE_CHOICES, FIT_MODES, MAX_FACE_BUDGET,
-    MIN_FACE_BUDGET, PRIOR_KINDS, SHARED_DECODER_FITS, SIZE_MODES, SURFACE_CHOICES,
+from .limits import DEFAULT_FIT_STEPS, DEVICE_CHOICES
+from .options import (
+    COUNT, EPOCHS, FACE_BUDGET, FIT, FIT_STEPS, LABEL, PRIOR, RESOLUTION, SEED, SHARED_FIT, SHARED_FIT_STEPS, SIZE,
+    STEPS, SURFACE, TEMPERATURE, Option,
 )
-
 
 
 def bundled_model(name: str = "base") -> Path:
@@ -60,31 +60,40 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
                    help=f"model folder (config.json + model.safetensors); default: the bundled {DEFAULT_MODEL.name}")
 
 
+def _bounded(option: Option) -> Any:
+    """argparse type for a declared option: its kind within its bounds, or an error saying what it accepts."""
+    def parse(text: str) -> Any:
+        try:
+            value = int(text) if option.kind == "int" else float(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or (option.minimum is not None and value < option.minimum) or (
+                option.maximum is not None and value > option.maximum):
+            raise argparse.ArgumentTypeError(f"must be {option.describe()}, got {text!r}")
+        return value
+    parse.__name__ = option.kind  # argparse names the type in its own messages
+    return parse
+
+
+def _option_arg(p: argparse.ArgumentParser, option: Option, help: str, flag: str = "", **extra: Any) -> None:
+    """The CLI argument of a declared option (backend/options.py): its choices or bounds and the CLI's default."""
+    kind: dict[str, Any] = ({"choices": option.choices} if option.choices is not None else
+                            {} if option.kind == "str" else {"type": _bounded(option)})
+    default = option.cli_default
+    shown = f" (default: {default})" if default is not None and "%(default)" not in help else ""
+    p.add_argument(flag or "--" + option.name.replace("_", "-"), default=default, help=help + shown, **kind, **extra)
+
+
 def _resolution_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--resolution", type=int, default=2562,
-                   help="vertices per output mesh; the sphere template snaps to 642, 2562, 10242, ... (default 2562)")
-
-
-def _face_budget(text: str) -> int:
-    """--face-budget's value: an integer within the limits, or argparse's error naming the option."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer between {MIN_FACE_BUDGET} and {MAX_FACE_BUDGET}, "
-                                         f"got {text!r}") from None
-    if not MIN_FACE_BUDGET <= value <= MAX_FACE_BUDGET:
-        raise argparse.ArgumentTypeError(f"must be between {MIN_FACE_BUDGET} and {MAX_FACE_BUDGET}, got {value}")
-    return value
+    _option_arg(p, RESOLUTION, "vertices per output mesh; the sphere template snaps to 642, 2562, 10242, ...")
 
 
 def _surface_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--surface", choices=SURFACE_CHOICES, default=DEFAULT_SURFACE,
-                   help="closed: one watertight mesh per shape; patches: the decoded template mesh as it is (open, "
-                        "overlapping patches for a patch model; keeps the template's UVs); auto: closed for patch "
-                        f"models, the template mesh for sphere models (default: {DEFAULT_SURFACE})")
-    p.add_argument("--face-budget", type=_face_budget, default=DEFAULT_FACE_BUDGET, metavar="N",
-                   help=f"at most N faces in a closed mesh, {MIN_FACE_BUDGET}-{MAX_FACE_BUDGET} "
-                        f"(default {DEFAULT_FACE_BUDGET})")
+    _option_arg(p, SURFACE, "closed: one watertight mesh per shape; patches: the decoded template mesh as it is "
+                "(open, overlapping patches for a patch model; keeps the template's UVs); auto: closed for patch "
+                "models, the template mesh for sphere models")
+    _option_arg(p, FACE_BUDGET, f"at most N faces in a closed mesh, {FACE_BUDGET.minimum}-{FACE_BUDGET.maximum}",
+                metavar="N")
 
 
 def _dropped(names: Sequence[str], meshes: Sequence[Any]) -> str:
@@ -109,7 +118,8 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
                        help="model to start from (default: the bundled base model)")
     else:
         p.add_argument("--init", type=Path, default=None, help="optional model to start from (fine-tuning)")
-    p.add_argument("--epochs", type=int, default=20 if finetune else d.epochs, help="passes over the data")
+    p.add_argument("--epochs", type=int, default=EPOCHS.cli_default if finetune else d.epochs,
+                   help="passes over the data")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=FINETUNE_LR if finetune else d.lr, help="Adam learning rate")
     p.add_argument("--points", type=int, default=d.points, help="surface points per shape per step")
@@ -162,16 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write N new shapes as mesh files")
     _model_arg(p)
-    p.add_argument("--n", type=int, default=8, help="number of shapes (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same shapes")
-    p.add_argument("--temperature", type=float, default=1.0, help="latent spread: lower is safer, higher wilder")
-    p.add_argument("--prior", choices=PRIOR_KINDS, default="auto",
-                   help="latent prior: the fitted mixture (gmm), N(0, I) (normal) or the model's default (auto)")
-    p.add_argument("--label", help="sample one family/class the model was trained on, e.g. 'sword' "
-                                   "(see the labels in the model's config.json)")
-    p.add_argument("--size", choices=SIZE_MODES, default=DEFAULT_SIZE,
-                   help="real: each shape at its family's typical size in metres, standing on z = 0 (models that "
-                        "record no sizes give unit size); unit: in the unit ball (default: %(default)s)")
+    _option_arg(p, COUNT, "number of shapes", flag="--n")
+    _option_arg(p, SEED, "same seed, same shapes")
+    _option_arg(p, TEMPERATURE, "latent spread: lower is safer, higher wilder")
+    _option_arg(p, PRIOR, "latent prior: the fitted mixture (gmm), N(0, I) (normal) or the model's default (auto)")
+    _option_arg(p, LABEL, "sample one family/class the model was trained on, e.g. 'sword' "
+                "(see the labels in the model's config.json)")
+    _option_arg(p, SIZE, "real: each shape at its family's typical size in metres, standing on z = 0 (models that "
+                "record no sizes give unit size); unit: in the unit ball")
     p.add_argument("--out", type=Path, default=Path("out/samples"), help="folder for sample_000.obj, ...")
     p.add_argument("--format", default="obj", choices=("obj", "ply", "stl", "glb", "off"))
     p.add_argument("--sheet", type=Path, help="also write a PNG sheet of the samples here")
@@ -185,12 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="mesh file to reconstruct")
     p.add_argument("--out", type=Path, required=True, help="output mesh file (format from its suffix)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
-    p.add_argument("--fit", choices=FIT_MODES, default="full",
-                   help="encoder: one pass (what the model thinks it is); latent: optimise the latent code; "
-                        "full: also adapt a copy of the decoder, faithful to the input (default: full)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="fit steps, at most; fewer if the fit stops improving (default: latent "
-                        f"{DEFAULT_FIT_STEPS['latent']}, full {DEFAULT_FIT_STEPS['full']})")
+    _option_arg(p, FIT, "encoder: one pass (what the model thinks it is); latent: optimise the latent code; "
+                "full: also adapt a copy of the decoder, faithful to the input")
+    _option_arg(p, FIT_STEPS, "fit steps, at most; fewer if the fit stops improving (default: latent "
+                f"{DEFAULT_FIT_STEPS['latent']}, full {DEFAULT_FIT_STEPS['full']})")
     _resolution_arg(p)
     _surface_args(p)
     _device_arg(p)
@@ -199,12 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arg(p)
     p.add_argument("a", type=Path)
     p.add_argument("b", type=Path)
-    p.add_argument("--steps", type=int, default=5)
+    _option_arg(p, STEPS, "shapes from a to b, both included")
     p.add_argument("--out", type=Path, default=Path("out/interpolation"), help="folder for step_000.obj, ...")
-    p.add_argument("--fit", choices=SHARED_DECODER_FITS, default="latent",
-                   help="latent: fit each end's latent code to its mesh first (default); encoder: one pass")
-    p.add_argument("--fit-steps", type=int, default=None,
-                   help=f"latent fit steps per end (default {DEFAULT_FIT_STEPS['latent']})")
+    _option_arg(p, SHARED_FIT, "latent: fit each end's latent code to its mesh first; encoder: one pass")
+    _option_arg(p, SHARED_FIT_STEPS, f"latent fit steps per end (default {DEFAULT_FIT_STEPS['latent']})")
     p.add_argument("--force", action="store_true")
     _resolution_arg(p)
     _surface_args(p)
@@ -354,6 +358,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     for folder in {args.out, *([args.sheet.parent] if args.sheet else [])}:
         _check_writable(folder)
     service = _service(args)
+    service.check_output_size(args.n, args.resolution, args.surface, args.face_budget)
     meshes = service.sample(args.n, args.seed, args.temperature, args.resolution, args.prior, args.label,
                             args.size, surface=args.surface, face_budget=args.face_budget)
     if service.size_applied(args.size) != args.size:
@@ -420,9 +425,11 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     _check_writable(args.out)
     progress = _FitProgress(f"fit {args.fit}")
     try:
-        meshes = _service(args).interpolate(load_mesh(args.a), load_mesh(args.b), args.steps, args.resolution,
-                                            fit=args.fit, fit_steps=args.fit_steps, progress=progress,
-                                            surface=args.surface, face_budget=args.face_budget)
+        service = _service(args)
+        service.check_output_size(args.steps, args.resolution, args.surface, args.face_budget)
+        meshes = service.interpolate(load_mesh(args.a), load_mesh(args.b), args.steps, args.resolution,
+                                     fit=args.fit, fit_steps=args.fit_steps, progress=progress,
+                                     surface=args.surface, face_budget=args.face_budget)
     finally:
         progress.close()
     _make_folder(args.out)

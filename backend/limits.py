@@ -1,4 +1,4 @@
-"""Request limits and choice lists, defined once for the CLI, the server, the service and the fit.
+"""Request limits and choice lists, defined once; backend/options.py turns them into options for every layer.
 
 Kept free of torch (like protocol.py) so the server can validate requests, and the CLI parse its
 arguments, before the model is imported.
@@ -10,6 +10,9 @@ MIN_RESOLUTION, MAX_RESOLUTION = 12, 200_000
 MAX_COUNT = 256  # shapes per sample / variations request (memory is capped separately: service.MAX_OUTPUT_VERTICES)
 MIN_STEPS, MAX_STEPS = 2, 256  # interpolation steps
 MAX_SEED = 2**32 - 1
+MAX_TEMPERATURE = 10.0  # latent spread of a sample (1 = the prior as fitted)
+MAX_SPREAD = 10.0  # how far variations stray, in prior standard deviations
+MIN_EPOCHS, MAX_EPOCHS = 1, 100_000  # passes over the data in a (fine-)tune
 SIZE_MODES = ("real", "unit")  # samples at their family's typical size in metres, or in the unit ball
 DEFAULT_SIZE = "real"
 

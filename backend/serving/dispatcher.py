@@ -22,13 +22,17 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .. import PROTOCOL_VERSION, __version__
 from ..errors import AtlasError, BusyError, ConfigError
+from ..options import (
+    COUNT, EPOCHS, FACE_BUDGET, FIT, FIT_STEPS, LABEL, PRIOR, RESOLUTION, SEED, SHARED_FIT, SHARED_FIT_STEPS, SIZE,
+    SPREAD, STEPS, SURFACE, TEMPERATURE, VARIATION_COUNT,
+)
 from .jobs import Job
 from .lines import TooLong
-from .methods import MODEL_METHODS, SPECS
+from .methods import METHODS, rpc
 from .process import is_out_of_memory, rss_bytes
 from .protocol import (
-    BACKEND_ERROR, BUSY, CANCELLED, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY, Request, RpcError,
-    encode_mesh, error_line, invalid_params, notification_line, parse_request, recover_id, result_line,
+    BACKEND_ERROR, BUSY, CANCELLED, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY, Param, Request,
+    RpcError, encode_mesh, error_line, invalid_params, notification_line, parse_request, recover_id, result_line,
     validate_params,
 )
 
@@ -41,6 +45,8 @@ JOB_STOP_WAIT_S = 60.0
 MODEL_STOP_WAIT_S = 10.0
 STEP_EVENT_INTERVAL_S = 0.2
 KEEP_FINISHED_FITS = 16
+_MESH = Param("mesh", "mesh", required=True)
+_JOB_ID = Param("job_id", "str", required=True)
 
 
 class Server:
@@ -64,12 +70,7 @@ class Server:
         self.stop_event = threading.Event()
         self.stop_reason = ""
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "handshake": self._handshake, "list_models": self._list_models, "load_model": self._load_model,
-            "sample": self._sample, "reconstruct": self._reconstruct, "interpolate": self._interpolate,
-            "variations": self._variations, "finetune": self._finetune, "job_status": self._job_status,
-            "cancel": self._cancel, "release": self._release, "shutdown": self._shutdown,
-            "template_uvs": self._template_uvs,
-        }
+            name: method.handler.__get__(self) for name, method in METHODS.items()}
         self._model_thread.start()
 
     # ---- output -------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ class Server:
             self._reply_error(parsed, RpcError(METHOD_NOT_FOUND, f"unknown method {parsed.method!r}; known: "
                                                                  f"{', '.join(sorted(self._handlers))}"))
             return
-        if parsed.method in MODEL_METHODS:
+        if METHODS[parsed.method].model:
             self._model_queue.put(parsed)
         else:
             self._execute(parsed)
@@ -137,7 +138,7 @@ class Server:
         """Validate params, run the handler and send its result or a mapped error."""
         started = time.perf_counter()
         try:
-            params = validate_params(request.params, SPECS[request.method], request.method)
+            params = validate_params(request.params, METHODS[request.method].params, request.method)
             result = self._handlers[request.method](params)
         except RpcError as exc:
             self._reply_error(request, exc)
@@ -214,7 +215,8 @@ class Server:
             torch.cuda.empty_cache()
 
     def _check_output_size(self, count: int, params: dict[str, Any]) -> None:
-        """The CLI's cap (backend/serving/service.py, from measured peak memory), as an invalid-params error."""
+        """The output cap (service.check_output_size, from measured peak memory; the CLI calls it too), as an
+        invalid-params error, before any work."""
         try:
             self.service.check_output_size(count, params["resolution"], params["surface"], params["face_budget"])
         except ConfigError as exc:
@@ -231,6 +233,8 @@ class Server:
             self.warnings.append(message)
 
     # ---- methods ------------------------------------------------------------------------------------
+    @rpc("handshake", result="{protocol_version, backend_version, device, device_name, model (info or null), "
+                             "models: [{name, path}], pid, warnings: [str]}")
     def _handshake(self, params: dict[str, Any]) -> dict[str, Any]:
         from ..device import describe_device
 
@@ -239,13 +243,17 @@ class Server:
                 "model": self._model_info, "models": self.service.list_models(self.models_dirs),
                 "pid": os.getpid(), "warnings": self.warnings}
 
+    @rpc("list_models", result="{models: [{name, path}]}")
     def _list_models(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"models": self.service.list_models(self.models_dirs)}
 
+    @rpc("load_model", Param("path", "str", required=True), model=True, result="{model: info}")
     def _load_model(self, params: dict[str, Any]) -> dict[str, Any]:
         self._model_info = self.service.load(Path(params["path"]).expanduser())
         return {"model": self._model_info}
 
+    @rpc("sample", COUNT, SEED, TEMPERATURE, RESOLUTION, PRIOR, LABEL, SIZE, SURFACE, FACE_BUDGET, model=True,
+         result="{meshes: [mesh], size}", note="size: what was applied; \"unit\" for a model without sizes")
     def _sample(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_output_size(params["count"], params)
         self._require_model()
@@ -255,6 +263,8 @@ class Server:
                                      face_budget=params["face_budget"])
         return {"meshes": [encode_mesh(m) for m in meshes], "size": self.service.size_applied(params["size"])}
 
+    @rpc("reconstruct", _MESH, RESOLUTION, FIT, FIT_STEPS, SURFACE, FACE_BUDGET, model=True,
+         result="{mesh, chamfer}")
     def _reconstruct(self, params: dict[str, Any]) -> dict[str, Any]:
         self._require_model()
         mesh, chamfer = self._as_fit_job(params["fit"], lambda progress, cancel: self.service.reconstruct(
@@ -262,6 +272,8 @@ class Server:
             progress=progress, cancel=cancel, surface=params["surface"], face_budget=params["face_budget"]))
         return {"mesh": encode_mesh(mesh), "chamfer": chamfer}
 
+    @rpc("interpolate", Param("mesh_a", "mesh", required=True), Param("mesh_b", "mesh", required=True), STEPS,
+         RESOLUTION, SHARED_FIT, SHARED_FIT_STEPS, SURFACE, FACE_BUDGET, model=True, result="{meshes: [mesh]}")
     def _interpolate(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_output_size(params["steps"], params)
         self._require_model()
@@ -271,6 +283,8 @@ class Server:
             surface=params["surface"], face_budget=params["face_budget"]))
         return {"meshes": [encode_mesh(m) for m in meshes]}
 
+    @rpc("variations", _MESH, VARIATION_COUNT, SPREAD, SEED, RESOLUTION, SHARED_FIT, SHARED_FIT_STEPS, SURFACE,
+         FACE_BUDGET, model=True, result="{meshes: [mesh]}")
     def _variations(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_output_size(params["count"], params)
         self._require_model()
@@ -280,6 +294,9 @@ class Server:
             cancel=cancel, surface=params["surface"], face_budget=params["face_budget"]))
         return {"meshes": [encode_mesh(m) for m in meshes]}
 
+    @rpc("template_uvs", Param("template", "str", required=True, choices=("sphere", "squares")),
+         Param("patches", "int", default=1, minimum=1, maximum=1024), RESOLUTION,
+         result="{uvs: base64 float32 (corners x 2), corner_count}", note="no model needed")
     def _template_uvs(self, params: dict[str, Any]) -> dict[str, Any]:
         """Per-corner UVs of a template mesh (no model needed): the add-on maps every output with them."""
         import base64
@@ -326,6 +343,7 @@ class Server:
             self.notify("job_done", {"job_id": job.id, "state": job.state, "request_id": request_id,
                                      **({"error": job.error} if job.error else {})})
 
+    @rpc("release", model=True, result="{released: bool, rss_before, rss_after}")
     def _release(self, params: dict[str, Any]) -> dict[str, Any]:
         before = rss_bytes()
         released = bool(self.service.unload())
@@ -333,6 +351,7 @@ class Server:
         self._free_memory()
         return {"released": released, "rss_before": before, "rss_after": rss_bytes()}
 
+    @rpc("shutdown", note="then exit 0")
     def _shutdown(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}
 
@@ -343,9 +362,11 @@ class Server:
             raise invalid_params(f"param 'job_id': no job {job_id!r} (known: {', '.join(self._jobs) or 'none'})")
         return job
 
+    @rpc("job_status", _JOB_ID, result="{job_id, state, last_event, result?, error?}")
     def _job_status(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._job(params["job_id"]).status()
 
+    @rpc("cancel", _JOB_ID, result="{job_id, state}")
     def _cancel(self, params: dict[str, Any]) -> dict[str, Any]:
         job = self._job(params["job_id"])
         if job.state == "running":
@@ -360,6 +381,9 @@ class Server:
             raise RpcError(BUSY, f"a fine-tune job ({busy[0]}) is already running; cancel it or wait for it "
                                  f"to finish")
 
+    @rpc("finetune", Param("data", "str", required=True), Param("out", "str", required=True), EPOCHS,
+         Param("init", "str"), Param("name", "str"), Param("load", "bool", default=True), Param("freeze", "str"),
+         result="{job_id}", note="freeze: comma list of encoder, features, heads, decoder")
     def _finetune(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._jobs_lock:
             self._refuse_if_busy()

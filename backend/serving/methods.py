@@ -1,50 +1,82 @@
-"""The RPC methods the server answers: each one's params (types, defaults, limits from backend/limits.py),
-and which of them run on the model thread. Torch-free, so requests are checked before the model loads."""
+"""The registry of RPC methods. Each method is declared once, by the `rpc` decorator on its handler in
+dispatcher.py: its params (declared options from backend/options.py, or plain wire Params), whether it runs
+on the model thread, and its result for the docs. Torch-free, so requests are checked before the model loads.
+
+To add a method, decorate its handler: `@rpc("name", OPTION, Param("x", "str"), model=True, result="{...}")`;
+the dispatcher, the param checks and the docs' tables (scripts/wire_tables.py) follow from that.
+"""
 
 from __future__ import annotations
 
-from ..limits import (
-    DEFAULT_FACE_BUDGET, DEFAULT_SIZE, DEFAULT_SURFACE, FIT_MODES, MAX_COUNT, MAX_FACE_BUDGET, MAX_FIT_STEPS,
-    MAX_RESOLUTION, MAX_SEED, MAX_STEPS, MIN_FACE_BUDGET, MIN_FIT_STEPS, MIN_RESOLUTION, MIN_STEPS, PRIOR_KINDS,
-    SHARED_DECODER_FITS, SIZE_MODES, SURFACE_CHOICES,
-)
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from ..options import Option, cell
 from .protocol import Param
 
-_RESOLUTION = Param("resolution", "int", default=2562, minimum=MIN_RESOLUTION, maximum=MAX_RESOLUTION)
-_SEED = Param("seed", "int", default=0, minimum=0, maximum=MAX_SEED)
-# What comes back (backend/surface.py): auto closes a patch model's shapes into one mesh of at most face_budget faces.
-_SURFACE = [Param("surface", "str", default=DEFAULT_SURFACE, choices=SURFACE_CHOICES),
-            Param("face_budget", "int", default=DEFAULT_FACE_BUDGET, minimum=MIN_FACE_BUDGET, maximum=MAX_FACE_BUDGET)]
-# Wire default "encoder": clients that do not ask for a fit get the one-pass answer they always got.
-_SHARED_FIT = [Param("fit", "str", default="encoder", choices=SHARED_DECODER_FITS),
-               Param("fit_steps", "int", minimum=MIN_FIT_STEPS, maximum=MAX_FIT_STEPS)]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
-SPECS: dict[str, list[Param]] = {
-    "handshake": [],
-    "list_models": [],
-    "load_model": [Param("path", "str", required=True)],
-    "sample": [Param("count", "int", default=1, minimum=1, maximum=MAX_COUNT), _SEED,
-               Param("temperature", "float", default=1.0, minimum=0.0, maximum=10.0), _RESOLUTION,
-               Param("prior", "str", default="auto", choices=PRIOR_KINDS), Param("label", "str"),
-               Param("size", "str", default=DEFAULT_SIZE, choices=SIZE_MODES), *_SURFACE],
-    "reconstruct": [Param("mesh", "mesh", required=True), _RESOLUTION,
-                    Param("fit", "str", default="encoder", choices=FIT_MODES),
-                    Param("steps", "int", minimum=MIN_FIT_STEPS, maximum=MAX_FIT_STEPS), *_SURFACE],
-    "interpolate": [Param("mesh_a", "mesh", required=True), Param("mesh_b", "mesh", required=True),
-                    Param("steps", "int", default=5, minimum=MIN_STEPS, maximum=MAX_STEPS), _RESOLUTION, *_SHARED_FIT,
-                    *_SURFACE],
-    "variations": [Param("mesh", "mesh", required=True), Param("count", "int", default=4, minimum=1, maximum=MAX_COUNT),
-                   Param("spread", "float", default=0.5, minimum=0.0, maximum=10.0), _SEED, _RESOLUTION,
-                   *_SHARED_FIT, *_SURFACE],
-    "finetune": [Param("data", "str", required=True), Param("out", "str", required=True),
-                 Param("epochs", "int", required=True, minimum=1, maximum=100_000), Param("init", "str"),
-                 Param("name", "str"), Param("load", "bool", default=True),
-                 Param("freeze", "str")],
-    "template_uvs": [Param("template", "str", required=True, choices=("sphere", "squares")),
-                     Param("patches", "int", default=1, minimum=1, maximum=1024), _RESOLUTION],
-    "job_status": [Param("job_id", "str", required=True)],
-    "cancel": [Param("job_id", "str", required=True)],
-    "release": [],
-    "shutdown": [],
-}
-MODEL_METHODS = frozenset({"load_model", "sample", "reconstruct", "interpolate", "variations", "release"})
+
+@dataclass(frozen=True)
+class Method:
+    """One RPC method: its params, the declared options among them, whether it needs the model thread, its
+    handler (a Server method) and its documented result."""
+
+    name: str
+    params: tuple[Param, ...]
+    options: tuple[Option, ...]
+    model: bool
+    handler: Callable[..., Any]
+    result: str
+    note: str = ""
+
+
+METHODS: dict[str, Method] = {}
+
+
+def rpc(name: str, *params: Param | Option, model: bool = False, result: str = "{}",
+        note: str = "") -> Callable[[Handler], Handler]:
+    """Register the decorated handler as method `name` (model: it runs on the model thread, one at a time)."""
+    def register(handler: Handler) -> Handler:
+        if name in METHODS:
+            raise ValueError(f"RPC method {name!r} declared twice")
+        specs = tuple(wire(p) if isinstance(p, Option) else p for p in params)
+        options = tuple(p for p in params if isinstance(p, Option))
+        METHODS[name] = Method(name, specs, options, model, handler, result, note)
+        return handler
+    return register
+
+
+def wire(option: Option) -> Param:
+    """The wire param of a declared option: same name, kind, bounds, choices and (wire) default."""
+    return Param(option.name, option.kind, required=option.required, default=option.default, minimum=option.minimum,
+                 maximum=option.maximum, choices=option.choices)
+
+
+def method_table() -> str:
+    """The docs' wire table: one row per method, optional params marked `?`."""
+    rows = ["| method | params | result |", "|---|---|---|"]
+    for method in METHODS.values():
+        names = ", ".join(p.name if p.required else f"{p.name}?" for p in method.params)
+        note = f" ({method.note})" if method.note else ""
+        rows.append(f"| `{method.name}` | `{{{names}}}` | `{method.result}`{note} |")
+    return "\n".join(rows)
+
+
+def option_table() -> str:
+    """The docs' option table: every declared option once, where it is taken, its values and each layer's
+    default, then why a layer's default differs."""
+    seen: list[Option] = []
+    for method in METHODS.values():
+        seen += [o for o in method.options if o not in seen]
+
+    def users(option: Option) -> str:
+        return ", ".join(m.name for m in METHODS.values() if option in m.options)
+
+    rows = ["| option | methods | accepts | wire default | CLI default | add-on default |",
+            "|---|---|---|---|---|---|"]
+    rows += [f"| `{o.name}` | {users(o)} | {o.describe()} | {cell(o.default)} | {cell(o.cli_default)} | "
+             f"{cell(o.addon_default)} |" for o in seen]
+    rows += ["", "Defaults that differ by layer, on purpose:", ""]
+    rows += [f"- `{o.name}` ({users(o)}): {o.why}" for o in seen if o.why]
+    return "\n".join(rows)

@@ -21,15 +21,15 @@ from ..checkpoints import is_model_folder, read_config
 from ..data.packs import PACK_SUFFIX, is_pack
 from ..data.procedural import FAMILIES
 from ..errors import ConfigError
-from ..limits import DEVICE_CHOICES
+from ..limits import DEVICE_CHOICES, MAX_EPOCHS, MAX_SEED, MIN_EPOCHS
 from ..model import ModelConfig
 from .finetune import check_freeze, inherit_architecture, parse_freeze
 
 # Sane ranges for integer settings; they also bound values read back from a model's metadata (refit-prior),
 # which the weights' checksum does not cover.
-INT_BOUNDS = {"epochs": (1, 100_000), "batch_size": (2, 4096), "points": (1, 100_000),
+INT_BOUNDS = {"epochs": (MIN_EPOCHS, MAX_EPOCHS), "batch_size": (2, 4096), "points": (1, 100_000),
               "prior_components": (1, 4096), "warmup_epochs": (0, 100_000), "sheet_every": (0, 100_000),
-              "max_faces": (1, 2_000_000), "seed": (0, 2**32 - 1)}
+              "max_faces": (1, 2_000_000), "seed": (0, MAX_SEED)}
 FINETUNE_LR = 5e-4  # fine-tuning's learning rate, for the CLI and the server alike (half of training's)
 # Number settings: finite, between the bounds; a bracket says whether the bound itself is allowed.
 NUMBER_BOUNDS = {"lr": ("(", 0.0, math.inf, ")"), "beta": ("[", 0.0, math.inf, ")"),

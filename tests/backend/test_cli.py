@@ -120,12 +120,9 @@ def test_interpolate_writes_steps(tiny_model_dir: Path, mug_file: Path, tmp_path
     (["reconstruct", "{tmp}/notes.txt", "--out", "{tmp}/o.obj"], "{tmp}/notes.txt"),
     (["reconstruct", "{mug}", "--out", "{tmp}/o.obj", "--model", "{tmp}/no_model"], "{tmp}/no_model"),
     (["sample", "--model", "{tmp}/no_model", "--out", "{tmp}/s"], "{tmp}/no_model"),
-    (["sample", "--n", "0", "--out", "{tmp}/s"], "count"),
     (["sample", "--out", "{tmp}/notes.txt"], "{tmp}/notes.txt"),
     (["interpolate", "{mug}", "{mug}", "--out", "{tmp}/notes.txt"], "{tmp}/notes.txt"),
-    (["sample", "--resolution", "3", "--out", "{tmp}/s"], "resolution"),
     (["interpolate", "{mug}", "{tmp}/missing.obj", "--out", "{tmp}/i"], "{tmp}/missing.obj"),
-    (["interpolate", "{mug}", "{mug}", "--steps", "1", "--out", "{tmp}/i"], "steps"),
     (["evaluate", "--procedural", "dragon:2"], "dragon"),
     (["evaluate", "--procedural", "sword:2", "--max-per-label", "-1"], "max_per_label"),
     (["train", "--procedural", "sword:4", "--out", "{tmp}/t", "--epochs", "0"], "epochs"),
@@ -141,6 +138,21 @@ def test_user_errors_exit_2_with_one_line(argv: list[str], named: str, tiny_mode
     assert main(argv + ["--device", "cpu"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert named.format(**fill) in line
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["sample", "--n", "0"], "argument --n: must be an integer between 1 and 256"),
+    (["sample", "--resolution", "3"], "argument --resolution: must be an integer between 12 and"),
+    (["sample", "--temperature", "nan"], "argument --temperature: must be a number between 0 and 10"),
+    (["interpolate", "a.obj", "b.obj", "--steps", "1"], "argument --steps: must be an integer between 2 and"),
+    (["reconstruct", "a.obj", "--out", "o.obj", "--steps", "0"], "argument --steps: must be an integer between 1"),
+])
+def test_out_of_bounds_options_exit_2_at_the_argument(argv: list[str], named: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Bounds are checked once, where the argument is read (backend/options.py's), before any model loads."""
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2 and named in capsys.readouterr().err
 
 
 def test_train_and_evaluate_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,10 +41,10 @@ def test_reconstruct_fit_modes_write_the_output_and_show_progress(fit: str, tiny
 
 
 @pytest.mark.parametrize("argv,named", [
-    (["reconstruct", "{sword}", "--out", "{tmp}/o.obj", "--steps", "0"], "steps"),
+    (["reconstruct", "{sword}", "--out", "{tmp}/o.obj", "--steps", "0"], "--steps"),
     (["reconstruct", "{sword}", "--out", "{tmp}/o.obj", "--fit", "best"], "--fit"),
     (["interpolate", "{sword}", "{sword}", "--out", "{tmp}/i", "--fit", "full"], "--fit"),
-    (["interpolate", "{sword}", "{sword}", "--out", "{tmp}/i", "--fit-steps", "-1"], "fit_steps"),
+    (["interpolate", "{sword}", "{sword}", "--out", "{tmp}/i", "--fit-steps", "-1"], "--fit-steps"),
 ])
 def test_bad_fit_options_exit_2_naming_the_option(argv: list[str], named: str, tiny_model_dir: Path,
                                                   sword_file: Path, tmp_path: Path,
