@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints import LoadedModel, is_model_folder, load_model, read_config
+from ..checkpoints import LoadedModel, is_model_folder, load_model, read_model_config
 from ..data.meshio import Mesh, Normalisation, normalisation_of
 from ..data.sampling import sample_surface
 from ..device import resolve_device
@@ -25,13 +25,10 @@ from ..errors import AtlasError, ConfigError
 from ..fit import FitResult, FitSchedule, ProgressFn, check_fit, fit_code, surface_pool
 from ..metrics import chamfer
 from ..inference import sample_latents
-from ..limits import (
-    DEFAULT_FACE_BUDGET, DEFAULT_SIZE, DEFAULT_SURFACE, MAX_COUNT, MAX_RESOLUTION, MAX_SEED, MAX_STEPS,
-    MIN_RESOLUTION, MIN_STEPS, SHARED_DECODER_FITS, SIZE_MODES,
-)
+from ..limits import DEFAULT_FACE_BUDGET, DEFAULT_SIZE, DEFAULT_SURFACE, SHARED_DECODER_FITS
 from ..prior import nearest_labels
 from ..sizes import Sizes, at_size, read_sizes
-from ..surface import ShapeMesh, check_face_budget, finish, resolve_surface
+from ..surface import ShapeMesh, finish, resolve_surface
 from ..templates import mesh_vertex_count, random_points, template_mesh
 
 ENCODE_POINTS = 2500
@@ -56,20 +53,11 @@ class NoModelError(AtlasError):
     """Raised when an operation needs a model and none is loaded."""
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
-        raise ConfigError(f"{name} must be a number between {low} and {high}, got {value!r}")
-    return float(value)
-
-
 class ModelService:
-    """Holds at most one loaded model and runs inference with it; thread-safe."""
+    """Holds at most one loaded model and runs inference with it; thread-safe.
+
+    Requests reach it already checked against backend/options.py's bounds, by the wire (serving/methods.py) or
+    the CLI's arguments; the output cap (check_output_size) needs the loaded model, so each edge calls it."""
 
     def __init__(self, device: str = "auto") -> None:
         self._device = resolve_device(device)
@@ -175,8 +163,8 @@ class ModelService:
 
     @staticmethod
     def _surface(lm: LoadedModel, surface: str, face_budget: int) -> tuple[str, int]:
-        """The checked face budget and the surface ("closed" or "patches") `surface` means for this model."""
-        return resolve_surface(surface, lm.config.template), check_face_budget(face_budget)
+        """The surface ("closed" or "patches") `surface` means for this model, and the face budget."""
+        return resolve_surface(surface, lm.config.template), face_budget
 
     def _encode(self, lm: LoadedModel, meshes: list[Mesh]) -> tuple[np.ndarray, list[Normalisation],
                                                                     np.ndarray]:
@@ -206,16 +194,9 @@ class ModelService:
         `surface` (limits.SURFACE_CHOICES) and `face_budget`: closed meshes or the decoded patches (see finish),
         closed in the unit ball before they are sized.
         """
-        if size not in SIZE_MODES:
-            raise ConfigError(f"size must be one of {', '.join(SIZE_MODES)}, got {size!r}")
-        count = _check_int("count", count, 1, MAX_COUNT)
-        seed = _check_int("seed", seed, 0, MAX_SEED)
-        temperature = _check_float("temperature", temperature, 0.0, 10.0)
-        resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
             kind, budget = self._surface(lm, surface, face_budget)
-            self.check_output_size(count, resolution, kind, budget)
             z = sample_latents(count, seed, lm.config.latent_dim, kind=prior, temperature=temperature, prior=lm.prior,
                                label=label, label_priors=lm.label_priors, default=self._default_prior(lm),
                                model_name=lm.name)
@@ -238,7 +219,6 @@ class ModelService:
         per-request copy of the decoder; `steps` is the fit's step budget (None: the mode's default).
         `progress` gets one event per step; setting `cancel` stops the fit within a step (FitCancelled).
         """
-        resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         fit, steps = check_fit(fit, steps)
         with self._lock:
             lm = self._require()
@@ -298,12 +278,9 @@ class ModelService:
         """`steps` shapes morphing from `a` to `b` (both ends included), placed between their frames.
 
         `fit` "latent" fits each end's code to its mesh first (the decoder stays the model's)."""
-        steps = _check_int("steps", steps, MIN_STEPS, MAX_STEPS)
-        resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
             kind, budget = self._surface(lm, surface, face_budget)
-            self.check_output_size(steps, resolution, kind, budget)
             mu, norms = self._shared_fit(lm, [a, b], fit, fit_steps, progress, cancel)
             t = np.linspace(0.0, 1.0, steps)[:, None]
             verts, faces = self._decode(lm, (1 - t) * mu[0] + t * mu[1], resolution)
@@ -321,14 +298,9 @@ class ModelService:
         """`count` shapes near `mesh` in latent space; `spread` scales the step (1 = one prior std).
 
         `fit` "latent" fits the centre's code to the mesh first (the decoder stays the model's)."""
-        count = _check_int("count", count, 1, MAX_COUNT)
-        spread = _check_float("spread", spread, 0.0, 10.0)
-        seed = _check_int("seed", seed, 0, MAX_SEED)
-        resolution = _check_int("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
         with self._lock:
             lm = self._require()
             kind, budget = self._surface(lm, surface, face_budget)
-            self.check_output_size(count, resolution, kind, budget)
             mu, norms = self._shared_fit(lm, [mesh], fit, fit_steps, progress, cancel)
             scale = self._prior_std(lm)
             eps = np.random.default_rng(seed).standard_normal((count, mu.shape[1]))
@@ -366,7 +338,7 @@ def _in_frame(mesh: ShapeMesh, frame: Normalisation) -> ShapeMesh:
 def _model_name(folder: Path) -> str:
     """The name recorded in a model folder's metadata, else the folder's name."""
     try:
-        meta = read_config(folder).get("meta")
+        meta = read_model_config(folder).get("meta")
     except AtlasError:
         return folder.name
     name = meta.get("name") if isinstance(meta, dict) else None
