@@ -169,7 +169,7 @@ def read_json(path: Path, error: type[AtlasError] = CheckpointError) -> Any:
         raise error(f"{path}: unreadable JSON ({exc})") from None
 
 
-def read_config(folder: str | Path) -> dict[str, Any]:
+def read_model_config(folder: str | Path) -> dict[str, Any]:
     """Read and check a model folder's config.json (check_config)."""
     folder = Path(folder)
     path = folder / CONFIG_FILE
@@ -222,7 +222,7 @@ def check_config(config: Any, path: Path) -> None:
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
     """Load a model folder for inference (eval mode) on `device`."""
     folder = Path(folder)
-    config = read_config(folder)
+    config = read_model_config(folder)
     weights = folder / WEIGHTS_FILE
     data = read_regular(weights, MAX_WEIGHTS_FILE_BYTES, CheckpointError)
     digest = hashlib.sha256(data).hexdigest()

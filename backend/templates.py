@@ -91,7 +91,7 @@ def _offset_faces(faces: np.ndarray, per_patch: int, patches: int) -> np.ndarray
     return np.concatenate([faces + k * per_patch for k in range(patches)])
 
 
-def template_uvs(kind: str, patches: int, resolution: int) -> np.ndarray:
+def corner_uvs(kind: str, patches: int, resolution: int) -> np.ndarray:
     """Texture coordinates for every face corner of template_mesh(kind, patches, resolution), shaped
     (F * 3, 2) float32, in face order. Every output mesh shares the template's connectivity, so these
     UVs fit every mesh the model decodes at that resolution.

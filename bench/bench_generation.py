@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from backend.checkpoints import is_model_folder, load_model, read_config
+from backend.checkpoints import is_model_folder, load_model, read_model_config
 from backend.data.datasets import procedural_point_sets
 from backend.device import DEVICE_CHOICES, resolve_device
 from backend.errors import ConfigError
@@ -98,7 +98,7 @@ def train_and_eval(family: str, mode: str, args: argparse.Namespace) -> dict[str
 
 def finished(folder: str) -> bool:
     """True when `folder` holds a model whose training ran to the end."""
-    return is_model_folder(folder) and bool(read_config(folder).get("meta", {}).get("finished"))
+    return is_model_folder(folder) and bool(read_model_config(folder).get("meta", {}).get("finished"))
 
 
 def novelty(gen: np.ndarray, train: np.ndarray, ref_to_train: np.ndarray) -> float:

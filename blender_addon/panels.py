@@ -36,7 +36,7 @@ def _format_eta(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def model_card(path: str | None) -> list[tuple[str, str]]:
+def cached_model_card(path: str | None) -> list[tuple[str, str]]:
     """The model card facts of a model folder, cached per config.json modification time."""
     if not path:
         return []
@@ -165,7 +165,7 @@ class VIEW3D_PT_atlasvae_model(_AtlasSubPanel):
         path = settings(context).model_path()
         card = layout.column(align=True)
         shown = runtime()
-        for key, value in model_card(path):
+        for key, value in cached_model_card(path):
             if key == "Families" and shown is not None and ", " in value:
                 names = value.split(", ")  # many: folded to their count until asked for
                 card.prop(shown, "show_families", text=f"Families: {len(names)}", emboss=False,

@@ -303,9 +303,9 @@ class Server:
 
         import numpy as np
 
-        from ..templates import template_uvs
+        from ..templates import corner_uvs
 
-        uvs = template_uvs(params["template"], params["patches"], params["resolution"])
+        uvs = corner_uvs(params["template"], params["patches"], params["resolution"])
         return {"uvs": base64.b64encode(np.ascontiguousarray(uvs, dtype="<f4").tobytes()).decode("ascii"),
                 "corner_count": len(uvs)}
 

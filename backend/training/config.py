@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import is_model_folder, read_config
+from ..checkpoints import is_model_folder, read_model_config
 from ..data.packs import PACK_SUFFIX, is_pack
 from ..data.procedural import FAMILIES
 from ..errors import ConfigError
@@ -109,7 +109,7 @@ class TrainConfig:
         if self.init is None:
             return replace(self)
         try:
-            init_cfg = ModelConfig.from_dict(read_config(self.init).get("model", {}))
+            init_cfg = ModelConfig.from_dict(read_model_config(self.init).get("model", {}))
         except (ConfigError, TypeError) as exc:
             raise ConfigError(f"--init {self.init}: invalid model config ({exc})") from None
         return replace(self, model=inherit_architecture(self.model, self.model_given, init_cfg, self.init))

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..checkpoints import (CONFIG_FILE, MAX_WEIGHTS_FILE_BYTES, PENDING_CONFIG, WEIGHTS_FILE, atomic_write_bytes,
-                           atomic_write_json, bytes_to_tensors, load_model, read_config, read_json, save_model,
+                           atomic_write_json, bytes_to_tensors, load_model, read_model_config, read_json, save_model,
                            tensors_to_bytes)
 from ..errors import BusyError, CheckpointError, ConfigError, cannot_write
 from ..regular import irregular_kind, read_regular
@@ -171,7 +171,7 @@ def _refuse_foreign(out: Path, state_path: Path) -> None:
     if not visible or os.path.lexists(state_path):
         return
     try:
-        read_config(out)
+        read_model_config(out)
     except CheckpointError as exc:
         raise ConfigError(f"--out {out}: folder exists and is not a model folder ({exc}); --force only "
                           f"overwrites a model or a training run, so choose another folder") from None

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import CONFIG_FILE, WEIGHTS_FILE, atomic_write_json, finish_interrupted_save, read_config
+from ..checkpoints import CONFIG_FILE, WEIGHTS_FILE, atomic_write_json, finish_interrupted_save, read_model_config
 from ..data.datasets import load_folder, procedural_point_sets
 from ..errors import CheckpointError, ConfigError, DataError
 from ..sizes import SIZES_KEY, typical_sizes
@@ -29,7 +29,7 @@ def record_sizes(model_dir: str | Path, data: str | None = None, procedural: str
     folder = Path(model_dir)
     if folder.is_dir():
         finish_interrupted_save(folder)  # so the config read and replaced is the one that vouches for the weights
-    config = read_config(folder)
+    config = read_model_config(folder)
     raw_meta = config.get("meta")
     meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     if meta.get(SIZES_KEY) is not None and not force:

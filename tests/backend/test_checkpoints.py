@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from backend.checkpoints import (CONFIG_FILE, PENDING_CONFIG, WEIGHTS_FILE, atomic_write_bytes, is_model_folder, load_model,
-                                 read_config, save_model)
+                                 read_model_config, save_model)
 from backend.errors import CheckpointError
 from backend.model import ModelConfig
 
@@ -22,9 +22,9 @@ def test_a_diagonal_prior_raises_the_format_version(tmp_path: Path, make_tiny_mo
 
     model = make_tiny_model(2)
     diag = posterior_mixture(np.zeros((5, 16)), np.full((5, 16), -2.0))
-    assert read_config(save_model(tmp_path / "full", model, prior=make_tiny_prior(2)))["format_version"] == 1
-    assert read_config(save_model(tmp_path / "diag", model, prior=diag))["format_version"] == 2
-    assert read_config(save_model(tmp_path / "label", model, label_priors={"a": diag}))["format_version"] == 2
+    assert read_model_config(save_model(tmp_path / "full", model, prior=make_tiny_prior(2)))["format_version"] == 1
+    assert read_model_config(save_model(tmp_path / "diag", model, prior=diag))["format_version"] == 2
+    assert read_model_config(save_model(tmp_path / "label", model, label_priors={"a": diag}))["format_version"] == 2
     assert load_model(tmp_path / "diag").prior.diagonal
 
 
@@ -63,7 +63,7 @@ def test_round_trip_without_prior_and_name_defaults_to_folder(tmp_path: Path, ma
     lm = load_model(folder)
     assert lm.prior is None
     assert lm.name == "plain_model"
-    assert read_config(folder)["has_prior"] is False
+    assert read_model_config(folder)["has_prior"] is False
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path: Path, make_tiny_model, make_tiny_prior) -> None:
@@ -72,7 +72,7 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path: Path, make_tiny_
     save_model(folder, make_tiny_model(1), prior=make_tiny_prior())  # overwrite in place
     assert sorted(p.name for p in folder.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
     assert is_model_folder(folder)
-    config = read_config(folder)
+    config = read_model_config(folder)
     assert config["weights_sha256"] == hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
 
 

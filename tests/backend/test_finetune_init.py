@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.checkpoints import load_model, read_config, save_model
+from backend.checkpoints import load_model, read_model_config, save_model
 from backend.cli import main
 from backend.errors import ConfigError
 from backend.training.finetune import LAYER_GROUPS, convert_mode
@@ -57,7 +57,7 @@ def test_finetune_init_ae_mode_vae_trains_a_vae_from_the_command_line(
     lm = load_model(out)
     assert lm.config.mode == "vae" and lm.model.encoder.logvar is not None
     assert lm.config == load_model(ae_dir).config.__class__(**{**load_model(ae_dir).config.to_dict(), "mode": "vae"})
-    assert read_config(out)["meta"]["init_mode"] == "ae"
+    assert read_model_config(out)["meta"]["init_mode"] == "ae"
 
 
 def test_without_mode_the_init_models_mode_is_kept(ae_dir: Path, tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_freeze_decoder_from_the_command_line_trains_only_the_encoder(
     before, after = load_model(ae_dir).model.state_dict(), load_model(out).model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoders."))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("encoder.point_layers"))
-    assert read_config(out)["meta"]["train_config"]["freeze"] == ["decoder"]
+    assert read_model_config(out)["meta"]["train_config"]["freeze"] == ["decoder"]
 
 
 def test_freeze_heads_with_a_new_variance_head_keeps_it_narrow(ae_dir: Path, tmp_path: Path) -> None:

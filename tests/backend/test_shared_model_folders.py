@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_model, read_config
+from backend.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_model, read_model_config
 from backend.cli import main
 from backend.errors import CheckpointError
 from backend.checkpoints import MAX_WEIGHTS_FILE_BYTES
@@ -88,7 +88,7 @@ def test_a_config_over_the_size_limit_is_refused(tiny_model_dir: Path, tmp_path:
     with open(folder / CONFIG_FILE, "r+b") as fh:
         fh.truncate(MAX_JSON_FILE_BYTES + 1)
     with pytest.raises(CheckpointError, match=r"config\.json: [\d,]+ bytes, more than the limit"):
-        read_config(folder)
+        read_model_config(folder)
 
 
 @pytest.mark.parametrize("changes, problem", [

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.templates import template_mesh, template_uvs
+from backend.templates import corner_uvs, template_mesh
 
 
 @pytest.mark.parametrize("resolution", [162, 642])
 def test_sphere_uvs_cover_every_corner_without_seam_stretch(resolution: int) -> None:
     pts, faces = template_mesh("sphere", 1, resolution)
-    uvs = template_uvs("sphere", 1, resolution)
+    uvs = corner_uvs("sphere", 1, resolution)
     assert uvs.shape == (faces.size, 2) and uvs.dtype == np.float32
     assert np.isfinite(uvs).all()
     corner_u = uvs[:, 0].reshape(-1, 3)
@@ -27,7 +27,7 @@ def test_sphere_uvs_cover_every_corner_without_seam_stretch(resolution: int) -> 
 
 def test_square_patches_each_get_their_own_tile() -> None:
     pts, faces = template_mesh("squares", 4, 400)
-    uvs = template_uvs("squares", 4, 400)
+    uvs = corner_uvs("squares", 4, 400)
     assert uvs.shape == (faces.size, 2)
     assert uvs.min() >= 0.0 and uvs.max() <= 1.0
     per_patch = pts.shape[1]
