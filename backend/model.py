@@ -196,8 +196,3 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         model = AtlasVAE(cfg)
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
-
-
-def parameter_count(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -69,13 +69,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "atlasvae" / "points"
 
 
-def find_mesh_files(root: str | os.PathLike[str]) -> list[Path]:
-    """Every mesh file under root (suffix match, any case), skipping hidden files and folders; sorted."""
-    return _walk(_check_root(root))[0]
-
-
-def _walk(base: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Mesh files under `base` (sorted) and the links to folders that were not followed, with the reason."""
+def find_mesh_files(root: str | os.PathLike[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every mesh file under root (suffix match, any case, hidden files and folders skipped; sorted), and the
+    links to folders that were not followed, with the reason."""
+    base = _check_root(root)
     found, not_followed = [], []
     for folder, subfolders, filenames in os.walk(base):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
@@ -87,17 +84,6 @@ def _walk(base: Path) -> tuple[list[Path], list[tuple[str, str]]]:
             if not filename.startswith(".") and Path(filename).suffix.lower() in MESH_SUFFIXES:
                 found.append(Path(folder) / filename)
     return sorted(found, key=lambda path: _relative(path, base)), sorted(not_followed)
-
-
-def detect_layout(files: Iterable[Path], root: str | os.PathLike[str]) -> str:
-    """'shapenet' or 'modelnet' when every file follows that dataset's layout, else 'plain'."""
-    base = Path(root)
-    parts = [_parts(Path(f), base) for f in files]
-    if parts and all(_shapenet_label(p, base) for p in parts):
-        return "shapenet"
-    if parts and all(_modelnet_info(p, base) for p in parts):
-        return "modelnet"
-    return "plain"
 
 
 def label_of(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
@@ -175,7 +161,7 @@ def load_folder(
     base = _check_root(root)
     _check_positive(n_cache, "n_cache")
     _check_positive(max_faces, "max_faces")
-    files, not_followed = _walk(base)
+    files, not_followed = find_mesh_files(base)
     if not files:
         suffixes = ", ".join(sorted(MESH_SUFFIXES))
         raise DataError(f"no mesh files ({suffixes}) found under {base}")

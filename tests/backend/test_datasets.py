@@ -11,7 +11,6 @@ import trimesh
 from backend.data import datasets
 from backend.data.datasets import (
     default_cache_dir,
-    detect_layout,
     find_mesh_files,
     label_of,
     load_folder,
@@ -60,7 +59,7 @@ def test_find_mesh_files_any_tree(tmp_path: Path) -> None:
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
-    found = [p.relative_to(tmp_path).as_posix() for p in find_mesh_files(tmp_path)]
+    found = [p.relative_to(tmp_path).as_posix() for p in find_mesh_files(tmp_path)[0]]
     assert found == ["a/deep/er/y.STL", "b/z.obj", "c/w.glb", "x.Ply"]
 
 
@@ -76,11 +75,10 @@ def test_shapenet_layout(tmp_path: Path) -> None:
     root = tmp_path / "ShapeNetCore.v2"
     for synset, model in [("02691156", "1a04e3eab45ca15dd8"), ("03001627", "1006be65e7bc937e91")]:
         write_box(root / synset / model / "models" / "model_normalized.obj")
-    files = find_mesh_files(root)
-    assert detect_layout(files, root) == "shapenet"
+    files = find_mesh_files(root)[0]
     assert [label_of(f, root) for f in files] == ["02691156", "03001627"]
     synset_root = root / "03001627"
-    assert [label_of(f, synset_root) for f in find_mesh_files(synset_root)] == ["03001627"]
+    assert [label_of(f, synset_root) for f in find_mesh_files(synset_root)[0]] == ["03001627"]
 
 
 def test_modelnet_layout_and_its_own_split(tmp_path: Path) -> None:
@@ -91,8 +89,7 @@ def test_modelnet_layout_and_its_own_split(tmp_path: Path) -> None:
                 path = root / cls / split / f"{cls}_{split}_{i:04d}.off"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
-    files = find_mesh_files(root)
-    assert detect_layout(files, root) == "modelnet"
+    files = find_mesh_files(root)[0]
     assert {label_of(f, root) for f in files} == {"chair", "desk"}
     splits = split_files(files, root, val_fraction=0.25, test_fraction=0.0)
     assert {f.parent.name for f in splits["test"]} == {"test"} and len(splits["test"]) == 8
@@ -101,8 +98,7 @@ def test_modelnet_layout_and_its_own_split(tmp_path: Path) -> None:
 
 
 def test_plain_layout_labels_are_parent_folders(data_dir: Path) -> None:
-    files = find_mesh_files(data_dir)
-    assert detect_layout(files, data_dir) == "plain"
+    files = find_mesh_files(data_dir)[0]
     assert [label_of(f, data_dir) for f in files] == ["mugs", "mugs", "swords", "swords"]
     assert label_of(data_dir / "top.obj", data_dir) == "data"
 
