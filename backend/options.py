@@ -18,6 +18,7 @@ from .limits import (
 )
 
 SAME = object()  # a layer's default is the wire's
+ABSENT = object()  # the layer does not offer the option (its requests leave it to the wire's default)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ COUNT = Option("count", "int", 1, 1, MAX_COUNT, cli=8, addon=4,
 SEED = Option("seed", "int", 0, 0, MAX_SEED)
 TEMPERATURE = Option("temperature", "float", 1.0, 0.0, MAX_TEMPERATURE)
 RESOLUTION = Option("resolution", "int", 2562, MIN_RESOLUTION, MAX_RESOLUTION)
-PRIOR = Option("prior", "str", "auto", choices=PRIOR_KINDS)
+PRIOR = Option("prior", "str", "auto", choices=PRIOR_KINDS, addon=ABSENT)
 LABEL = Option("label", "str", addon="ANY", why="the add-on's family menu names the whole prior 'Any'")
 SIZE = Option("size", "str", DEFAULT_SIZE, choices=SIZE_MODES)
 SURFACE = Option("surface", "str", DEFAULT_SURFACE, choices=SURFACE_CHOICES)
@@ -76,14 +77,16 @@ FIT_STEPS = Option("steps", "int", None, MIN_FIT_STEPS, MAX_FIT_STEPS, addon=0,
                    why="not sent: the fit mode's default (limits.DEFAULT_FIT_STEPS); the add-on's 0 means that")
 SHARED_FIT = Option("fit", "str", "encoder", choices=SHARED_DECODER_FITS, cli="latent", addon="latent",
                     why="as `fit`; only the modes that keep the model's decoder, so in-between shapes stay its own")
-SHARED_FIT_STEPS = Option("fit_steps", "int", None, MIN_FIT_STEPS, MAX_FIT_STEPS)
+SHARED_FIT_STEPS = Option("fit_steps", "int", None, MIN_FIT_STEPS, MAX_FIT_STEPS, addon=ABSENT)
 STEPS = Option("steps", "int", 5, MIN_STEPS, MAX_STEPS)
-VARIATION_COUNT = Option("count", "int", 4, 1, MAX_COUNT)
-SPREAD = Option("spread", "float", 0.5, 0.0, MAX_SPREAD)
+VARIATION_COUNT = Option("count", "int", 4, 1, MAX_COUNT, cli=ABSENT)  # the CLI has no variations command
+SPREAD = Option("spread", "float", 0.5, 0.0, MAX_SPREAD, cli=ABSENT)
 EPOCHS = Option("epochs", "int", None, MIN_EPOCHS, MAX_EPOCHS, required=True, cli=20, addon=10,
                 why="the wire needs it said; CLI `finetune` and the add-on pick a short fine-tune")
 
 
 def cell(value: Any) -> str:
     """A default as the docs' tables show it."""
+    if value is ABSENT:
+        return "not offered"
     return "-" if value is None else f"`{value!r}`" if isinstance(value, str) else f"`{value}`"

@@ -57,3 +57,11 @@ def test_resolution_preset_and_family_defaults_are_the_declared_ones(addon: Any,
     settings = bpy_module.context.scene.atlasvae.bl_rna.properties
     assert settings["resolution_preset"].default == str(o.RESOLUTION.addon_default)
     assert properties.ANY_FAMILY == o.LABEL.addon_default
+
+
+def test_every_option_the_add_on_offers_is_pinned() -> None:
+    """A new option in backend/options.py fails here until its add-on copies are added to the lists above."""
+    pinned = {id(option) for _name, option in SCENE} | {id(option) for _op, _name, option in OPERATORS}
+    offered = [value for value in vars(o).values()
+               if isinstance(value, o.Option) and value.addon is not o.ABSENT and value is not o.LABEL]
+    assert [option.name for option in offered if id(option) not in pinned] == []

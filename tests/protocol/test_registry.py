@@ -92,6 +92,11 @@ CLI = [("sample", "n", options.COUNT), ("sample", "seed", options.SEED), ("sampl
        ("finetune", "epochs", options.EPOCHS)]
 
 
+def test_every_option_the_cli_offers_is_checked_here() -> None:
+    listed = {id(option) for _c, _d, option in CLI}
+    assert [o.name for o in DECLARED if o.cli is not options.ABSENT and id(o) not in listed] == []
+
+
 @pytest.mark.parametrize("command,dest,option", CLI, ids=[f"{c}-{d}" for c, d, _ in CLI])
 def test_cli_arguments_are_the_declared_options(command: str, dest: str, option: options.Option) -> None:
     action = _cli_actions(command)[dest]
