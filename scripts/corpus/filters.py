@@ -15,7 +15,7 @@ from scipy.sparse.csgraph import connected_components
 
 MIN_FACES = 12
 FLAT_RATIO = 0.02        # smallest / largest principal extent below this: a flat mesh (a rug, a sign, a plane)
-STRAY_DISTANCE = 4.0     # a part further than this many bulk radii from the bulk's centre is stray
+STRAY_DISTANCE = 4.0     # a part further than this many bulk radii from the rest is stray (drop_stray_parts)
 STRAY_FACES = 0.25       # ... unless it holds at least this fraction of the faces
 DESCRIPTOR_BINS = 16
 # L1 distance between descriptors (4 histograms, each summing to 1) below which two meshes count as one
@@ -67,8 +67,13 @@ def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def drop_stray_parts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Remove connected parts far from the bulk of the faces (editor markers, stray helpers); returns the count.
 
-    The bulk is measured by face count, not area: the marker FlightGear's ICE3 car carries 400 m above it
-    is a coarse 25 m shape with seven times the car's surface area but a seventh of its faces.
+    A part holding under STRAY_FACES of the faces is stray when it lies further than STRAY_DISTANCE bulk radii
+    from the rest, by either of two measures: its nearest face centre from the median face centre, against
+    the 90th percentile of all face centres' distances (small helpers, however many); or the gap between its
+    bounding box and the box of all other parts, against half that box's diagonal. The second catches what
+    the first cannot: the editor marker FlightGear's ICE3 car carries 400 m above it holds more than a
+    tenth of the faces, so the percentile reached out to the marker itself and kept it (the car measured
+    405.6 m tall). Faces, not area, are what count: that marker has seven times the car's surface area.
     """
     n = len(vertices)
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
@@ -84,7 +89,9 @@ def drop_stray_parts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarra
     part_faces = np.bincount(face_part, minlength=count) / len(faces)
     part_near = np.full(count, np.inf)
     np.minimum.at(part_near, face_part, dist)
-    stray = (part_near > STRAY_DISTANCE * radius) & (part_faces < STRAY_FACES)
+    far_from_centre = part_near > STRAY_DISTANCE * radius
+    far_from_others = _box_gaps(vertices, faces, face_part, count)
+    stray = (far_from_centre | far_from_others) & (part_faces > 0) & (part_faces < STRAY_FACES)
     if not stray.any():
         return vertices, faces, 0
     kept = faces[~stray[face_part]]
@@ -92,6 +99,29 @@ def drop_stray_parts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarra
     remap = np.full(n, -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return vertices[used], remap[kept], int(stray.sum())
+
+
+def _box_gaps(vertices: np.ndarray, faces: np.ndarray, face_part: np.ndarray, count: int) -> np.ndarray:
+    """Per part: whether its bounding box lies further than STRAY_DISTANCE x half the diagonal of the other
+    parts' box from that box (parts without faces: False)."""
+    corner_part = np.repeat(face_part, 3)
+    corners = vertices[faces].reshape(-1, 3)
+    lo, hi = np.full((count, 3), np.inf), np.full((count, 3), -np.inf)
+    np.minimum.at(lo, corner_part, corners)
+    np.maximum.at(hi, corner_part, corners)
+    has_faces = np.isfinite(lo[:, 0])
+    lo, hi = lo[has_faces], hi[has_faces]
+    if len(lo) < 2:
+        return np.zeros(count, dtype=bool)
+    # the others' box: each axis' extreme over all parts, or the runner-up for the part that holds it
+    rows = np.arange(len(lo))
+    by_lo, by_hi = np.argsort(lo, axis=0), np.argsort(-hi, axis=0)
+    other_lo = np.where(by_lo[0] == rows[:, None], lo[by_lo[1], [0, 1, 2]], lo[by_lo[0], [0, 1, 2]])
+    other_hi = np.where(by_hi[0] == rows[:, None], hi[by_hi[1], [0, 1, 2]], hi[by_hi[0], [0, 1, 2]])
+    gap = np.linalg.norm(np.maximum(np.maximum(lo - other_hi, other_lo - hi), 0.0), axis=1)
+    far = np.zeros(count, dtype=bool)
+    far[has_faces] = gap > STRAY_DISTANCE * np.linalg.norm(other_hi - other_lo, axis=1) / 2
+    return far
 
 
 def flatness(vertices: np.ndarray, faces: np.ndarray) -> float:

@@ -56,6 +56,21 @@ def test_a_far_away_marker_is_dropped_and_a_near_second_part_kept() -> None:
     assert kept_v[:, 2].max() < 3.0
 
 
+def test_a_far_marker_with_more_than_a_tenth_of_the_faces_is_dropped() -> None:
+    # FlightGear's ICE3 car as it is: the marker holds 15 % of the faces, more than the farthest tenth the
+    # bulk radius leaves out, so measured over all faces the radius reached the marker and kept it (405.6 m
+    # tall instead of 3.8 m)
+    fine = trimesh.creation.box(extents=(25.0, 3.0, 4.0)).subdivide().subdivide().subdivide()
+    buffer = detailed_box((0.5, 1.0, 1.0), (12.8, 0.0, 0.0))
+    marker = detailed_box((25.0, 25.0, 25.0), (0.0, 0.0, 400.0))
+    v, f = join((np.asarray(fine.vertices), np.asarray(fine.faces)), buffer, marker)
+    assert 0.1 < len(marker[1]) / len(f) < filters.STRAY_FACES
+    kept_v, kept_f, removed = filters.drop_stray_parts(v, f)
+    assert removed == 1
+    assert len(kept_f) == len(fine.faces) + len(buffer[1])
+    assert np.ptp(kept_v[:, 2]) == pytest.approx(4.0)
+
+
 def test_two_large_separate_parts_are_both_kept() -> None:
     v, f = join(box((1, 1, 1)), box((1, 1, 1), (30, 0, 0)))
     assert filters.drop_stray_parts(v, f)[2] == 0
