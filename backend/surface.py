@@ -42,6 +42,10 @@ MIN_GRID, MAX_GRID = 48, 192  # voxels along the longest side
 SAMPLE_SPACING = 0.5  # surface samples' spacing in voxels
 SIDEWAYS_SLACK = 0.9  # voxels: how far sideways a voxel's sample may lie from the point nearest to it
 MAX_SAMPLES = 600_000
+# peak memory of closing one shape above what the process held, at the largest grid: 251 MiB measured on the
+# sphere (a box as deep as it is wide, the grid's worst case; `python -m bench.bench_surface memory`)
+CLOSING_PEAK_BYTES = 320 << 20
+SLAB_VOXELS = 1 << 21  # voxels per slab of the feature transform (the default budget's grid is one slab)
 KEEP_FRACTION = 0.05  # pieces with less than this share of the largest piece's area are dropped as strays
 TAUBIN_ITERATIONS = 10
 PULL_VOXELS = 0.15  # the closed surface's distance from the patches after pulling back, in voxels
@@ -152,7 +156,11 @@ def _close(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarra
 def _field(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarray, double_areas: np.ndarray,
            area: float, grid: int) -> tuple[np.ndarray, np.ndarray, float, tuple[np.ndarray, np.ndarray]]:
     """The signed field (negative inside), its grid origin and spacing, and the surface samples with their
-    faces' unit normals."""
+    faces' unit normals.
+
+    The feature transform runs over slabs of SLAB_VOXELS voxels along the first axis, each with the margin
+    its result depends on, so that at the largest grid its index arrays (12 bytes a voxel) never exist for
+    the whole grid at once; the result is the same as one pass over the grid."""
     from scipy import ndimage
 
     lo, hi = v.min(axis=0), v.max(axis=0)
@@ -170,40 +178,79 @@ def _field(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarra
     uv = rng.random((n, 2))
     flip = uv.sum(axis=1) > 1.0
     uv[flip] = 1.0 - uv[flip]
-    c = corners[picks]
-    points = c[:, 0] + uv[:, :1] * (c[:, 1] - c[:, 0]) + uv[:, 1:] * (c[:, 2] - c[:, 0])
+    first_corner = corners[picks, 0]
+    points = (first_corner + uv[:, :1] * (corners[picks, 1] - first_corner)
+              + uv[:, 1:] * (corners[picks, 2] - first_corner))
+    del first_corner, uv
     unit = normals[picks] / np.maximum(double_areas[picks], 1e-300)[:, None]
+    del picks
     cells = np.round((points - origin) / h).astype(np.int64)
     occupied = np.zeros(shape, dtype=bool)
     occupied[tuple(cells.T)] = True
     owner = np.zeros(shape, dtype=np.int32)  # one sample in each occupied voxel
     owner[tuple(cells.T)] = np.arange(n)
-    # the nearest occupied voxel of every voxel near the surface (scipy's feature transform), then its sample
-    band = ndimage.binary_dilation(occupied, structure=np.ones((3, 3, 3), bool), iterations=reach)
-    nearest_cell = ndimage.distance_transform_edt(~occupied, return_distances=False, return_indices=True)
-    index = np.nonzero(band)
-    centres = np.stack(index, axis=1) * h + origin
-    nearest = owner[tuple(c[index] for c in nearest_cell)]
-    # that sample's face plane gives the distance well below a voxel; off the side of a sheet's edge, the
-    # sideways distance beyond a voxel's reach counts too
-    offset = centres - points[nearest]
-    across = np.abs(np.einsum("ij,ij->i", offset, unit[nearest]))
-    sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", offset, offset) - across ** 2, 0.0))
-    refined = np.sqrt(across ** 2 + np.maximum(sideways - SIDEWAYS_SLACK * h, 0.0) ** 2)
+    del cells
     far = (reach + 1) * h
     distance = np.full(shape, far, dtype=np.float32)
-    distance[index] = np.minimum(refined, far)
+    # a band voxel (within `reach` voxels of a sample's, chessboard) has its nearest occupied voxel within
+    # reach * sqrt(3): that much margin around a slab gives its voxels the whole grid's answer
+    margin = int(math.ceil(reach * math.sqrt(3))) + 1
+    for first, last, start, stop in _slabs(shape, margin):
+        part = occupied[start:stop]
+        if not part.any():
+            continue
+        band = ndimage.binary_dilation(part, structure=np.ones((3, 3, 3), bool),
+                                       iterations=reach)[first - start:last - start]
+        # the nearest occupied voxel of every voxel near the surface (scipy's feature transform), then its sample
+        nearest_cell = ndimage.distance_transform_edt(~part, return_distances=False, return_indices=True)
+        index = np.nonzero(band)
+        del band
+        local = tuple(c[first - start:last - start][index] for c in nearest_cell)
+        del nearest_cell
+        nearest = owner[(local[0] + start, local[1], local[2])]
+        del local
+        centres = np.stack((index[0] + first, index[1], index[2]), axis=1) * h + origin
+        # that sample's face plane gives the distance well below a voxel; off the side of a sheet's edge, the
+        # sideways distance beyond a voxel's reach counts too
+        offset = centres - points[nearest]
+        del centres
+        across = np.abs(np.einsum("ij,ij->i", offset, unit[nearest]))
+        sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", offset, offset) - across ** 2, 0.0))
+        del offset
+        refined = np.sqrt(across ** 2 + np.maximum(sideways - SIDEWAYS_SLACK * h, 0.0) ** 2)
+        distance[first:last][index] = np.minimum(refined, far)
+    del occupied, owner
     # the outside: reachable from the border without coming within CLOSE_VOXELS of the surface
-    labels, _count = ndimage.label(distance >= CLOSE_VOXELS * h)
+    labels, count = ndimage.label(distance >= CLOSE_VOXELS * h)
     border = np.unique(np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(),
                                        labels[:, :, [0, -1]].ravel()]))
-    outside = np.isin(labels, border[border > 0])
+    reached = np.zeros(count + 1, dtype=bool)
+    reached[border[border > 0]] = True
+    outside = reached[labels]
+    del labels
     # a voxel within CLOSE + THICKNESS / 2 of the outside sees the patches from outside: the surface is the
     # offset there; deeper ones are inside (filled cavities, closed gaps)
     half = THICKNESS_VOXELS / 2 * h
-    near_outside = ndimage.distance_transform_edt(~outside) * h < CLOSE_VOXELS * h + half
-    field = np.where(near_outside, distance - half, -(distance + half)).astype(np.float32)
+    # (a dilation with the ball of voxel offsets closer than that: the same voxels as a distance transform,
+    # without its index and distance arrays, and faster)
+    steps = np.arange(-math.ceil(CLOSE_VOXELS + THICKNESS_VOXELS / 2), math.ceil(CLOSE_VOXELS + THICKNESS_VOXELS / 2)
+                      + 1)
+    squared = steps[:, None, None] ** 2 + steps[None, :, None] ** 2 + steps[None, None, :] ** 2
+    near_outside = ndimage.binary_dilation(outside, structure=squared * h * h < (CLOSE_VOXELS * h + half) ** 2)
+    del outside
+    field = distance  # in place: the offset where the outside sees the patches, else inside
+    field[near_outside] -= half
+    inside = ~near_outside
+    field[inside] = -(field[inside] + half)
     return field, origin, h, (points, unit)
+
+
+def _slabs(shape: tuple[int, ...], margin: int) -> list[tuple[int, int, int, int]]:
+    """(first, last, start, stop) per slab of the first axis: planes first:last are the slab's, start:stop the
+    slab with `margin` planes on either side (clipped to the grid). Slabs hold SLAB_VOXELS voxels or more."""
+    planes = max(1, SLAB_VOXELS // int(np.prod(shape[1:])))
+    return [(first, min(first + planes, shape[0]), max(first - margin, 0), min(first + planes + margin, shape[0]))
+            for first in range(0, shape[0], planes)]
 
 
 def _marching_cubes(field: np.ndarray, origin: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@
         --test-split /work/data/corpus/split/base/test --per-category 1
     python -m bench.bench_surface measure --shapes out/surface_shapes.npz --out out/bench_surface.json \
         --methods voxel,pcu,poisson,meshfix
+    python -m bench.bench_surface memory --template sphere --face-budget 200000 --repeats 3
 
 `shapes` samples `--per-label` shapes of every label of the model (raw patches, unit ball) and full-fits the
 first `--per-category` meshes of each test-split category (the raw patches and the real mesh, both in the
@@ -29,7 +30,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from backend.data.meshio import Mesh, load_mesh, normalisation_of
-from backend.limits import DEFAULT_FACE_BUDGET
+from backend.limits import DEFAULT_FACE_BUDGET, MAX_FACE_BUDGET
 from bench.common import machine
 
 POINTS = 10_000
@@ -245,6 +246,63 @@ def measure(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- memory ---------------------------------------------------------------------------------------------------
+
+def _proc_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
+
+
+def memory_one(args: argparse.Namespace) -> int:
+    """One closing in this process: the rise of peak resident memory over what the process held before it
+    (libraries already imported, input built), the seconds, the grid and a digest of the output."""
+    import hashlib
+
+    import igl  # noqa: F401 - imported before the baseline, so only the closing's own memory counts
+    import scipy.ndimage  # noqa: F401
+    import skimage.measure  # noqa: F401
+    import trimesh  # noqa: F401
+
+    from backend import surface
+    from backend.templates import template_mesh
+
+    pts, faces = template_mesh(args.template, 1, args.resolution)
+    vertices = pts.reshape(-1, pts.shape[-1]).astype(np.float64)
+    if vertices.shape[1] == 2:  # a flat square patch: lift it into 3-D as a sheet
+        vertices = np.concatenate([vertices, np.zeros((len(vertices), 1))], axis=1)
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+        fh.write("5")  # reset the peak (VmHWM) to the current resident size
+    before = _proc_kib("VmRSS")
+    start = time.perf_counter()
+    out = surface.closed_surface(vertices, faces, args.face_budget)
+    seconds = time.perf_counter() - start
+    peak = _proc_kib("VmHWM")
+    digest = hashlib.sha256(out.vertices.tobytes() + out.faces.tobytes()).hexdigest()[:16]
+    print(json.dumps({"rise_mib": (peak - before) / 1024, "seconds": seconds, "faces": int(len(out.faces)),
+                      "digest": digest}))
+    return 0
+
+
+def memory(args: argparse.Namespace) -> int:
+    """`--repeats` fresh processes, each closing the template shape once; the median rise and time."""
+    import subprocess
+
+    runs = []
+    for _ in range(args.repeats):
+        done = subprocess.run([sys.executable, "-m", "bench.bench_surface", "memory-one", "--template",
+                               args.template, "--resolution", str(args.resolution), "--face-budget",
+                               str(args.face_budget)], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent.parent)
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    print(json.dumps({"machine": machine(), "template": args.template, "resolution": args.resolution,
+                      "face_budget": args.face_budget, "runs": len(runs),
+                      "rise_mib_median": statistics.median(r["rise_mib"] for r in runs),
+                      "seconds_median": statistics.median(r["seconds"] for r in runs),
+                      "digests": sorted({r["digest"] for r in runs})}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -266,8 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per shape (median) for backend.surface")
     p.add_argument("--limit", type=int, default=0, help="at most this many shapes per set (spread over it)")
     p.add_argument("--out", type=Path)
+    for name, help_text in (("memory", "peak memory of closing a template shape, fresh processes"),
+                            ("memory-one", "one closing in this process (memory runs it)")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--template", default="sphere", choices=("sphere", "squares"))
+        p.add_argument("--resolution", type=int, default=2562)
+        p.add_argument("--face-budget", type=int, default=MAX_FACE_BUDGET)
+        p.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    return make_shapes(args) if args.command == "shapes" else measure(args)
+    commands = {"shapes": make_shapes, "measure": measure, "memory": memory, "memory-one": memory_one}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ ACTIVATION_COPIES = 3  # activations alive at once in a decoder layer (input, ou
 #     peak ~ DECODE_ACTIVATION_BYTES + TEMPLATE_BYTES_PER_VERTEX * V + OUTPUT_BYTES_PER_VERTEX * count * V
 # The last term is the server's (float64 vertices, base64 vertices and faces, the JSON reply line: about
 # 120 B per vertex measured; the CLI needs about 30 B). The cap keeps that term within OUTPUT_MEMORY_BUDGET,
-# for the CLI and the server alike.
+# for the CLI and the server alike. A closed surface adds surface.CLOSING_PEAK_BYTES while it is made (one
+# shape at a time, whatever the count; its vertices count in V, see check_output_size).
 TEMPLATE_BYTES_PER_VERTEX = 2048
 OUTPUT_BYTES_PER_VERTEX = 128
 OUTPUT_MEMORY_BUDGET = 512 << 20

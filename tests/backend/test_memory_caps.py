@@ -6,6 +6,7 @@ level), and the peak memory of a run at the cap stays within the formula stated 
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -17,6 +18,8 @@ import pytest
 from backend.serving.protocol import INVALID_PARAMS
 from backend.serving.service import (DECODE_ACTIVATION_BYTES, MAX_OUTPUT_VERTICES, OUTPUT_BYTES_PER_VERTEX,
                              TEMPLATE_BYTES_PER_VERTEX)
+from backend.limits import MAX_FACE_BUDGET
+from backend.surface import CLOSING_PEAK_BYTES
 from backend.templates import ICOSPHERE_VERTICES
 from tests.protocol.harness import RawServer
 
@@ -77,3 +80,15 @@ def test_the_server_counts_the_vertices_it_would_really_produce(tiny_model_dir: 
         assert len(ok["meshes"]) == count - 1 and ok["meshes"][0]["vertex_count"] == LEVEL7
     finally:
         assert server.close() == 0
+
+
+def test_closing_a_shape_at_the_largest_grid_stays_within_its_stated_peak() -> None:
+    # the sphere fills the largest grid (192 voxels on every side) with surface: the worst case of the closing
+    done = subprocess.run([sys.executable, "-m", "bench.bench_surface", "memory-one", "--template", "sphere",
+                           "--face-budget", str(MAX_FACE_BUDGET)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_limit_memory,
+                          timeout=SAFETY_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    assert run["faces"] <= MAX_FACE_BUDGET
+    assert run["rise_mib"] * 2**20 <= CLOSING_PEAK_BYTES, f"{run['rise_mib']:.0f} MiB"

@@ -12,6 +12,7 @@ from backend.cli import main
 from backend.data.meshio import load_mesh
 from backend.errors import ConfigError, MeshError
 from backend.limits import MAX_FACE_BUDGET, MIN_FACE_BUDGET, SURFACE_CHOICES
+from backend import surface
 from backend.surface import (
     MIN_GRID, THICKNESS_VOXELS, check_face_budget, check_surface, closed_surface, finish, is_closed_manifold,
     _decimate, _marching_cubes, resolve_surface,
@@ -173,3 +174,14 @@ def test_the_bundled_base_closes_every_building_sample(tmp_path: Path) -> None:
     for i in range(4):
         mesh = load_mesh(tmp_path / f"sample_{i:03d}.obj")
         assert_clean_closed(mesh.vertices, mesh.faces)
+
+
+def test_slabs_of_the_feature_transform_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the largest grids run the feature transform slab by slab to bound memory; a slab of a few planes must
+    # give the same mesh, bit for bit, as the whole grid in one
+    v, f = soup(cube_patches(), square((-0.2, -0.6, -0.9), (0.4, 0, 0), (0, 0, 1.6)))
+    whole = closed_surface(v, f, face_budget=6000)
+    monkeypatch.setattr(surface, "SLAB_VOXELS", 1 << 11)
+    sliced = closed_surface(v, f, face_budget=6000)
+    np.testing.assert_array_equal(whole.vertices, sliced.vertices)
+    np.testing.assert_array_equal(whole.faces, sliced.faces)
