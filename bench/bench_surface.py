@@ -6,7 +6,7 @@
         --methods voxel,pcu,poisson,meshfix
     python -m bench.bench_surface memory --template sphere --face-budget 200000 --repeats 3
 
-`shapes` samples `--per-label` shapes of every label of the model (raw patches, unit ball) and full-fits the
+`shapes` samples `--per-label` shapes of every label (or `--samples` in all, spread over the labels) of the model (raw patches, unit ball) and full-fits the
 first `--per-category` meshes of each test-split category (the raw patches and the real mesh, both in the
 real mesh's unit ball), once, into one npz. `measure` closes every shape with each method and reports, per
 method and shape set: the share that is watertight and winding-consistent (trimesh), Chamfer x1e-3 (squared,
@@ -129,6 +129,11 @@ METHODS: dict[str, Method] = {"raw": method_raw, "voxel": method_voxel, "pcu": m
 
 # ---- shapes ---------------------------------------------------------------------------------------------------
 
+def spread(total: int, labels: int) -> list[int]:
+    """`total` samples over `labels` labels as evenly as they go, the first labels one more."""
+    return [total // labels + (i < total % labels) for i in range(labels)]
+
+
 def make_shapes(args: argparse.Namespace) -> int:
     """Samples of every label and full fits of test-split meshes, raw, in one npz."""
     import torch
@@ -140,9 +145,13 @@ def make_shapes(args: argparse.Namespace) -> int:
     info = service.load(args.model)
     out: dict[str, np.ndarray] = {}
     names: list[str] = []
-    for label in info["labels"] if args.per_label else []:
-        for i, mesh in enumerate(service.sample(args.per_label, seed=args.seed, resolution=args.resolution,
-                                                label=label)):
+    labels = list(info["labels"])
+    counts = spread(args.samples, len(labels)) if args.samples else [args.per_label] * len(labels)
+    for label, count in zip(labels, counts):
+        if not count:
+            continue
+        for i, mesh in enumerate(service.sample(count, seed=args.seed, resolution=args.resolution, label=label,
+                                                surface="patches", size="unit")):
             key = f"sample/{label}/{i}"
             out[key + "/v"], out[key + "/f"] = mesh.vertices, mesh.faces
             names.append(key)
@@ -310,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, default=Path(__file__).resolve().parent.parent / "models" / "base")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--per-label", type=int, default=5)
+    p.add_argument("--samples", type=int, default=0, help="this many samples in all, spread over the labels "
+                                                          "(instead of --per-label)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--resolution", type=int, default=2562)
     p.add_argument("--test-split", type=Path)
