@@ -42,8 +42,10 @@ MIN_GRID, MAX_GRID = 48, 192  # voxels along the longest side
 SAMPLE_SPACING = 0.5  # surface samples' spacing in voxels
 SIDEWAYS_SLACK = 0.9  # voxels: how far sideways a voxel's sample may lie from the point nearest to it
 MAX_SAMPLES = 600_000
-# peak memory of closing one shape above what the process held, at the largest grid: 251 MiB measured on the
-# sphere (a box as deep as it is wide, the grid's worst case; `python -m bench.bench_surface memory`)
+# peak memory of closing one shape above what the process held, at the largest grid (192 voxels): measured
+# 217 MiB on the sphere (`python -m bench.bench_surface memory`) and 249-268 MiB on the three of 200 base
+# samples with the most surface in the fullest box; the grid's arrays are bounded by the grid, the rest
+# (marching cubes' mesh, its pieces, the decimation) grows with the surface
 CLOSING_PEAK_BYTES = 320 << 20
 SLAB_VOXELS = 1 << 21  # voxels per slab of the feature transform (the default budget's grid is one slab)
 KEEP_FRACTION = 0.05  # pieces with less than this share of the largest piece's area are dropped as strays
@@ -144,6 +146,7 @@ def _close(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarra
     """closed_surface's steps on one grid; a MeshError when the result is not closed and manifold."""
     field, origin, h, samples = _field(v, f, corners, normals, double_areas, area, grid)
     mesh = _marching_cubes(field, origin, h)
+    del field  # the grid's largest array, not needed past this point
     mesh, dropped = _keep_large_pieces(*mesh)
     out_v, out_f = _smooth(*mesh)
     out_v = _pull_back(out_v, samples, h)
