@@ -87,7 +87,8 @@ class Shape:
     def to_local(self, vertices: np.ndarray) -> np.ndarray:
         """Backend-frame vertices (V, 3) in the object's own coordinates."""
         v = np.asarray(vertices, dtype=np.float64)
-        return v @ self.frame[:3, :3].T + self.frame[:3, 3]
+        local: np.ndarray = v @ self.frame[:3, :3].T + self.frame[:3, 3]
+        return local
 
 
 def result_props(mesh: Mapping[str, Any], model_path: str | None, frame: np.ndarray) -> dict[str, Any]:
