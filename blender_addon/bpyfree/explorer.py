@@ -91,6 +91,19 @@ class Shape:
         return local
 
 
+def latent_fields(meshes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Of each reply mesh, only what result_props reads (the latent and its frame, not the mesh arrays)."""
+    keys = ("latent", "scale", "offset", "label")
+    return [{k: m[k] for k in keys if k in m} for m in meshes]
+
+
+def shifted(shift: Any) -> np.ndarray:
+    """The 4x4 frame of a result whose object coordinates are the reply's moved by `shift` (3,)."""
+    frame = np.eye(4)
+    frame[:3, 3] = np.asarray(shift, dtype=np.float64)
+    return frame
+
+
 def result_props(mesh: Mapping[str, Any], model_path: str | None, frame: np.ndarray) -> dict[str, Any]:
     """The custom properties (keys without the "atlasvae_" prefix) that make a result explorable, from its
     reply mesh (latent, scale, offset, label) and `frame`, the 4x4 map from the reply's coordinates to the
@@ -204,9 +217,9 @@ class Coalescer:
         self.sent = 0
         self.replaced = 0
 
-    def offer(self, params: dict[str, Any], final: bool = False) -> Request | None:
-        """Queue a request for `params`; returns it when it is to be sent now (nothing was in flight),
-        else None (it waits, replacing an older waiting request)."""
+    def offer(self, params: dict[str, Any], final: bool = False) -> tuple[Request, bool]:
+        """Queue a request for `params`: (the request, whether to send it now). It is sent now when nothing
+        is in flight; else it waits, replacing an older waiting request."""
         with self._lock:
             self._serial += 1
             if self.waiting is not None:
@@ -216,9 +229,9 @@ class Coalescer:
             if self.in_flight is None:
                 self.in_flight, self.waiting = request, None
                 self.sent += 1
-                return request
+                return request, True
             self.waiting = request
-            return None
+            return request, False
 
     def finished(self, request: Request) -> Request | None:
         """`request`'s reply arrived (or it failed): the waiting request to send now, if any."""

@@ -20,10 +20,10 @@ TABLE = DirectionTable.from_reply({"label": None, "families": ["chair"], "max_am
 
 def test_at_most_one_in_flight_and_the_newest_waiting_replaces_older_ones() -> None:
     c = Coalescer()
-    first = c.offer({"n": 1})
-    assert first is not None and first.params == {"n": 1}
+    first, now = c.offer({"n": 1})
+    assert now and first.params == {"n": 1}
     for n in range(2, 10):  # the mouse moves eight times while the backend works on the first
-        assert c.offer({"n": n}) is None
+        assert c.offer({"n": n})[1] is False
     assert c.replaced == 7
     nxt = c.finished(first)
     assert nxt is not None and nxt.params == {"n": 9}, "the newest position, not the second"
@@ -33,8 +33,7 @@ def test_at_most_one_in_flight_and_the_newest_waiting_replaces_older_ones() -> N
 
 def test_a_release_replaced_by_a_newer_move_stays_final() -> None:
     c = Coalescer()
-    first = c.offer({"n": 1})
-    assert first is not None
+    first, _now = c.offer({"n": 1})
     c.offer({"n": 2}, final=True)  # released, then a new drag starts before the backend answered
     c.offer({"n": 3})
     nxt = c.finished(first)
@@ -43,8 +42,7 @@ def test_a_release_replaced_by_a_newer_move_stays_final() -> None:
 
 def test_finishing_a_request_that_is_not_in_flight_is_refused() -> None:
     c = Coalescer()
-    first = c.offer({"n": 1})
-    assert first is not None
+    first, _now = c.offer({"n": 1})
     c.finished(first)
     with pytest.raises(ValueError, match="not the one in flight"):
         c.finished(first)
@@ -78,8 +76,8 @@ def test_offers_from_one_thread_and_replies_on_another_never_send_two_at_once() 
                 return
 
     for n in range(500):
-        request = c.offer({"n": n})
-        if request is not None:
+        request, now = c.offer({"n": n})
+        if now:
             send(request)
         if n % 50 == 0:
             worker = threading.Thread(target=replies)
