@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..checkpoints import is_model_folder, load_model, read_json, save_model
+from ..directions import refresh_directions
 from ..data.datasets import PointSets
 from ..errors import Cancelled, ConfigError, DataError
 from ..inference import choose_default_prior, fit_priors, pick_points, val_chamfer
@@ -220,6 +221,8 @@ def finish(cfg: TrainConfig, out: Path, model: AtlasVAE, device: torch.device, d
     trained_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())  # the model card's date (not a file's)
     save_model(out, model, prior=prior, meta={**meta, "epoch": len(history), "finished": True,
                                               "trained_at": trained_at}, label_priors=label_priors)
+    emit(progress, {"event": "log", "message": "finding the main directions of the latent space (Shape Explorer)"})
+    refresh_directions(out, device)
     mark_finished(out, cfg, len(history), meta)
     return {"state": "finished", "out": str(out), "epochs": len(history), "default_prior": choice["default_prior"],
             "val_chamfer_x1e3": meta["metrics"]["val_chamfer_x1e3"]}
