@@ -85,8 +85,9 @@ EPOCHS = Option("epochs", "int", None, MIN_EPOCHS, MAX_EPOCHS, required=True, cl
                 why="the wire needs it said; CLI `finetune` and the add-on pick a short fine-tune")
 # The Shape Explorer: how far one move goes along a direction, in the training codes' standard deviations, and
 # how far toward another result's code. The CLI offers no "toward".
-AMOUNT = Option("amount", "float", None, -MAX_AMOUNT, MAX_AMOUNT, required=True, addon=ABSENT)
-BLEND = Option("blend", "float", 0.0, 0.0, 1.0, cli=ABSENT, addon=ABSENT)
+AMOUNT = Option("amount", "float", None, -MAX_AMOUNT, MAX_AMOUNT, required=True, addon=0.0,
+                why="the wire needs each move's amount said; the add-on's Explorer sliders rest at 0 (no move)")
+BLEND = Option("blend", "float", 0.0, 0.0, 1.0, cli=ABSENT)
 
 
 def cell(value: Any) -> str:
