@@ -23,8 +23,10 @@ are in (the service calls it in the unit ball).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -70,10 +72,24 @@ class Surface:
 @dataclass(frozen=True)
 class ShapeMesh(Mesh):
     """A result mesh that says which surface it is: "closed" (this module's) or "patches" (the decoded
-    template mesh, whose corners match the template's UVs), and how many stray pieces closing it dropped."""
+    template mesh, whose corners match the template's UVs), and how many stray pieces closing it dropped.
+
+    A result of the model also says where it came from, so a client can decode it again in the same place
+    (the Shape Explorer): its `latent` code, the frame vertices = unit-ball vertices * `scale` + `offset`,
+    and the family `label` whose prior drew it (None when none did)."""
 
     surface: str = "patches"
     pieces_dropped: int = 0
+    latent: np.ndarray | None = None
+    scale: float = 1.0
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    label: str | None = None
+
+    def placed(self, scale: float, offset: "np.ndarray | Sequence[float]") -> "ShapeMesh":
+        """This unit-ball result moved into the frame (`scale`, `offset`), which it then records."""
+        shift = np.asarray(offset, dtype=np.float64).reshape(3)
+        return dataclasses.replace(self, vertices=self.vertices * scale + shift, scale=float(scale),
+                                   offset=(float(shift[0]), float(shift[1]), float(shift[2])))
 
 
 def check_surface(value: object, name: str = "surface") -> str:
