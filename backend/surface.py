@@ -131,7 +131,9 @@ def check_face_budget(value: object, name: str = "face_budget") -> int:
 def closed_surface(vertices: np.ndarray, faces: np.ndarray, face_budget: int = DEFAULT_FACE_BUDGET,
                    grid: int | None = None) -> Surface:
     """One watertight, manifold, outward-oriented mesh around the surface (V, 3) `vertices`, (F, 3) `faces`
-    (open, overlapping patches or anything else), with at most `face_budget` faces.
+    (open, overlapping patches or anything else), with at most `face_budget` faces (when the decimation
+    cannot get there, the smallest pieces are dropped and counted; only a single piece with many handles can
+    keep more).
 
     `grid` (voxels along the longest side) overrides the one chosen from the budget (benchmarks)."""
     budget = check_face_budget(face_budget)
@@ -167,6 +169,8 @@ def _close(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarra
     out_v, out_f = _smooth(*mesh)
     out_v = _pull_back(out_v, samples, h)
     out_v, out_f = _decimate(out_v, out_f, budget)
+    (out_v, out_f), over = _fit_budget(out_v, out_f, budget)
+    dropped += over
     if not is_closed_manifold(out_f):
         raise MeshError(f"cannot close the surface: the mesh made on a {grid}-voxel grid is not closed and manifold")
     return Surface(out_v, out_f, dropped)
@@ -286,22 +290,44 @@ def _marching_cubes(field: np.ndarray, origin: np.ndarray, h: float) -> tuple[np
 
 def _keep_large_pieces(v: np.ndarray, f: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], int]:
     """Drop connected pieces with less than KEEP_FRACTION of the largest one's area; (mesh, pieces dropped)."""
+    face_piece, piece_area = _pieces(v, f)
+    if len(piece_area) == 1:
+        return (v, f), 0
+    used = np.bincount(face_piece, minlength=len(piece_area)) > 0
+    keep_piece = piece_area >= KEEP_FRACTION * piece_area.max()
+    keep = keep_piece[face_piece]
+    return _compact(v, f[keep]), int((used & ~keep_piece).sum())
+
+
+def _fit_budget(v: np.ndarray, f: np.ndarray, budget: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """The largest pieces (by area) whose faces fit in `budget`, when the decimation could not get there (each
+    closed piece keeps at least four faces, so a shape of hundreds of pieces cannot); (mesh, pieces dropped).
+    The largest piece always stays: one with many handles can need more faces than the budget by itself
+    (a closed surface of genus g has at least about 4 g faces)."""
+    if len(f) <= budget:
+        return (v, f), 0
+    face_piece, piece_area = _pieces(v, f)
+    order = np.argsort(-piece_area, kind="stable")
+    faces_in = np.bincount(face_piece, minlength=len(piece_area))
+    fits = np.cumsum(faces_in[order]) <= budget
+    fits[0] = True
+    keep_piece = np.zeros(len(piece_area), dtype=bool)
+    keep_piece[order[fits]] = True
+    return _compact(v, f[keep_piece[face_piece]]), int((~keep_piece & (faces_in > 0)).sum())
+
+
+def _pieces(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's connected piece and each piece's area."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
     graph = coo_matrix((np.ones(len(edges), np.int8), (edges[:, 0], edges[:, 1])), shape=(len(v), len(v)))
     count, piece = connected_components(graph, directed=False)
-    if count == 1:
-        return (v, f), 0
     face_piece = piece[f[:, 0]]
     corners = v[f]
     areas = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
-    piece_area = np.bincount(face_piece, weights=areas, minlength=count)
-    used = np.bincount(face_piece, minlength=count) > 0
-    keep_piece = piece_area >= KEEP_FRACTION * piece_area.max()
-    keep = keep_piece[face_piece]
-    return _compact(v, f[keep]), int((used & ~keep_piece).sum())
+    return face_piece, np.bincount(face_piece, weights=areas, minlength=count)
 
 
 def _compact(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
