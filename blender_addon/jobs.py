@@ -112,7 +112,7 @@ def _work(task: Task) -> Any:
 _pending: list[Task] = []
 _executor: ThreadPoolExecutor | None = None
 _notification_handler: Callable[[dict[str, Any]], None] | None = None
-_fitting: list[Task] = []  # tasks whose worker waits on a request-time fit (the timer keeps pumping for them)
+_fitting: dict[int, Task] = {}  # by request id: tasks whose worker waits on a request-time fit (the timer pumps)
 _idle_check: Callable[[], bool] | None = None
 
 
@@ -222,14 +222,15 @@ def pump_notifications() -> None:
 
 
 def _route_fit(message: dict[str, Any]) -> bool:
-    """A fit's progress event ("fit-N" job): note its job id and fraction on the task waiting on a fit
-    (cancelled ones too, so their cancel reaches the backend). The backend runs one model request at a
-    time, so the newest fit belongs to the task that waited last."""
-    params = message.get("params") or {}
-    job = str(params.get("job_id", "")) if isinstance(params, dict) else ""
-    if message.get("method") not in ("progress", "job_done") or not job.startswith("fit-"):
+    """A request-time fit's progress or job_done (the backend names the request it belongs to by
+    `request_id`): note its job id and fraction on the task that sent that request (cancelled ones too,
+    so their cancel reaches the backend). False for other notifications (a fine-tune's name no request)."""
+    params = message.get("params")
+    if message.get("method") not in ("progress", "job_done") or not isinstance(params, dict) \
+            or params.get("request_id") is None:
         return False
-    task = _fitting[-1] if _fitting else None
+    job = str(params.get("job_id", ""))
+    task = _fitting.get(params["request_id"])
     if task is not None and message.get("method") == "progress":
         if params.get("event") == "start":
             task.fit_job, task.fit_fraction = job, 0.0
@@ -244,9 +245,11 @@ def call_fitting(task: Task, client: BackendClient, method: str, params: dict[st
     the fit's step events arrive; a cancel is sent to the backend's fit job, which stops within a step."""
     if task.on_main_thread:
         return client.call(method, params)
-    future = client.submit(method, params)
     task.fit_job, task.fit_fraction = "", 0.0
-    _fitting.append(task)
+    future = client.submit(method, params)
+    request_id = future.request_id
+    if request_id is not None:
+        _fitting[request_id] = task
     sent_cancel = False
     try:
         while True:
@@ -261,7 +264,8 @@ def call_fitting(task: Task, client: BackendClient, method: str, params: dict[st
             if text:
                 task.text = f"{text} ({task.fit_fraction:.0%})"
     finally:
-        _fitting.remove(task)
+        if request_id is not None:
+            _fitting.pop(request_id, None)
 
 
 _in_timer = [False]  # True while tick() applies results, outside any operator

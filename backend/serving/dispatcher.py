@@ -1,16 +1,16 @@
 """The RPC dispatcher: one Server answers every request line, runs model methods one at a time on a model
-thread and a fine-tune on a job thread, and sends replies and notifications over one output fd.
+thread, and sends replies and notifications over one output fd; jobs (a fine-tune, a request-time fit) live
+in the JobTable of jobs.py.
 
 Control methods (handshake, job_status, cancel, ...) are answered on the reader thread, so they stay
-responsive while the model or a job is busy. The module is a little over 400 lines because Server is one class:
-its handlers share the model lock, the jobs lock and the write lock, and keeping them beside the
-dispatch that takes those locks keeps the locking rules readable in one place.
+responsive while the model or a job is busy. Server is one class because its handlers share the model lock
+and the write lock, and keeping them beside the dispatch that takes those locks keeps the locking rules
+readable in one place.
 """
 
 from __future__ import annotations
 
 import gc
-import itertools
 import logging
 import os
 import queue
@@ -27,12 +27,12 @@ from ..options import (
     AMOUNT, BLEND, COUNT, EPOCHS, FACE_BUDGET, FIT, FIT_STEPS, LABEL, PRIOR, RESOLUTION, SEED, SHARED_FIT, SHARED_FIT_STEPS, SIZE,
     SPREAD, STEPS, SURFACE, TEMPERATURE, VARIATION_COUNT,
 )
-from .jobs import Job
+from .jobs import Job, JobTable
 from .lines import TooLong
 from .methods import METHODS, rpc, wire
 from .process import is_out_of_memory, rss_bytes
 from .protocol import (
-    BACKEND_ERROR, BUSY, CANCELLED, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY, Param, Request,
+    BACKEND_ERROR, BUSY, INVALID_REQUEST, METHOD_NOT_FOUND, NO_MODEL, OUT_OF_MEMORY, Param, Request,
     RpcError, encode_mesh, error_line, invalid_params, notification_line, parse_request, recover_id, result_line,
     validate_params,
 )
@@ -44,8 +44,6 @@ log = logging.getLogger("atlasvae.server")
 
 JOB_STOP_WAIT_S = 60.0
 MODEL_STOP_WAIT_S = 10.0
-STEP_EVENT_INTERVAL_S = 0.2
-KEEP_FINISHED_FITS = 16
 _MESH = Param("mesh", "mesh", required=True)
 _JOB_ID = Param("job_id", "str", required=True)
 _MOVES = Param("moves", "list", default=[], length=(0, 64), item=Param("move", "object", fields=(
@@ -57,7 +55,7 @@ _MESH_RESULT = ("mesh: {vertices, faces, vertex_count, face_count, surface, piec
 
 
 class Server:
-    """Request dispatch, the model thread, fine-tune jobs and notifications over one output fd."""
+    """Request dispatch, the model thread, and replies and notifications over one output fd."""
 
     def __init__(self, service: ModelService, out_fd: int, models_dirs: Sequence[str | Path] = (),
                  warnings: Sequence[str] = ()) -> None:
@@ -71,9 +69,7 @@ class Server:
         self._model_request: Request | None = None
         self._model_queue: queue.Queue[Request | None] = queue.Queue()
         self._model_thread = threading.Thread(target=self._model_loop, name="atlasvae-model", daemon=True)
-        self._jobs: dict[str, Job] = {}
-        self._job_ids = itertools.count(1)
-        self._jobs_lock = threading.Lock()
+        self.jobs = JobTable(self.notify)
         self.stop_event = threading.Event()
         self.stop_reason = ""
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -194,11 +190,7 @@ class Server:
     def close(self, job_wait_s: float = JOB_STOP_WAIT_S, model_wait_s: float = MODEL_STOP_WAIT_S) -> bool:
         """Cancel a running job and stop the model thread; True when every worker thread has finished."""
         self._model_queue.put(None)
-        with self._jobs_lock:
-            running = [job for job in self._jobs.values() if job.state == "running"]
-        for job in running:
-            log.info("cancelling %s before exit", job.id)
-            job.cancel.set()
+        running = self.jobs.cancel_running()
         deadline = time.monotonic() + job_wait_s
         for job in running:
             if job.thread is not None:
@@ -359,38 +351,14 @@ class Server:
                 "corner_count": len(uvs)}
 
     def _as_fit_job(self, fit: str, work: Callable[[Any, Any], Any]) -> Any:
-        """Run a model request that fits at request time as a job: "progress" notifications (throttled like a
-        fine-tune's, each naming the request's id), `cancel` with its job id, then "job_done"; the request's
-        own reply carries the result, or a CANCELLED error. An "encoder" request is one pass: no job."""
+        """Run a model request that fits at request time as a job of the JobTable, its notifications naming
+        the request's id; the request's own reply carries the result, or a CANCELLED error. An "encoder"
+        request is one pass: no job."""
         if fit == "encoder":
             return work(None, None)
-        from ..fit import FitCancelled
-
         request = self._model_request
-        request_id = request.id if request is not None else None
-        method = request.method if request is not None else "fit"
-        with self._jobs_lock:
-            finished = [j.id for j in self._jobs.values() if j.kind == "fit" and j.state != "running"]
-            for old in finished[:max(0, len(finished) - KEEP_FINISHED_FITS)]:
-                del self._jobs[old]
-            job = Job(id=f"fit-{next(self._job_ids)}", kind="fit")
-            self._jobs[job.id] = job
-        self.notify("progress", {"job_id": job.id, "event": "start", "method": method, "fit": fit,
-                                 "request_id": request_id})
-        try:
-            result = work(lambda event: self._on_progress(job, {**event, "request_id": request_id}), job.cancel)
-            job.state = "done"
-            return result
-        except FitCancelled as exc:
-            job.state = "cancelled"
-            raise RpcError(CANCELLED, f"'{method}' cancelled ({job.id}): {exc}") from None
-        except Exception as exc:
-            job.state, job.error = "failed", str(exc)
-            raise
-        finally:
-            log.info("%s (%s, fit %s) ended: %s", job.id, method, fit, job.state)
-            self.notify("job_done", {"job_id": job.id, "state": job.state, "request_id": request_id,
-                                     **({"error": job.error} if job.error else {})})
+        return self.jobs.run_fit(request.id if request is not None else None,
+                                 request.method if request is not None else "fit", fit, work)
 
     @rpc("release", model=True, result="{released: bool, rss_before, rss_after}")
     def _release(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -404,38 +372,19 @@ class Server:
     def _shutdown(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}
 
-    def _job(self, job_id: str) -> Job:
-        with self._jobs_lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise invalid_params(f"param 'job_id': no job {job_id!r} (known: {', '.join(self._jobs) or 'none'})")
-        return job
-
     @rpc("job_status", _JOB_ID, result="{job_id, state, last_event, result?, error?}")
     def _job_status(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._job(params["job_id"]).status()
+        return self.jobs.get(params["job_id"]).status()
 
     @rpc("cancel", _JOB_ID, result="{job_id, state}")
     def _cancel(self, params: dict[str, Any]) -> dict[str, Any]:
-        job = self._job(params["job_id"])
-        if job.state == "running":
-            job.cancel.set()
-            log.info("cancel requested for %s", job.id)
-            return {"job_id": job.id, "state": "cancelling"}
-        return {"job_id": job.id, "state": job.state}
-
-    def _refuse_if_busy(self) -> None:
-        busy = [job.id for job in self._jobs.values() if job.state == "running" and job.kind == "finetune"]
-        if busy:
-            raise RpcError(BUSY, f"a fine-tune job ({busy[0]}) is already running; cancel it or wait for it "
-                                 f"to finish")
+        return self.jobs.cancel(params["job_id"])
 
     @rpc("finetune", Param("data", "str", required=True), Param("out", "str", required=True), EPOCHS,
          Param("init", "str"), Param("name", "str"), Param("load", "bool", default=True), Param("freeze", "str"),
          result="{job_id}", note="freeze: comma list of encoder, features, heads, decoder")
     def _finetune(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._jobs_lock:
-            self._refuse_if_busy()
+        self.jobs.refuse_if_busy()
         data = Path(params["data"]).expanduser()
         if not data.is_dir():
             raise invalid_params(f"param 'data': folder {str(data)!r} does not exist")
@@ -447,31 +396,16 @@ class Server:
                           lr=FINETUNE_LR, device=self.service.device, name=params["name"],
                           freeze=params["freeze"] or ())
         cfg.check()
-        with self._jobs_lock:
-            self._refuse_if_busy()
-            job = Job(id=f"job-{next(self._job_ids)}")
-            job.thread = threading.Thread(target=self._run_job, args=(job, cfg, params["load"]),
-                                          name=f"atlasvae-{job.id}", daemon=True)
-            self._jobs[job.id] = job
-        log.info("starting %s: data=%s out=%s init=%s epochs=%d", job.id, cfg.data, cfg.out, cfg.init,
+        job = self.jobs.start_finetune(lambda job: self._run_job(job, cfg, params["load"]))
+        log.info("started %s: data=%s out=%s init=%s epochs=%d", job.id, cfg.data, cfg.out, cfg.init,
                  params["epochs"])
-        job.thread.start()
         return {"job_id": job.id}
-
-    def _on_progress(self, job: Job, event: dict[str, Any]) -> None:
-        job.last_event = dict(event)
-        now = time.monotonic()
-        if event.get("event") == "step":
-            if now - job.last_step_sent < STEP_EVENT_INTERVAL_S:
-                return
-            job.last_step_sent = now
-        self.notify("progress", {**event, "job_id": job.id})
 
     def _run_job(self, job: Job, cfg: Any, load: bool) -> None:
         from ..training.loop import run
 
         try:
-            summary = run(cfg, progress=lambda event: self._on_progress(job, event), cancel=job.cancel)
+            summary = run(cfg, progress=lambda event: self.jobs.progress(job, event), cancel=job.cancel)
             result = dict(summary or {})
             if result.get("state") == "cancelled":
                 job.state = "cancelled"
@@ -489,10 +423,4 @@ class Server:
         except Exception as exc:  # noqa: BLE001 - report every failure as the job's error
             job.state = "failed"
             job.error = self._map_exception(f"finetune {job.id}", exc).message
-        log.info("%s ended: %s%s", job.id, job.state, f" ({job.error})" if job.error else "")
-        done: dict[str, Any] = {"job_id": job.id, "state": job.state}
-        if job.result is not None:
-            done["result"] = job.result
-        if job.error is not None:
-            done["error"] = job.error
-        self.notify("job_done", done)
+        self.jobs.finish_finetune(job)

@@ -13,12 +13,11 @@ import queue
 import subprocess
 import sys
 import threading
-from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .session import TAIL_LINES, BackendError, BackendTimeout, Session
+from .session import TAIL_LINES, BackendError, BackendTimeout, Pending, Session
 
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -222,11 +221,12 @@ class BackendClient:
         self.stop()
 
     # ---- requests -----------------------------------------------------------------------------------
-    def submit(self, method: str, params: Mapping[str, Any] | None = None, timeout: float | None = None) -> Future:
-        """Send a request; the Future resolves to its result or fails with BackendError / BackendTimeout."""
+    def submit(self, method: str, params: Mapping[str, Any] | None = None, timeout: float | None = None) -> Pending:
+        """Send a request; the Future resolves to its result or fails with BackendError / BackendTimeout. Its
+        `request_id` is the id the backend's notifications about this request name."""
         session = self._session
         if session is None:
-            future: Future = Future()
+            future = Pending()
             future.set_exception(BackendError(self._last_error or "backend is not running; call start() first"))
             return future
         return session.submit(method, params, timeout)

@@ -23,6 +23,14 @@ STDERR_LINES = 200
 TAIL_LINES = 20
 
 
+class Pending(Future):
+    """A request in flight: a Future of its result that also knows the id it was sent with, which the
+    backend's notifications about it (a request-time fit's progress and job_done) name as `request_id`.
+    None when the request was never sent."""
+
+    request_id: int | None = None
+
+
 class BackendError(Exception):
     """A failed request or a dead backend: `message`, JSON-RPC `code` (if any) and the backend's last log lines."""
 
@@ -82,13 +90,14 @@ class Session:
         return "\n".join(list(self.stderr_lines)[-lines:])
 
     # ---- requests -----------------------------------------------------------------------------------
-    def submit(self, method: str, params: Mapping[str, Any] | None, timeout: float | None) -> Future:
-        future: Future = Future()
+    def submit(self, method: str, params: Mapping[str, Any] | None, timeout: float | None) -> Pending:
+        future = Pending()
         with self.lock:
             if self.closed:
                 future.set_exception(self.close_error or BackendError("backend is not running"))
                 return future
             request_id = next(self.ids)
+            future.request_id = request_id
             self.pending[request_id] = (method, future)
         try:
             line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": dict(params or {})},

@@ -22,6 +22,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 from mathutils import Matrix
 
 from .. import jobs
+from ..bpyfree.layout import Box, box_of
 from ..bpyfree.wire import decode_mesh
 from ..mesh_convert import arrays_to_mesh, object_triangles
 from ..properties import (
@@ -30,16 +31,13 @@ from ..properties import (
 )
 from .common import OPTION
 
-MIN_GAP = 1.0
 MATERIAL_NAME = "AtlasVAE Shape"
 MATERIAL_COLOR = (0.72, 0.52, 0.38, 1.0)
 RESULT_KEY = "atlasvae_model"  # custom property every result carries (with the model's name)
-MAX_SHIFTS = 1000
 SHARP_ANGLE = math.radians(40)  # a closed mesh shades smooth except across edges sharper than this
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (vertices, faces) of one decoded mesh
 IdRef = tuple[str, int]  # (name, session_uid): finds a datablock again between timer calls
-Box = tuple[np.ndarray, np.ndarray]  # axis-aligned (min, max) corners in world space
 
 
 @dataclass(frozen=True)
@@ -152,50 +150,6 @@ def decode_all(reply: dict[str, Any]) -> list[Arrays]:
     return [decode_mesh(m) for m in reply["meshes"]]
 
 
-def translation(offset: np.ndarray) -> np.ndarray:
-    """A 4x4 matrix that moves by `offset`."""
-    m = np.eye(4)
-    m[:3, 3] = offset
-    return m
-
-
-def box_of(vertices: np.ndarray) -> Box:
-    """Axis-aligned (min, max) corners of (V, 3) points."""
-    pts = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
-    return pts.min(axis=0), pts.max(axis=0)
-
-
-def standing(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices relative to their base point, base point): the base point is the bottom centre of the
-    bounding box, so an object whose origin is there stands on the plane its origin is on."""
-    lo, hi = box_of(vertices)
-    base = np.array([(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]])
-    return vertices - base, base
-
-
-def gap(vertices: np.ndarray) -> float:
-    """How far apart to put copies of a shape side by side along X: its width plus a fifth."""
-    lo, hi = box_of(vertices)
-    width = float(hi[0] - lo[0])
-    return width * 1.2 if width > 1e-4 else MIN_GAP
-
-
-def grid_pitch(shapes: list[np.ndarray], spacing: float) -> float:
-    """Distance between neighbouring cells of a grid of `shapes`: `spacing`, or the widest shape's footprint
-    (x or y) and a tenth when that is more, so shapes at real size (a building beside a chair) never overlap."""
-    widest = max((float(max(hi[0] - lo[0], hi[1] - lo[1])) for lo, hi in map(box_of, shapes)), default=0.0)
-    return max(spacing, widest * 1.1)
-
-
-def beside(source: np.ndarray, result: np.ndarray) -> float:
-    """How far along +X to move `result` (in the source's place) so it stands clear beside `source`:
-    the source's width and a fifth, or more when the result reaches further than the source."""
-    src_lo, src_hi = box_of(source)
-    res_lo, _res_hi = box_of(result)
-    width = float(src_hi[0] - src_lo[0])
-    return max(gap(source), float(src_hi[0] - res_lo[0]) + 0.1 * max(width, MIN_GAP))
-
-
 def world_matrix(obj: bpy.types.Object) -> np.ndarray:
     """The object's world matrix composed from its location, rotation and scale (and its parents'), not
     read from matrix_world, which Blender updates only when the scene is next evaluated: a result added by
@@ -226,22 +180,6 @@ def earlier_results(scene_name: str, exclude: set[str] = frozenset()) -> list[Bo
     if scene is None:
         return []
     return [world_box(o) for o in scene.objects if RESULT_KEY in o and o.name not in exclude]
-
-
-def _overlap(a: Box, b: Box, margin: float) -> bool:
-    return bool(np.all(a[0] < b[1] + margin) and np.all(b[0] < a[1] + margin))
-
-
-def free_shift(boxes: list[Box], obstacles: list[Box], step: float, margin: float = 0.0) -> np.ndarray:
-    """The smallest move k * step along +X (k = 0, 1, ...) after which none of `boxes` overlaps any of
-    `obstacles` (with `margin` between them), so a new batch lands beside earlier ones."""
-    step = max(step, MIN_GAP * 0.1)
-    for k in range(MAX_SHIFTS):
-        shift = np.array([k * step, 0.0, 0.0])
-        moved = [(lo + shift, hi + shift) for lo, hi in boxes]
-        if not any(_overlap(b, o, margin) for b in moved for o in obstacles):
-            return shift
-    return np.array([MAX_SHIFTS * step, 0.0, 0.0])
 
 
 def _find(ids: Any, ref: IdRef) -> Any:

@@ -151,7 +151,11 @@ def _scene_objects(context: bpy.types.Context, source: str, collection_name: str
 
 
 def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    """A minimal Wavefront OBJ (vertices and triangles) that the backend's mesh loader reads."""
+    """A minimal Wavefront OBJ (vertices and triangles) that the backend's mesh loader reads.
+
+    Not Blender's exporter (bpy.ops.wm.obj_export, checked in bpy 5.0.1): it writes selected, visible
+    objects only, so one file per object means changing the user's selection each time, and a hidden member
+    of the chosen collection comes out as no file at all while the operator still reports FINISHED."""
     lines = ["v {:.7g} {:.7g} {:.7g}".format(*v) for v in vertices.tolist()]
     lines += ["f {} {} {}".format(*f) for f in (faces + 1).tolist()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

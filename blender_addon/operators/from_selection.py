@@ -18,14 +18,14 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 from .. import jobs
 from ..bpyfree.backend_process import Backend
 from ..bpyfree.explorer import latent_fields, result_props, shifted
+from ..bpyfree.layout import beside, box_of, free_shift, gap, standing, translation
 from ..bpyfree.uvs import template_uvs
 from ..bpyfree.wire import decode_mesh, encode_mesh
 from ..mesh_convert import MeshConvertError
 from ..properties import ENDPOINT_FITS, FIT_MODES, settings
 from .building import (
-    Arrays, LookOptions, NewObject, Source, beside, box_of, build_objects, capture, decode_all, destination,
-    dropped_note, earlier_results, free_shift, gap, look_of, look_defaults, standing, surface_params, surfaces_of,
-    translation,
+    Arrays, LookOptions, NewObject, Source, build_objects, capture, decode_all, destination, dropped_note,
+    earlier_results, look_of, look_defaults, surface_params, surfaces_of,
 )
 from .common import OPTION, ModelOperator, dispatch, fail, launch_config, selected_meshes
 

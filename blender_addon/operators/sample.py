@@ -19,12 +19,12 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty
 from .. import jobs
 from ..bpyfree.backend_process import Backend
 from ..bpyfree.explorer import latent_fields, result_props, shifted
+from ..bpyfree.layout import Box, box_of, free_shift, grid_pitch, standing, translation
 from ..bpyfree.uvs import template_uvs
 from ..properties import ANY_FAMILY, SIZE_DESCRIPTION, SIZE_MODES, family_items, settings
 from .building import (
-    Arrays, Box, LookOptions, NewObject, box_of, build_objects, decode_all, destination, dropped_note,
-    earlier_results, free_shift, grid_pitch, look_of, look_defaults, standing, surface_params, surfaces_of,
-    translation,
+    Arrays, LookOptions, NewObject, build_objects, decode_all, destination, dropped_note, earlier_results, look_of,
+    look_defaults, surface_params, surfaces_of,
 )
 from .common import OPTION, ModelOperator, dispatch, launch_config
 

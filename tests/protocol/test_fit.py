@@ -72,6 +72,7 @@ def test_cancel_ends_a_running_fit(fit_client: Any, client_module: ModuleType, r
     future = fit_client.submit("reconstruct", {"mesh": ring, "fit": "full", "steps": MAX_FIT_STEPS})
     seen: list[Notification] = []
     step = wait_for(fit_client, lambda n: n["params"].get("event") == "step", seen)
+    assert isinstance(future.request_id, int) and step["params"]["request_id"] == future.request_id
     job_id = step["params"]["job_id"]
     assert fit_client.call("cancel", {"job_id": job_id}) == {"job_id": job_id, "state": "cancelling"}
     with pytest.raises(client_module.BackendError) as cancelled:
