@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 JOB_POLL_S = 0.2
 JOB_STATUS_EVERY_S = 2.0
 FINAL_JOB_STATES = ("done", "failed", "cancelled")
+SAVE_WAIT_S = 60.0  # how long Stop/Restart wait for a cancelled fine-tune to save (the server's JOB_STOP_WAIT_S)
 
 _finetune_scene: list[str] = []
 _early_done: dict[str, dict[str, Any]] = {}
@@ -107,11 +108,42 @@ def _apply_progress(state: Any, event: dict[str, Any]) -> None:
         state.job_message = str(event["message"])
 
 
+def end_before_stop(backend: Backend, job_id: str, wait_s: float = SAVE_WAIT_S) -> dict[str, Any] | None:
+    """Worker side, before the backend is stopped under a running fine-tune: cancel it and wait (up to
+    `wait_s`) until it has saved its last finished epoch. Returns the job's final status, None when there
+    was no job to end or it did not end in time (the stop then goes on and kills it)."""
+    client = backend.client
+    if client is None or not job_id or not backend.running:
+        return None
+    client.call("cancel", {"job_id": job_id})
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        status = client.call("job_status", {"job_id": job_id})
+        if status.get("state") in FINAL_JOB_STATES:
+            return dict(status)
+        time.sleep(JOB_POLL_S)
+    return None
+
+
+def record_end(status: dict[str, Any] | None) -> None:
+    """Main thread, after a stop that ended the fine-tune: report how it ended (from end_before_stop's status)
+    unless its job_done notification was handled already."""
+    state = runtime()
+    if state is None or not state.job_running():
+        return
+    on_notification({"method": "job_done", "params": status or {
+        "job_id": state.job_id, "state": "failed", "error": f"it did not save within {SAVE_WAIT_S:.0f} s of "
+        "being stopped, so the backend was ended under it"}})
+
+
 def job_watch() -> bool:
-    """Timer check: True while a fine-tune needs ticking; fails the job if the backend died."""
+    """Timer check: True while a fine-tune needs ticking; fails the job if the backend died (not while the
+    user stops or restarts it: that task reports how the job ended, see record_end)."""
     state = runtime()
     if state is None or not state.job_running():
         return False
+    if {"stop", "start"} & jobs.pending_kinds():
+        return True
     if state.job_state != "submitting" and not backend_process.backend.running:
         client = backend_process.backend.client
         why = (client.last_error if client is not None else "") or "the backend stopped"
