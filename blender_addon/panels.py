@@ -234,7 +234,7 @@ class VIEW3D_PT_atlasvae_reconstruct(_AtlasSubPanel):
         _resolution(layout, s)
         _look(layout, s)
         count = len(selected_meshes(context))
-        layout.label(text=f"{count} mesh object(s) selected")
+        layout.label(text=f"{feedback.counted(count, 'mesh object')} selected")
         layout.operator("atlasvae.reconstruct", icon="MOD_REMESH")
 
 
@@ -314,7 +314,7 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
         elif s.finetune_source == "COLLECTION":
             layout.prop(s, "finetune_collection")
         else:
-            layout.label(text=f"{len(selected_meshes(context))} mesh object(s) selected")
+            layout.label(text=f"{feedback.counted(len(selected_meshes(context)), 'mesh object')} selected")
         layout.prop(s, "finetune_epochs")
         layout.prop(s, "finetune_name")
         layout.label(text="Keep Fixed:")

@@ -197,7 +197,7 @@ class ATLASVAE_OT_refresh_models(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         entries = refresh_models()
-        self.report({"INFO"}, f"{len(entries)} model(s) found")
+        self.report({"INFO"}, f"{feedback.counted(len(entries), 'model')} found")
         return {"FINISHED"}
 
 

@@ -327,7 +327,7 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         state.epoch, state.epochs, state.progress, state.loss, state.eta_s = 0, epochs, 0.0, 0.0, 0.0
         state.job_message = "Resuming fine-tune..." if resuming else "Starting fine-tune..."
         exported = len(list(Path(data).rglob("*.obj"))) if _exported else 0
-        what = f"{exported} scene object{'s' if exported != 1 else ''}" if _exported else str(data)
+        what = feedback.counted(exported, "scene object") if _exported else str(data)
 
         def work(task: jobs.Task, backend: Backend) -> str:
             return str(backend.call(config, "finetune", params)["job_id"])
@@ -338,7 +338,7 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             if early is not None:
                 on_notification({"method": "job_done", "params": early})
             started = "resumed (its unfinished run goes on)" if resuming else "started"
-            return f"Fine-tune {job_id} {started}: {epochs} epoch{'s' if epochs != 1 else ''} on {what}{fixed} -> {out}"
+            return f"Fine-tune {job_id} {started}: {feedback.counted(epochs, 'epoch')} on {what}{fixed} -> {out}"
 
         def reset(_exc: BaseException) -> None:
             state.job_state = "failed"
