@@ -21,11 +21,8 @@ def tick_until(jobs: Any, done: Any, timeout: float = 300.0) -> None:
 
 def start_finetune(bpy: Any, jobs: Any, folder: Path, name: str) -> Any:
     """A long fine-tune on `folder`, running and past its first epoch."""
-    settings = bpy.context.scene.atlasvae
-    settings.finetune_source, settings.finetune_data = "FOLDER", str(folder)
-    settings.finetune_epochs, settings.finetune_name = 500, name
     state = bpy.context.window_manager.atlasvae_runtime
-    assert bpy.ops.atlasvae.finetune_start() == {"FINISHED"}
+    assert bpy.ops.atlasvae.finetune_start(source="FOLDER", data=str(folder), epochs=500, name=name) == {"FINISHED"}
     tick_until(jobs, lambda: state.job_state == "running" and state.epoch >= 1)
     return state
 

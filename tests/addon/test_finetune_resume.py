@@ -57,10 +57,8 @@ def test_a_finetune_of_the_selection_resumes_on_the_same_exported_meshes(interac
     objs = [add_mesh_object(bpy, f"Rock{i}", kind, location=(3.0 * i, 0.0, 0.0))
             for i, kind in enumerate(["cube", "monkey", "cone", "uv_sphere"] * 2)]
     select_only(bpy, objs)
-    settings = bpy.context.scene.atlasvae
-    settings.finetune_source, settings.finetune_epochs, settings.finetune_name = "SELECTED", 40, "scene-ft"
     state = bpy.context.window_manager.atlasvae_runtime
-    assert bpy.ops.atlasvae.finetune_start() == {"FINISHED"}
+    assert bpy.ops.atlasvae.finetune_start(source="SELECTED", epochs=40, name="scene-ft") == {"FINISHED"}
     tick_until(jobs, lambda: state.job_state == "running" and state.epoch >= 1)
     exported = user_dir / "finetune-data" / "scene-ft"
     assert sorted(p.name for p in exported.rglob("*.obj")) == sorted(f"{o.name}.obj" for o in objs)
@@ -70,7 +68,6 @@ def test_a_finetune_of_the_selection_resumes_on_the_same_exported_meshes(interac
     assert exported.is_dir(), "kept for the resume"
     stopped_at = state.epoch
 
-    settings.finetune_name = "something-else"
     drawn = draw(bpy, panels.VIEW3D_PT_atlasvae_finetune)
     assert f"scene-ft: epoch {stopped_at}/40" in drawn["labels"], drawn["labels"]
     assert ("atlasvae.finetune_start", "Resume") in drawn["operator_texts"]
