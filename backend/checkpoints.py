@@ -60,6 +60,7 @@ class LoadedModel:
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)
     label_priors: dict[str, GaussianMixturePrior] = field(default_factory=dict)
+    weights_sha256: str = ""  # of the weights file: stamps what is derived from them (backend/directions.py)
 
     @property
     def name(self) -> str:
@@ -254,7 +255,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> Loaded
                        if not k.startswith(("prior.", LABEL_PREFIX))}, weights)
     model.to(device).eval()
     return LoadedModel(model=model, config=cfg, prior=prior, path=folder, meta=config.get("meta", {}),
-                       label_priors=label_priors)
+                       label_priors=label_priors, weights_sha256=digest)
 
 
 def _pending_config(folder: Path, digest: str) -> dict[str, Any] | None:

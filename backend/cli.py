@@ -14,9 +14,9 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import AtlasError, ConfigError, cannot_write
-from .limits import DEFAULT_FIT_STEPS, DEVICE_CHOICES
+from .limits import DEFAULT_FIT_STEPS, DEVICE_CHOICES, MAX_DIRECTIONS
 from .options import (
-    COUNT, EPOCHS, FACE_BUDGET, FIT, FIT_STEPS, LABEL, PRIOR, RESOLUTION, SEED, SHARED_FIT, SHARED_FIT_STEPS, SIZE,
+    AMOUNT, COUNT, EPOCHS, FACE_BUDGET, FIT, FIT_STEPS, LABEL, PRIOR, RESOLUTION, SEED, SHARED_FIT, SHARED_FIT_STEPS, SIZE,
     STEPS, SURFACE, TEMPERATURE, Option,
 )
 
@@ -46,6 +46,8 @@ EPILOG = """examples:
   python -m backend evaluate --model models/base --procedural sword,plane:50 --seed 7
   python -m backend refit-prior --model ~/models/swords --out ~/models/swords2   older model, current prior
   python -m backend record-sizes --model ~/models/swords --data ~/assets/swords   older model, real sizes
+  python -m backend directions --model models/base --label chair   the Shape Explorer's directions
+  python -m backend explore --from chair.obj --direction 0 --amount 1.5 --out out/chair_taller.obj
   python -m backend serve                                  JSON-RPC on stdin/stdout (for Blender)
 """
 
@@ -102,6 +104,17 @@ def _dropped(names: Sequence[str], meshes: Sequence[Any]) -> str:
     return f"; stray pieces dropped from {', '.join(parts)}" if parts else ""
 
 
+def _direction(text: str) -> int:
+    """argparse type of --direction: an index the largest direction set can have."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < MAX_DIRECTIONS:
+        raise argparse.ArgumentTypeError(f"must be an integer between 0 and {MAX_DIRECTIONS - 1}, got {text!r}")
+    return value
+
+
 def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
     from .training.finetune import GROUP_HELP, parse_freeze
     from .model import ModelConfig
@@ -127,6 +140,12 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
                    help="KL weight relative to the mean squared Chamfer (default %(default)s; see docs)")
     p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help="linear KL warm-up length")
     p.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dim that cost nothing")
+    p.add_argument("--augment-mirror", type=float, default=d.augment_mirror, metavar="P",
+                   help="probability of mirroring each shape across its x = 0 plane at each step "
+                        "(default %(default)s: off; may change when resuming)")
+    p.add_argument("--augment-scale", type=float, default=d.augment_scale, metavar="S",
+                   help="stretch each shape's axes by random factors in [1-S, 1+S] at each step, then rescale it "
+                        "to its former size (default %(default)s: off; may change when resuming)")
     # Architecture flags default to None: the --init model's value, else the ModelConfig default below.
     inherit = "default: the --init model's, else %s" if finetune else "default: %s, or the --init model's"
     m = ModelConfig()
@@ -210,6 +229,33 @@ def build_parser() -> argparse.ArgumentParser:
     _option_arg(p, SHARED_FIT, "latent: fit each end's latent code to its mesh first; encoder: one pass")
     _option_arg(p, SHARED_FIT_STEPS, f"latent fit steps per end (default {DEFAULT_FIT_STEPS['latent']})")
     p.add_argument("--force", action="store_true")
+    _resolution_arg(p)
+    _surface_args(p)
+    _device_arg(p)
+
+    p = sub.add_parser("directions", help="list the main directions of a model's latent space (the Shape "
+                                          "Explorer's sliders), model-wide or of one family")
+    _model_arg(p)
+    _option_arg(p, LABEL, "a family with its own directions (else the model-wide ones are listed)")
+    _device_arg(p)
+
+    p = sub.add_parser("explore", help="move a shape along the model's main directions and write it")
+    _model_arg(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", dest="source", type=Path, help="mesh file to start from (encoded, in its own place)")
+    src.add_argument("--latent", type=Path, help="latent code to start from: a .npy file or a text file of numbers "
+                                                 "(as --save-latent writes), decoded in the unit ball")
+    _option_arg(p, SHARED_FIT, "latent: fit the --from mesh's latent code first; encoder: one pass")
+    _option_arg(p, SHARED_FIT_STEPS, f"latent fit steps (default {DEFAULT_FIT_STEPS['latent']})")
+    p.add_argument("--direction", type=_direction, action="append", default=[], metavar="K",
+                   help=f"index of a direction (see the `directions` command), 0-{MAX_DIRECTIONS - 1}; repeat "
+                        f"with one --amount each")
+    _option_arg(p, AMOUNT, "how far along the --direction before it, in the training codes' standard deviations",
+                action="append")
+    _option_arg(p, LABEL, "use this family's own directions (default: the model-wide ones)")
+    p.add_argument("--out", type=Path, required=True, help="output mesh file (format from its suffix)")
+    p.add_argument("--save-latent", type=Path, help="also write the moved latent code here (text, one number a line)")
+    p.add_argument("--force", action="store_true", help="overwrite the output files")
     _resolution_arg(p)
     _surface_args(p)
     _device_arg(p)
@@ -439,6 +485,80 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_directions(args: argparse.Namespace) -> int:
+    family, chosen, families = _service(args).direction_set(args.label)
+    which = f"family {family!r}" if family is not None else "the whole model" + (
+        f" ({args.label!r} has too few shapes for its own)" if args.label is not None else "")
+    print(f"directions of {which}; move each by up to +-{AMOUNT.maximum:g} sigma")
+    print(f"{'index':>5}  {'sigma':>7}  description")
+    for index, (text, sigma) in enumerate(zip(chosen.descriptions, chosen.sigma)):
+        print(f"{index:>5}  {sigma:>7.3f}  {text}")
+    print(f"families with their own directions: {', '.join(families) or 'none'}")
+    return 0
+
+
+def _read_latent(path: Path) -> Any:
+    """A latent code from a .npy file or a text file of numbers; a ConfigError naming the file otherwise."""
+    import numpy as np
+
+    from .limits import MAX_JSON_FILE_BYTES
+    from .regular import read_regular
+
+    data = read_regular(path, MAX_JSON_FILE_BYTES, ConfigError)
+    try:
+        if path.suffix.lower() == ".npy":
+            import io
+
+            code = np.load(io.BytesIO(data), allow_pickle=False)
+        else:
+            code = np.array([float(t) for t in data.decode("utf-8").replace(",", " ").split()])
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"--latent {path}: not a .npy array or a text file of numbers ({exc})") from None
+    code = np.asarray(code, dtype=np.float64).reshape(-1)
+    if not len(code) or not np.isfinite(code).all():
+        raise ConfigError(f"--latent {path}: needs one or more finite numbers, got {len(code)} values"
+                          f"{' with NaN or infinity' if len(code) else ''}")
+    return code
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .data.meshio import check_suffix, load_mesh, printable, save_mesh
+
+    amounts = args.amount or []
+    if len(args.direction) != len(amounts):
+        raise ConfigError(f"give one --amount per --direction (got {len(args.direction)} --direction and "
+                          f"{len(amounts)} --amount)")
+    check_suffix(args.out, "cannot save as")
+    outputs = [args.out] + ([args.save_latent] if args.save_latent else [])
+    _refuse_existing(outputs, args.force)
+    for path in outputs:
+        _check_writable(path.parent)
+    latent = _read_latent(args.latent) if args.latent else None
+    mesh = load_mesh(args.source) if args.source else None
+    service = _service(args)
+    service.check_output_size(1, args.resolution, args.surface, args.face_budget)
+    scale, offset = 1.0, (0.0, 0.0, 0.0)
+    if mesh is not None:
+        progress = _FitProgress(f"fit {args.fit}")
+        try:
+            latent, scale, offset = service.encode_in_frame(mesh, args.fit, args.fit_steps, progress)
+        finally:
+            progress.close()
+    result = service.explore(latent, list(zip(args.direction, amounts)), label=args.label, scale=scale,
+                             offset=offset, resolution=args.resolution, surface=args.surface,
+                             face_budget=args.face_budget)
+    _make_folder(args.out.parent)
+    save_mesh(args.out, result)
+    if args.save_latent:
+        from .checkpoints import atomic_write_bytes
+
+        assert result.latent is not None
+        atomic_write_bytes(args.save_latent, "".join(f"{v!r}\n" for v in result.latent.tolist()).encode())
+    moves = ", ".join(f"{k} by {a:+g}" for k, a in zip(args.direction, amounts)) or "no move"
+    print(f"wrote {printable(str(args.out))} ({moves}){_dropped([args.out.name], [result])}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_model
 
@@ -503,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "finetune": cmd_train, "sample": cmd_sample,
                 "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate, "evaluate": cmd_evaluate,
-                "refit-prior": cmd_refit_prior, "record-sizes": cmd_record_sizes, "pack": cmd_pack}
+                "directions": cmd_directions, "explore": cmd_explore, "refit-prior": cmd_refit_prior, "record-sizes": cmd_record_sizes, "pack": cmd_pack}
     try:
         return handlers[args.command](args)
     except AtlasError as exc:

@@ -34,3 +34,9 @@ SURFACE_CHOICES = ("auto", "closed", "patches")
 DEFAULT_SURFACE = "auto"
 MIN_FACE_BUDGET, MAX_FACE_BUDGET = 500, 200_000  # faces of a closed surface (its voxel grid grows with it)
 DEFAULT_FACE_BUDGET = 20_000
+
+# The Shape Explorer (backend/directions.py): each model offers up to MAX_DIRECTIONS main directions of its
+# latent space, and a move along one goes at most MAX_AMOUNT of the training codes' standard deviations.
+MAX_DIRECTIONS = 8
+MAX_AMOUNT = 3.0
+MAX_FRAME = 1e6  # |scale| and |offset| of an explored shape's frame (metres)

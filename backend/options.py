@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .limits import (
-    DEFAULT_FACE_BUDGET, DEFAULT_SIZE, DEFAULT_SURFACE, FIT_MODES, MAX_COUNT, MAX_EPOCHS, MAX_FACE_BUDGET,
+    DEFAULT_FACE_BUDGET, DEFAULT_SIZE, DEFAULT_SURFACE, FIT_MODES, MAX_AMOUNT, MAX_COUNT, MAX_EPOCHS, MAX_FACE_BUDGET,
     MAX_FIT_STEPS, MAX_RESOLUTION, MAX_SEED, MAX_SPREAD, MAX_STEPS, MAX_TEMPERATURE, MIN_EPOCHS, MIN_FACE_BUDGET,
     MIN_FIT_STEPS, MIN_RESOLUTION, MIN_STEPS, PRIOR_KINDS, SHARED_DECODER_FITS, SIZE_MODES, SURFACE_CHOICES,
 )
@@ -83,6 +83,11 @@ VARIATION_COUNT = Option("count", "int", 4, 1, MAX_COUNT, cli=ABSENT)  # the CLI
 SPREAD = Option("spread", "float", 0.5, 0.0, MAX_SPREAD, cli=ABSENT)
 EPOCHS = Option("epochs", "int", None, MIN_EPOCHS, MAX_EPOCHS, required=True, cli=20, addon=10,
                 why="the wire needs it said; CLI `finetune` and the add-on pick a short fine-tune")
+# The Shape Explorer: how far one move goes along a direction, in the training codes' standard deviations, and
+# how far toward another result's code. The CLI offers no "toward".
+AMOUNT = Option("amount", "float", None, -MAX_AMOUNT, MAX_AMOUNT, required=True, addon=0.0,
+                why="the wire needs each move's amount said; the add-on's Explorer sliders rest at 0 (no move)")
+BLEND = Option("blend", "float", 0.0, 0.0, 1.0, cli=ABSENT)
 
 
 def cell(value: Any) -> str:

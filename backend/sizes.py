@@ -71,13 +71,19 @@ def _size(value: Any, what: str) -> tuple[float, float, float]:
     return float(value[0]), float(value[1]), float(value[2])
 
 
-def at_size(vertices: np.ndarray, size: tuple[float, float, float]) -> np.ndarray:
-    """`vertices` (V, 3) scaled uniformly so their bounding-box diagonal is `size`'s, centred on the origin in
-    x and y, standing on z = 0 (their lowest point)."""
+def size_frame(vertices: np.ndarray, size: tuple[float, float, float]) -> tuple[float, np.ndarray]:
+    """The (scale, offset) that at_size applies to `vertices`: sized = vertices * scale + offset."""
     v = np.asarray(vertices, dtype=np.float64)
     lo, hi = v.min(axis=0), v.max(axis=0)
     diagonal = float(np.linalg.norm(hi - lo))
     scale = float(np.linalg.norm(size)) / diagonal if diagonal > 0 else 1.0
     base = np.array([(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, lo[2]])
-    out: np.ndarray = (v - base) * scale
+    return scale, -base * scale
+
+
+def at_size(vertices: np.ndarray, size: tuple[float, float, float]) -> np.ndarray:
+    """`vertices` (V, 3) scaled uniformly so their bounding-box diagonal is `size`'s, centred on the origin in
+    x and y, standing on z = 0 (their lowest point)."""
+    scale, offset = size_frame(vertices, size)
+    out: np.ndarray = np.asarray(vertices, dtype=np.float64) * scale + offset
     return out

@@ -24,9 +24,9 @@ def require_numpy() -> None:
 
 
 def _modules() -> list[ModuleType]:
-    from . import keymaps, menus, operators, panels, preferences, properties, runtime
+    from . import explore, keymaps, menus, operators, panels, preferences, properties, runtime
 
-    return [runtime, preferences, properties, operators, panels, menus, keymaps]
+    return [runtime, preferences, properties, operators, panels, explore, menus, keymaps]
 
 
 def register() -> None:

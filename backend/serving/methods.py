@@ -34,14 +34,20 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def rpc(name: str, *params: Param | Option, model: bool = False, result: str = "{}",
-        note: str = "") -> Callable[[Handler], Handler]:
-    """Register the decorated handler as method `name` (model: it runs on the model thread, one at a time)."""
+def rpc(name: str, *params: Param | Option, model: bool = False, result: str = "{}", note: str = "",
+        within: tuple[Option, ...] = ()) -> Callable[[Handler], Handler]:
+    """Register the decorated handler as method `name` (model: it runs on the model thread, one at a time).
+
+    `within`: declared options that a list or object param holds (e.g. `amount` in each of explore's moves,
+    built with `wire`); they join the method's options for the docs, and must be found there."""
     def register(handler: Handler) -> Handler:
         if name in METHODS:
             raise ValueError(f"RPC method {name!r} declared twice")
         specs = tuple(wire(p) if isinstance(p, Option) else p for p in params)
-        options = tuple(p for p in params if isinstance(p, Option))
+        for option in within:
+            if wire(option) not in nested_params(specs):
+                raise ValueError(f"RPC method {name!r}: option {option.name!r} is in no list or object param")
+        options = tuple(p for p in params if isinstance(p, Option)) + within
         METHODS[name] = Method(name, specs, options, model, handler, result, note)
         return handler
     return register
@@ -51,6 +57,15 @@ def wire(option: Option) -> Param:
     """The wire param of a declared option: same name, kind, bounds, choices and (wire) default."""
     return Param(option.name, option.kind, required=option.required, default=option.default, minimum=option.minimum,
                  maximum=option.maximum, choices=option.choices)
+
+
+def nested_params(params: tuple[Param, ...]) -> list[Param]:
+    """Every param at any depth: the params, the items of lists and the fields of objects among them."""
+    found: list[Param] = []
+    for p in params:
+        found.append(p)
+        found += nested_params(((p.item,) if p.item is not None else ()) + p.fields)
+    return found
 
 
 def method_table() -> str:

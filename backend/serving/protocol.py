@@ -208,7 +208,15 @@ def encode_mesh(mesh: Mesh) -> dict[str, Any]:
     }
     if isinstance(mesh, ShapeMesh):  # a result: which surface it is and what closing it dropped
         out.update(surface=mesh.surface, pieces_dropped=mesh.pieces_dropped)
+        if mesh.latent is not None:  # and where it came from, to decode it again in place
+            out.update(latent=encode_latent(mesh.latent), scale=mesh.scale, offset=list(mesh.offset),
+                       label=mesh.label)
     return out
+
+
+def encode_latent(latent: np.ndarray) -> str:
+    """A latent code (D,) -> base64 little-endian float32, as mesh arrays travel."""
+    return base64.b64encode(np.ascontiguousarray(latent, dtype="<f4").reshape(-1).tobytes()).decode("ascii")
 
 
 def _count(obj: Mapping[str, Any], key: str, name: str) -> int:
@@ -253,7 +261,9 @@ def decode_mesh(obj: Any, name: str) -> Mesh:
 
 @dataclass(frozen=True)
 class Param:
-    """One named param: kind is "int", "float", "str", "bool" or "mesh"; bounds are inclusive."""
+    """One named param: kind is "int", "float", "str", "bool", "mesh", "latent" (a base64 float32 code, every
+    value finite), "list" (of `item`, `length` = (fewest, most) items) or "object" (of `fields`); bounds are
+    inclusive."""
 
     name: str
     kind: str
@@ -262,14 +272,25 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
+    item: "Param | None" = None
+    length: tuple[int, int] | None = None
+    fields: tuple["Param", ...] = ()
 
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-               "mesh": "a mesh object"}
+               "mesh": "a mesh object", "latent": "a base64 string of little-endian float32 values",
+               "list": "a list", "object": "an object"}
 
 
 def _expectation(spec: Param) -> str:
     text = _KIND_WORDS[spec.kind]
+    if spec.kind == "list" and spec.item is not None:
+        low, high = spec.length or (0, None)
+        count = f"{low}" if low == high else f"{low} to {high}" if high is not None else f"at least {low}"
+        return f"a list of {count} items, each {_expectation(spec.item)}"
+    if spec.kind == "object":
+        return "an object {" + ", ".join(f"{f.name}{'' if f.required else '?'}: {_expectation(f)}"
+                                         for f in spec.fields) + "}"
     if spec.choices is not None:
         return "one of " + ", ".join(repr(c) for c in spec.choices)
     if spec.minimum is not None and spec.maximum is not None:
@@ -287,12 +308,46 @@ def _fmt(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
-def _check_one(spec: Param, value: Any) -> Any:
+def decode_latent(value: Any, name: str) -> np.ndarray:
+    """A base64 little-endian float32 latent code -> float64 (D,); an invalid-params error naming `name` if it
+    is not base64, not whole float32 values, empty, or holds NaN or infinity."""
+    if not isinstance(value, str):
+        raise invalid_params(f"param '{name}' must be {_KIND_WORDS['latent']}, got {type(value).__name__}")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise invalid_params(f"param '{name}' is not valid base64 ({exc})") from None
+    if not raw or len(raw) % 4:
+        raise invalid_params(f"param '{name}' holds {len(raw)} bytes: a latent code is one or more float32 "
+                             f"values (4 bytes each)")
+    code = np.frombuffer(raw, dtype="<f4").astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(code))
+    if len(bad):
+        raise invalid_params(f"param '{name}' holds NaN or infinite values (first at index {int(bad[0])})")
+    return code
+
+
+def _check_one(spec: Param, value: Any, name: str | None = None) -> Any:
+    name = spec.name if name is None else name
+
     def fail() -> RpcError:
-        return invalid_params(f"param '{spec.name}' must be {_expectation(spec)}, got {_short_repr(value)}")
+        return invalid_params(f"param '{name}' must be {_expectation(spec)}, got {_short_repr(value)}")
 
     if spec.kind == "mesh":
-        return decode_mesh(value, spec.name)
+        return decode_mesh(value, name)
+    if spec.kind == "latent":
+        return decode_latent(value, name)
+    if spec.kind == "list":
+        low, high = spec.length or (0, None)
+        if not isinstance(value, list) or len(value) < low or (high is not None and len(value) > high):
+            raise fail()
+        if spec.item is None:
+            raise ValueError(f"list param {spec.name!r} declares no item")
+        return [_check_one(spec.item, v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if spec.kind == "object":
+        if not isinstance(value, dict):
+            raise fail()
+        return _check_fields(value, spec.fields, f"param '{name}'", f"{name}.")
     if spec.kind == "bool":
         if not isinstance(value, bool):
             raise fail()
@@ -317,20 +372,25 @@ def _check_one(spec: Param, value: Any) -> Any:
     return value
 
 
-def validate_params(params: Mapping[str, Any], specs: Sequence[Param], method: str) -> dict[str, Any]:
-    """Check params against specs: unknown names, missing required ones, types and ranges; fill defaults."""
+def _check_fields(params: Mapping[str, Any], specs: Sequence[Param], where: str, prefix: str = "") -> dict[str, Any]:
+    """Check named values against specs: unknown names, missing required ones, types and ranges; fill defaults."""
     known = {spec.name for spec in specs}
     for key in params:
         if key not in known:
             expected = ", ".join(sorted(known)) or "none"
-            raise invalid_params(f"unknown param '{key}' for method '{method}' (accepted: {expected})")
+            raise invalid_params(f"unknown param '{prefix}{key}' for {where} (accepted: {expected})")
     values: dict[str, Any] = {}
     for spec in specs:
         if spec.name not in params or params[spec.name] is None:
             if spec.required:
-                raise invalid_params(f"missing param '{spec.name}' for method '{method}': "
+                raise invalid_params(f"missing param '{prefix}{spec.name}' for {where}: "
                                      f"it must be {_expectation(spec)}")
             values[spec.name] = spec.default
             continue
-        values[spec.name] = _check_one(spec, params[spec.name])
+        values[spec.name] = _check_one(spec, params[spec.name], prefix + spec.name)
     return values
+
+
+def validate_params(params: Mapping[str, Any], specs: Sequence[Param], method: str) -> dict[str, Any]:
+    """Check params against specs: unknown names, missing required ones, types and ranges; fill defaults."""
+    return _check_fields(params, specs, f"method '{method}'")

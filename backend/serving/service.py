@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..checkpoints import LoadedModel, is_model_folder, load_model, read_model_config
+from ..directions import Directions, DirectionSet, directions_of
 from ..data.meshio import Mesh, Normalisation, normalisation_of
 from ..data.sampling import sample_surface
 from ..device import resolve_device
@@ -27,7 +28,7 @@ from ..metrics import chamfer
 from ..inference import sample_latents
 from ..limits import DEFAULT_FACE_BUDGET, DEFAULT_SIZE, DEFAULT_SURFACE, SHARED_DECODER_FITS
 from ..prior import nearest_labels
-from ..sizes import Sizes, at_size, read_sizes
+from ..sizes import Sizes, read_sizes, size_frame
 from ..surface import ShapeMesh, finish, resolve_surface
 from ..templates import mesh_vertex_count, random_points, template_mesh
 
@@ -63,6 +64,7 @@ class ModelService:
         self._device = resolve_device(device)
         self._loaded: LoadedModel | None = None
         self._sizes: Sizes | None = None
+        self._directions: Directions | None = None  # the loaded model's, read or computed on first use
         self._lock = threading.RLock()
 
     @property
@@ -89,14 +91,14 @@ class ModelService:
             _log.info("model %s records no typical sizes (made before they were kept): its samples come out at "
                       "unit size; `python -m backend record-sizes` adds them from its training data", loaded.name)
         with self._lock:
-            self._loaded, self._sizes = loaded, sizes
+            self._loaded, self._sizes, self._directions = loaded, sizes, None
         return info
 
     def unload(self) -> bool:
         """Drop the loaded model and return its memory to the system; True if one was loaded."""
         with self._lock:
             had = self._loaded is not None
-            self._loaded, self._sizes = None, None
+            self._loaded, self._sizes, self._directions = None, None, None
         gc.collect()
         if self._device.type == "cuda":
             torch.cuda.empty_cache()
@@ -201,12 +203,12 @@ class ModelService:
                                label=label, label_priors=lm.label_priors, default=self._default_prior(lm),
                                model_name=lm.name)
             verts, faces = self._decode(lm, z, resolution)
-            shapes = [finish(v, faces, kind, budget) for v in verts]
+            shapes = [dataclasses.replace(finish(v, faces, kind, budget), latent=code, label=label)
+                      for v, code in zip(verts, z)]
             sizes = self._sizes if size == "real" else None
             if sizes is not None:
                 families = [label] * count if label is not None else nearest_labels(z, lm.label_priors)
-                shapes = [dataclasses.replace(s, vertices=at_size(s.vertices, sizes.of(family)))
-                          for s, family in zip(shapes, families)]
+                shapes = [s.placed(*size_frame(s.vertices, sizes.of(family))) for s, family in zip(shapes, families)]
         return shapes
 
     def reconstruct(self, mesh: Mesh, resolution: int = 2562, fit: str = "encoder", steps: int | None = None,
@@ -229,7 +231,7 @@ class ModelService:
             verts, faces = self._decode(lm, z, resolution, fitted.decode)
             dense = self._decode_random(lm, z, ENCODE_POINTS, fitted.decode)
         score = chamfer(dense[0], clouds[0]) * 1e3
-        return _in_frame(finish(verts[0], faces, kind, budget), norms[0]), float(score)
+        return _in_frame(finish(verts[0], faces, kind, budget), norms[0], z[0]), float(score)
 
     def _fit(self, lm: LoadedModel, meshes: list[Mesh], norms: list[Normalisation], mu: np.ndarray, mode: str,
              steps: int, progress: ProgressFn | None, cancel: threading.Event | None,
@@ -283,12 +285,13 @@ class ModelService:
             kind, budget = self._surface(lm, surface, face_budget)
             mu, norms = self._shared_fit(lm, [a, b], fit, fit_steps, progress, cancel)
             t = np.linspace(0.0, 1.0, steps)[:, None]
-            verts, faces = self._decode(lm, (1 - t) * mu[0] + t * mu[1], resolution)
+            codes = (1 - t) * mu[0] + t * mu[1]
+            verts, faces = self._decode(lm, codes, resolution)
         out = []
-        for ti, v in zip(t[:, 0], verts):
+        for ti, v, code in zip(t[:, 0], verts, codes):
             frame = Normalisation(center=(1 - ti) * norms[0].center + ti * norms[1].center,
                                   scale=float((1 - ti) * norms[0].scale + ti * norms[1].scale))
-            out.append(_in_frame(finish(v, faces, kind, budget), frame))
+            out.append(_in_frame(finish(v, faces, kind, budget), frame, code))
         return out
 
     def variations(self, mesh: Mesh, count: int = 4, spread: float = 0.5, seed: int = 0,
@@ -304,8 +307,70 @@ class ModelService:
             mu, norms = self._shared_fit(lm, [mesh], fit, fit_steps, progress, cancel)
             scale = self._prior_std(lm)
             eps = np.random.default_rng(seed).standard_normal((count, mu.shape[1]))
-            verts, faces = self._decode(lm, mu[0] + spread * scale * eps, resolution)
-        return [_in_frame(finish(v, faces, kind, budget), norms[0]) for v in verts]
+            codes = mu[0] + spread * scale * eps
+            verts, faces = self._decode(lm, codes, resolution)
+        return [_in_frame(finish(v, faces, kind, budget), norms[0], code) for v, code in zip(verts, codes)]
+
+    def latent_dim(self) -> int:
+        """The loaded model's latent size (a NoModelError without one)."""
+        with self._lock:
+            return self._require().config.latent_dim
+
+    def direction_set(self, label: str | None = None) -> tuple[str | None, DirectionSet, list[str]]:
+        """The directions for `label` (the family's own set, else the model-wide one, whose family is None) and
+        the families that have their own; read or computed on first use (backend/directions.py).
+
+        A label the model does not know is a ConfigError naming its labels."""
+        with self._lock:
+            lm = self._require()
+            if label is not None and label not in lm.label_priors:
+                known = ", ".join(sorted(lm.label_priors)) or "none"
+                raise ConfigError(f"label {label!r} is not one of model {lm.name!r}'s labels ({known})")
+            if self._directions is None:
+                self._directions = directions_of(lm, self._device)
+            family, chosen = self._directions.of(label)
+            return family, chosen, sorted(self._directions.families)
+
+    def explore(self, latent: np.ndarray, moves: Sequence[tuple[int, float]] = (), label: str | None = None,
+                toward: np.ndarray | None = None, blend: float = 0.0, scale: float = 1.0,
+                offset: Sequence[float] = (0.0, 0.0, 0.0), resolution: int = 2562, surface: str = DEFAULT_SURFACE,
+                face_budget: int = DEFAULT_FACE_BUDGET) -> ShapeMesh:
+        """The shape of `latent` moved `blend` of the way toward `toward`, then along directions by `moves`
+        ((index, amount in sigmas) of `label`'s set), placed at unit-ball vertices * `scale` + `offset`.
+
+        `latent` and `toward` must have the model's latent size, and every index name a direction of the set;
+        otherwise a ConfigError naming the input."""
+        with self._lock:  # one model throughout, whatever another thread loads meanwhile
+            lm = self._require()
+            dim = lm.config.latent_dim
+            for name, code in (("latent", latent), ("toward", toward)):
+                if code is not None and np.shape(code) != (dim,):
+                    raise ConfigError(f"{name} holds {np.size(code)} values but model {lm.name!r}'s latent codes "
+                                      f"have {dim}")
+            _family, chosen, _families = self.direction_set(label)
+            for i, (index, _amount) in enumerate(moves):
+                if not 0 <= index < len(chosen.sigma):
+                    raise ConfigError(f"moves[{i}].direction {index} is not one of the {len(chosen.sigma)} "
+                                      f"directions (0 to {len(chosen.sigma) - 1})")
+            start = np.asarray(latent, dtype=np.float64)
+            if toward is not None:
+                start = start + blend * (np.asarray(toward, dtype=np.float64) - start)
+            code = chosen.move(start, list(moves))
+            kind, budget = self._surface(lm, surface, face_budget)
+            verts, faces = self._decode(lm, code[None], resolution)
+        shape = dataclasses.replace(finish(verts[0], faces, kind, budget), latent=code, label=label)
+        return shape.placed(scale, offset)
+
+    def encode_in_frame(self, mesh: Mesh, fit: str = "encoder", fit_steps: int | None = None,
+                        progress: ProgressFn | None = None, cancel: threading.Event | None = None
+                        ) -> tuple[np.ndarray, float, tuple[float, float, float]]:
+        """The latent code of `mesh` (the encoder's, or latent-fitted: the decoder stays the model's) and the
+        frame (scale, offset) that places its unit-ball shape where `mesh` is: what explore starts from."""
+        with self._lock:
+            lm = self._require()
+            mu, norms = self._shared_fit(lm, [mesh], fit, fit_steps, progress, cancel)
+        center = norms[0].center
+        return mu[0], float(norms[0].scale), (float(center[0]), float(center[1]), float(center[2]))
 
     @staticmethod
     def _prior_std(lm: LoadedModel) -> np.ndarray:
@@ -330,9 +395,9 @@ class ModelService:
         return list(found.values())
 
 
-def _in_frame(mesh: ShapeMesh, frame: Normalisation) -> ShapeMesh:
-    """`mesh` (made in the unit ball) moved into `frame`'s space."""
-    return dataclasses.replace(mesh, vertices=frame.invert(mesh.vertices))
+def _in_frame(mesh: ShapeMesh, frame: Normalisation, latent: np.ndarray) -> ShapeMesh:
+    """`mesh` (made in the unit ball from `latent`) moved into `frame`'s space."""
+    return dataclasses.replace(mesh, latent=latent).placed(frame.scale, frame.center)
 
 
 def _model_name(folder: Path) -> str:

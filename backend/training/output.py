@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..directions import DIRECTIONS_FILE
 from ..checkpoints import (CONFIG_FILE, MAX_WEIGHTS_FILE_BYTES, PENDING_CONFIG, WEIGHTS_FILE, atomic_write_bytes,
                            atomic_write_json, bytes_to_tensors, load_model, read_model_config, read_json, save_model,
                            tensors_to_bytes)
@@ -30,7 +31,8 @@ HISTORY_FILE = "history.json"
 LOSS_CURVE_FILE = "loss_curve.png"
 LOCK_FILE = ".atlasvae.lock"
 RUN_TEMPORARY_PREFIXES = tuple(f".{name}." for name in (CONFIG_FILE, WEIGHTS_FILE, PENDING_CONFIG, STATE_FILE,
-                                                        STATE_JSON, HISTORY_FILE, LOSS_CURVE_FILE))
+                                                        STATE_JSON, HISTORY_FILE, LOSS_CURVE_FILE,
+                                                        DIRECTIONS_FILE))
 _SHEET_TEMPORARY = re.compile(r"^\.samples_epoch\d+\.png\..+\.tmp$")
 
 

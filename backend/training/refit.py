@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoints import CONFIG_FILE, is_model_folder, load_model, save_model
+from ..directions import refresh_directions
 from ..data.packs import is_pack
 from ..device import resolve_device
 from ..errors import ConfigError
@@ -80,6 +81,7 @@ def refit_prior(model_dir: str | Path, out: str | Path | None = None, spread: fl
         if not _same_folder(target, model_dir):
             meta["name"] = target.name
         save_model(target, lm.model, prior=prior, meta=meta, label_priors=label_priors)
+        refresh_directions(target, dev)  # they are the new prior's main directions
     summary = {"out": str(target), "prior_components": prior.components, **fit, **choice}
     emit(progress, {"event": "done", **summary})
     return summary

@@ -18,6 +18,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 from .. import jobs
 from ..feedback import counted
 from ..bpyfree.backend_process import Backend
+from ..bpyfree.explorer import latent_fields, result_props, shifted
 from ..bpyfree.uvs import template_uvs
 from ..bpyfree.wire import decode_mesh, encode_mesh
 from ..mesh_convert import MeshConvertError
@@ -38,6 +39,12 @@ def _object_frame(src: Source) -> np.ndarray | None:
     if abs(float(np.linalg.det(src.matrix[:3, :3]))) < 1e-12:
         return None
     return np.linalg.inv(src.matrix)
+
+
+def _frame_of(src: Source, world: np.ndarray) -> np.ndarray:
+    """The 4x4 map from reply coordinates (world space of the source) to those _in_frame_of gives the result."""
+    inverse = _object_frame(src)
+    return shifted(-world.min(axis=0)) if inverse is None else inverse
 
 
 def _in_frame_of(src: Source, world: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +130,7 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
             obstacles += [box_of(src.vertices) for src, *_rest in items]
             surfaces, dropped = surfaces_of([wire for *_rest, wire in items])
             parts, objects = [], []
-            for (src, (vertices, faces), chamfer, _wire), kind in zip(items, surfaces):
+            for (src, (vertices, faces), chamfer, wire), kind in zip(items, surfaces):
                 step = gap(src.vertices)
                 lo, hi = box_of(vertices)
                 offset = np.array([beside(src.vertices, vertices), 0.0, 0.0])
@@ -131,7 +138,8 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
                 obstacles.append((lo + offset, hi + offset))
                 local, matrix = _in_frame_of(src, vertices, offset)
                 props: dict[str, Any] = {"model": model, "source": src.name, "resolution": resolution, "fit": fit,
-                                         "surface": kind}
+                                         "surface": kind, **result_props(latent_fields([wire])[0],
+                                                                         config.model_path, _frame_of(src, vertices))}
                 if chamfer is not None:
                     props["chamfer_x1e3"] = float(chamfer)
                 objects.append(NewObject(f"{src.name}_recon", local, faces, matrix, props))
@@ -198,7 +206,7 @@ class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
         surface = surface_params(self, patches=shape_keys)
 
         def work(task: jobs.Task, backend: Backend
-                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]:
+                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, list[dict[str, Any]]]:
             text = f"Interpolating {a.name} -> {b.name} in {steps} steps"
             task.advance(0.0, text + "...")
             client, info = backend.ensure_model(config)
@@ -206,13 +214,16 @@ class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
                 "mesh_a": encode_mesh(a.vertices, a.faces), "mesh_b": encode_mesh(b.vertices, b.faces),
                 "steps": steps, "resolution": resolution, "fit": fit, **surface}, text=text)
             task.advance(1.0, "Adding the steps")
-            return info, decode_all(reply), surfaces_of(reply["meshes"]), template_uvs(client, info, resolution)
+            return (info, decode_all(reply), surfaces_of(reply["meshes"]), template_uvs(client, info, resolution),
+                    latent_fields(reply["meshes"]))
 
-        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]) -> jobs.Steps:
-            info, meshes, (surfaces, dropped), uvs = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, list[dict[str, Any]]]
+                  ) -> jobs.Steps:
+            info, meshes, (surfaces, dropped), uvs, latents = result
             model = str(info.get("name", "model"))
             source = f"{a.name} -> {b.name}"
             standing_meshes = [(standing(v)[0], f) for v, f in meshes]
+            bases = [standing(v)[1] for v, _f in meshes]
             count = 1 if shape_keys else len(meshes)
             boxes = [(box_of(v)[0] + start + [i * step, 0, 0], box_of(v)[1] + start + [i * step, 0, 0])
                      for i, (v, _f) in enumerate(standing_meshes[:count])]
@@ -227,7 +238,8 @@ class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
             else:
                 items = [NewObject(f"{a.name}_to_{b.name}_{i}", v, f, translation(origin + [i * step, 0.0, 0.0]),
                                    {"model": model, "source": source, "index": i, "t": i / max(1, len(meshes) - 1),
-                                    "surface": surfaces[i]})
+                                    "surface": surfaces[i], "resolution": resolution,
+                                    **result_props(latents[i], config.model_path, shifted(-bases[i]))})
                          for i, (v, f) in enumerate(standing_meshes)]
                 name = f"AtlasVAE Interpolation {a.name} to {b.name}"
             look = look_for(uvs)
@@ -284,7 +296,7 @@ class ATLASVAE_OT_variations(LookOptions, _FromSelection):
         look_for = look_of(self)
 
         def work(task: jobs.Task, backend: Backend
-                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]:
+                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, list[dict[str, Any]]]:
             text = f"Making {params['count']} variations of {src.name}"
             task.advance(0.0, text + "...")
             client, info = backend.ensure_model(config)
@@ -292,10 +304,11 @@ class ATLASVAE_OT_variations(LookOptions, _FromSelection):
                                       {"mesh": encode_mesh(src.vertices, src.faces), **params}, text=text)
             task.advance(1.0, "Adding the variations")
             return (info, decode_all(reply), surfaces_of(reply["meshes"]),
-                    template_uvs(client, info, int(params["resolution"])))
+                    template_uvs(client, info, int(params["resolution"])), latent_fields(reply["meshes"]))
 
-        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any]) -> jobs.Steps:
-            info, meshes, (surfaces, dropped), uvs = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, list[dict[str, Any]]]
+                  ) -> jobs.Steps:
+            info, meshes, (surfaces, dropped), uvs, latents = result
             model = str(info.get("name", "model"))
             step = max([gap(src.vertices)] + [beside(src.vertices, v) for v, _f in meshes])
             boxes = [(box_of(v)[0] + [(i + 1) * step, 0, 0], box_of(v)[1] + [(i + 1) * step, 0, 0])
@@ -307,7 +320,9 @@ class ATLASVAE_OT_variations(LookOptions, _FromSelection):
                 local, matrix = _in_frame_of(src, vertices, shift + [(i + 1) * step, 0.0, 0.0])
                 items.append(NewObject(f"{src.name}_var{i}", local, faces, matrix,
                                        {"model": model, "source": src.name, "index": i, "seed": params["seed"],
-                                        "spread": params["spread"], "surface": surfaces[i]}))
+                                        "spread": params["spread"], "surface": surfaces[i],
+                                        "resolution": params["resolution"],
+                                        **result_props(latents[i], config.model_path, _frame_of(src, vertices))}))
             look = look_for(uvs)
             yield from build_objects(dest, items, "AtlasVAE: Variations",
                                      new_collection=f"AtlasVAE Variations {src.name}", look=look)

@@ -18,6 +18,7 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty
 
 from .. import jobs
 from ..bpyfree.backend_process import Backend
+from ..bpyfree.explorer import latent_fields, result_props, shifted
 from ..bpyfree.uvs import template_uvs
 from ..properties import ANY_FAMILY, SIZE_DESCRIPTION, SIZE_MODES, family_items, settings
 from .building import (
@@ -86,16 +87,17 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
         look_for = look_of(self)
 
         def work(task: jobs.Task, backend: Backend
-                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, str]:
+                 ) -> tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, str, list[dict[str, Any]]]:
             task.advance(0.0, f"Sampling {count} {what}...")
             client, info = backend.ensure_model(config)
             reply = client.call("sample", params)
             task.advance(1.0, f"Adding {count} {what}")
             return (info, decode_all(reply), surfaces_of(reply["meshes"]), template_uvs(client, info, resolution),
-                    str(reply.get("size", "unit")))
+                    str(reply.get("size", "unit")), latent_fields(reply["meshes"]))
 
-        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, str]) -> jobs.Steps:
-            info, meshes, (surfaces, dropped), uvs, got_size = result
+        def apply(result: tuple[dict[str, Any], list[Arrays], tuple[list[str], int], Any, str, list[dict[str, Any]]]
+                  ) -> jobs.Steps:
+            info, meshes, (surfaces, dropped), uvs, got_size, latents = result
             model = str(info.get("name", "model"))
             columns = max(1, math.ceil(math.sqrt(len(meshes))))
             pitch = grid_pitch([vertices for vertices, _faces in meshes], spacing)
@@ -103,19 +105,20 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
                                      "size": got_size}
             if label is not None:
                 props["label"] = label
-            placed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            placed: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
             boxes: list[Box] = []
             for i, (vertices, faces) in enumerate(meshes):
                 row, col = divmod(i, columns)
-                local, _base = standing(vertices)
+                local, base = standing(vertices)
                 location = cursor + np.array([col * pitch, row * pitch, 0.0])
                 lo, hi = box_of(local)
                 boxes.append((lo + location, hi + location))
-                placed.append((local, faces, location))
+                placed.append((local, faces, location, base))
             shift = free_shift(boxes, earlier_results(dest.scene), pitch or 1.0, margin=0.1 * (pitch or 1.0))
             items = [NewObject(f"{model}_s{seed}_{i}", local, faces, translation(location + shift),
-                               {**props, "index": i, "surface": surfaces[i]})
-                     for i, (local, faces, location) in enumerate(placed)]
+                               {**props, "index": i, "surface": surfaces[i],
+                                **result_props(latents[i], config.model_path, shifted(-base))})
+                     for i, (local, faces, location, base) in enumerate(placed)]
             family = f" {label}" if label is not None else ""
             look = look_for(uvs)
             collection = yield from build_objects(dest, items, "AtlasVAE: Sample Shapes",

@@ -40,10 +40,11 @@ def backend_python() -> str:
     return str(venv) if venv.is_file() else sys.executable
 
 
-def make_tiny_model(folder: Path, name: str) -> Path:
-    """Write the identity-sphere test model (see make_tiny_model.py) with the backend's Python."""
+def make_tiny_model(folder: Path, name: str, *more: str) -> Path:
+    """Write the identity-sphere test model (see make_tiny_model.py; `more`: its LABELS, TEMPLATE and PRIOR
+    arguments) with the backend's Python."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([backend_python(), str(HERE / "make_tiny_model.py"), str(folder), name],
+    proc = subprocess.run([backend_python(), str(HERE / "make_tiny_model.py"), str(folder), name, *more],
                           capture_output=True, text=True, env=env, cwd=str(REPO))
     assert proc.returncode == 0, f"could not build the tiny model:\n{proc.stderr}"
     return folder

@@ -2,8 +2,9 @@
 "squares") eight square patches onto the faces of a cube, overlapping as a patch model's do.
 
 Run with the backend's Python (it needs torch): `python make_tiny_model.py OUT_DIR [NAME [LABELS
-[TEMPLATE]]]`, LABELS a comma-separated list of family names that get a prior each (fitted to random
-codes; may be empty). With a zero encoder mean, every reconstruction is the input's bounding sphere in
+[TEMPLATE [PRIOR]]]]`, LABELS a comma-separated list of family names that get a prior each (fitted to random
+codes; may be empty); PRIOR "prior" also stores a model-wide aggregate-posterior prior of random training
+codes, which the Shape Explorer finds its directions in. With a zero encoder mean, every reconstruction is the input's bounding sphere in
 the input's frame (centre = vertex centroid, radius = farthest vertex), which lets add-on tests check
 world-space placement exactly; sampled codes bend the sphere, so different seeds give different shapes.
 The squares model decodes the zero code (a sample at temperature 0) to the cube [-0.5, 0.5]^3: six
@@ -20,7 +21,7 @@ import torch
 
 from backend.checkpoints import save_model
 from backend.model import AtlasVAE, ModelConfig
-from backend.prior import GaussianMixturePrior, fit_label_priors
+from backend.prior import GaussianMixturePrior, fit_label_priors, posterior_mixture
 
 
 def _seeded_encoder(model: AtlasVAE) -> None:
@@ -83,6 +84,14 @@ def random_label_priors(labels: list[str], latent_dim: int, per_label: int = 16)
     return fit_label_priors(codes, [label for label in labels for _ in range(per_label)])
 
 
+def random_prior(latent_dim: int, shapes: int = 48) -> GaussianMixturePrior:
+    """An aggregate posterior of `shapes` random training codes whose spread differs per dimension, so the
+    codes have distinct main directions."""
+    rng = np.random.default_rng(1)
+    mu = rng.normal(0.0, 1.0, size=(shapes, latent_dim)) * np.linspace(0.4, 0.1, latent_dim)
+    return posterior_mixture(mu, np.full((shapes, latent_dim), -6.0))
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0])
     name = argv[1] if len(argv) > 1 else out.name
@@ -92,7 +101,8 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"TEMPLATE must be sphere or squares, got {template!r}")
     model = cube_patches_model() if template == "squares" else identity_sphere_model()
     priors = random_label_priors(labels, model.cfg.latent_dim) if labels else None
-    save_model(out, model, meta={"name": name}, label_priors=priors)
+    prior = random_prior(model.cfg.latent_dim) if len(argv) > 4 and argv[4] == "prior" else None
+    save_model(out, model, prior=prior, meta={"name": name}, label_priors=priors)
     print(out)
     return 0
 

@@ -22,6 +22,7 @@ OPERATORS = [("sample", "count", o.COUNT), ("sample", "seed", o.SEED), ("sample"
              ("variations", "count", o.VARIATION_COUNT), ("variations", "spread", o.SPREAD),
              ("variations", "seed", o.SEED), ("variations", "fit", o.SHARED_FIT),
              ("finetune_start", "epochs", o.EPOCHS)]
+EXPLORER = [("amounts", o.AMOUNT), ("blend", o.BLEND)]  # the Explorer's sliders (WindowManager.atlasvae_explorer)
 
 
 def assert_pinned(prop: Any, option: o.Option) -> None:
@@ -51,6 +52,11 @@ def test_operator_options_are_the_declared_options(addon: Any, bpy_module: Any, 
     assert_pinned(getattr(bpy_module.ops.atlasvae, op).get_rna_type().properties[name], option)
 
 
+@pytest.mark.parametrize("name,option", EXPLORER, ids=[n for n, _ in EXPLORER])
+def test_explorer_sliders_are_the_declared_options(addon: Any, bpy_module: Any, name: str, option: o.Option) -> None:
+    assert_pinned(bpy_module.context.window_manager.atlasvae_explorer.bl_rna.properties[name], option)
+
+
 def test_resolution_preset_and_family_defaults_are_the_declared_ones(addon: Any, bpy_module: Any) -> None:
     from blender_addon import properties
 
@@ -61,7 +67,8 @@ def test_resolution_preset_and_family_defaults_are_the_declared_ones(addon: Any,
 
 def test_every_option_the_add_on_offers_is_pinned() -> None:
     """A new option in backend/options.py fails here until its add-on copies are added to the lists above."""
-    pinned = {id(option) for _name, option in SCENE} | {id(option) for _op, _name, option in OPERATORS}
+    pinned = ({id(option) for _name, option in SCENE + EXPLORER}
+              | {id(option) for _op, _name, option in OPERATORS})
     offered = [value for value in vars(o).values()
                if isinstance(value, o.Option) and value.addon is not o.ABSENT and value is not o.LABEL]
     assert [option.name for option in offered if id(option) not in pinned] == []

@@ -19,6 +19,7 @@ from typing import Any, Callable, Generator
 
 import bpy
 from bpy_extras import view3d_utils
+from mathutils import Vector
 
 OUT = Path(os.environ.get("GUI_OUT", "/gui"))
 PKG = "bl_ext.user_default.atlasvae"
@@ -246,6 +247,95 @@ def f3_search(text: str, name: str | None = None) -> Steps:
     yield from key("RET", 0.5)
 
 
+def find_prop(reg: bpy.types.Region, needle: str, step: int = 8) -> Steps:
+    """Scan the region's field column top-down for the field whose data path (Ctrl+Shift+C) contains
+    `needle`; returns its (x, y) or None."""
+    x = reg.x + reg.width * 0.75
+    y = reg.y + reg.height - 12
+    while y > reg.y + 4:
+        yield from move(x, y)
+        bpy.context.window_manager.clipboard = ""
+        yield from key("C", 0.08, ctrl=True, shift=True)
+        if needle in str(bpy.context.window_manager.clipboard):
+            return (x, y)
+        y -= step
+    return None
+
+
+def positions(obj: bpy.types.Object) -> list[tuple[float, ...]]:
+    return [tuple(round(c, 5) for c in v.co) for v in obj.data.vertices]
+
+
+def explorer_step(name: str) -> Steps:
+    """Drag the first Explorer slider of result `name` with real mouse events: the mesh follows mid-drag,
+    holding the mouse still is not a release, the release keeps the shape with one undo step, Ctrl+Z
+    gives the previous shape back."""
+    from importlib import import_module
+
+    explore = import_module(PKG + ".explore")
+    obj = bpy.data.objects[name]
+    corners = [obj.matrix_world @ Vector(c) for c in obj.bound_box]
+    middle = sum(corners, Vector()) / 8.0
+    vp = viewport()
+    at = view3d_utils.location_3d_to_region_2d(vp, area("VIEW_3D").spaces.active.region_3d, middle)
+    yield from click(vp.x + at.x, vp.y + at.y)
+    check("clicking a result selects it for the Explorer", bpy.context.view_layer.objects.active == obj,
+          bpy.context.view_layer.objects.active)
+    bar = sidebar()
+    found = None
+    for _scroll in range(6):  # the Explorer is the last sub-panel: scroll the sidebar down to it
+        found = yield from find_prop(bar, "atlasvae_explorer.amounts")
+        if found is not None:
+            break
+        yield from move(*centre(bar))
+        for _tick in range(8):
+            ev("WHEELDOWNMOUSE", "PRESS")
+            yield 0.03
+        yield 1.0  # directions load on first show
+    yield from shot("06b_explorer_panel")
+    if not check("the Explorer panel shows direction sliders for the selected result", found is not None):
+        return
+    before = positions(obj)
+    t0 = time.monotonic()
+    yield from move(*found)
+    ev("LEFTMOUSE", "PRESS")
+    yield 0.05
+    for _step in range(15):
+        MOUSE[0] += 4
+        ev("MOUSEMOVE", "NOTHING")
+        yield 0.05
+    yield 0.3
+    obj = bpy.data.objects[name]
+    check("dragging an Explorer slider reshapes the result while the mouse moves", positions(obj) != before,
+          f"{len(obj.data.vertices)} vertices now, {len(before)} before")
+    yield from shot("06c_explorer_mid_drag")
+    yield 1.2  # the mouse held still, the button still down: not a release
+    check("holding the mouse still mid-drag is not a release (nothing committed yet)",
+          obj.get("atlasvae_amounts") is None and explore._watching[0], dict(obj.items()).get("atlasvae_amounts"))
+    ev("LEFTMOUSE", "RELEASE")
+    done = yield from wait_until(lambda: bpy.data.objects[name].get("atlasvae_amounts") is not None, 60)
+    R["timings"]["explorer_drag_to_final_shape"] = time.monotonic() - t0
+    R["timings"]["explorer_max_main_thread_gap"] = max_gap(t0)
+    obj = bpy.data.objects[name]
+    amounts = list(obj.get("atlasvae_amounts", []))
+    check("the LEFTMOUSE release keeps the dragged shape (slider value stored)", done is not None
+          and abs(amounts[0]) > 0.1, amounts)
+    live = explore.session()
+    if live is not None and live.timings:
+        latencies = sorted(t[0] for t in live.timings)
+        R["timings"]["explorer_change_to_mesh_median"] = latencies[len(latencies) // 2]
+        note(f"explorer: {live.coalescer.sent} requests sent, {live.coalescer.replaced} replaced while one was out, "
+             f"{len(live.timings)} applied; surface now {obj.get('atlasvae_surface')}")
+    yield from shot("06d_explorer_released")
+    after = positions(obj)
+    yield from move(*centre(viewport()))
+    yield from key("Z", 1.0, ctrl=True)
+    restored = yield from wait_until(lambda: positions(bpy.data.objects[name]) == before, 10)
+    check("Ctrl+Z after the drag gives the previous shape back (one undo step)", restored is not None,
+          f"{len(bpy.data.objects[name].data.vertices)} vertices, {len(before)} before, {len(after)} dragged")
+    yield from shot("06e_explorer_undone")
+
+
 def scenario() -> Steps:
     global jobs
     prefs = bpy.context.preferences
@@ -359,6 +449,14 @@ def scenario() -> Steps:
             check("the re-made shape still lands beside the earlier batch (placement)", not hits, hits)
     yield from shot("06_f9_material")
     yield from leave_popup()
+
+    # 4b. The Shape Explorer on that shape: a slider drag with real mouse events, then Ctrl+Z.
+    if new_one:
+        yield from explorer_step(new_one)
+        yield from move(*centre(sidebar()))
+        for _tick in range(40):  # back to the top of the sidebar for the buttons below
+            ev("WHEELUPMOUSE", "PRESS")
+            yield 0.02
 
     # 5. Reconstruct the cube: select it with a click, press Reconstruct in the sidebar.
     cube = bpy.data.objects.get("Cube")

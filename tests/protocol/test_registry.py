@@ -19,7 +19,7 @@ from backend import options
 from backend.data.meshio import Mesh
 from backend.cli import build_parser
 from backend.serving.dispatcher import Server
-from backend.serving.methods import METHODS, wire
+from backend.serving.methods import METHODS, nested_params, wire
 from backend.serving.protocol import INVALID_PARAMS, RpcError, encode_mesh, validate_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def test_every_handler_is_registered_once_and_model_methods_are_marked() -> None
     handlers = {name for name in vars(Server) if name.startswith("_") and callable(vars(Server)[name])}
     assert {m.handler.__name__ for m in METHODS.values()} <= handlers
     assert {name for name, m in METHODS.items() if m.model} == {
-        "load_model", "sample", "reconstruct", "interpolate", "variations", "release"}
+        "load_model", "sample", "reconstruct", "interpolate", "variations", "directions", "explore", "release"}
 
 
 def test_every_declared_option_is_taken_by_a_method_as_declared() -> None:
@@ -38,7 +38,7 @@ def test_every_declared_option_is_taken_by_a_method_as_declared() -> None:
     assert all(any(o is t for t in taken) for o in DECLARED), [o.name for o in DECLARED if o not in taken]
     for method in METHODS.values():
         for option in method.options:
-            assert wire(option) in method.params
+            assert wire(option) in nested_params(method.params)
 
 
 def test_the_docs_tables_are_the_registrys() -> None:
@@ -89,7 +89,7 @@ CLI = [("sample", "n", options.COUNT), ("sample", "seed", options.SEED), ("sampl
        ("sample", "face_budget", options.FACE_BUDGET), ("reconstruct", "fit", options.FIT),
        ("reconstruct", "steps", options.FIT_STEPS), ("interpolate", "steps", options.STEPS),
        ("interpolate", "fit", options.SHARED_FIT), ("interpolate", "fit_steps", options.SHARED_FIT_STEPS),
-       ("finetune", "epochs", options.EPOCHS)]
+       ("finetune", "epochs", options.EPOCHS), ("explore", "amount", options.AMOUNT)]
 
 
 def test_every_option_the_cli_offers_is_checked_here() -> None:

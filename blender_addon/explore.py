@@ -1,0 +1,721 @@
+# mypy: disable-error-code="valid-type"
+"""The Shape Explorer in Blender: an AtlasVAE result (sample, reconstruction, variation, interpolation step)
+reshaped in place by sliders along its model's main directions, blended toward another selected result,
+randomised, reset, and kept as plain mesh data or as a shape key.
+
+Every result stores its latent and frame as custom properties (bpyfree.explorer.Shape), so this works after
+the .blend is saved and reopened, whatever model folder the result came from. Dragging a slider sends
+`explore` requests with the decoded patches through a Coalescer (at most one in flight, the newest one
+waiting) and writes each reply's vertices into the object's mesh from a timer; the drag's end, seen as the
+actual LEFTMOUSE release by a modal watcher, asks for the object's own surface (closed or patches) and,
+once that reply is in, records ONE undo step. The sliders live on the WindowManager, which Blender's undo
+never records, so the UI pushes no step of its own mid-drag; what the slider shows comes from the object's
+stored values, which undo restores with the mesh.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bpy
+import numpy as np
+from bpy.app.handlers import persistent
+from bpy.props import FloatProperty, FloatVectorProperty, PointerProperty
+
+from . import feedback, jobs
+from .bpyfree import locate
+from .bpyfree.backend_process import LaunchConfig, backend, error_text
+from .bpyfree.explorer import (
+    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Request, Shape, amounts_of,
+    decode_latent, explore_params, random_amounts,
+)
+from .bpyfree.uvs import template_uvs
+from .bpyfree.wire import decode_mesh
+from .mesh_convert import replace_geometry
+from .operators.building import SHARP_ANGLE
+from .operators.common import launch_config
+from .properties import model_entries, settings
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+PREFIX = "atlasvae_"
+POLL_S = 0.004  # how often the timer looks for replies while a request is out
+SETTLE_TIMEOUT_S = 60.0
+STATE_KEYS = ("amounts", "blend", "explored_latent", "toward_name")  # what a commit writes beside the mesh
+SHAPE_KEYS = ("latent", "scale", "offset", "frame", "label", "model_path")  # what makes a result explorable
+DRAG_EVENTS = {"MOUSEMOVE", "INBETWEEN_MOUSEMOVE", "TIMER", "TIMER_REPORT", "TIMERREGION", "NONE",
+               "LEFT_SHIFT", "RIGHT_SHIFT", "LEFT_CTRL", "RIGHT_CTRL", "LEFT_ALT", "RIGHT_ALT", "WINDOW_DEACTIVATE"}
+UNDO_MESSAGE = "AtlasVAE: Explore"
+
+
+# ---- what an object stores ---------------------------------------------------------------------------------
+def stored(obj: bpy.types.Object) -> dict[str, Any]:
+    """The object's atlasvae_* custom properties, keys without the prefix."""
+    return {key[len(PREFIX):]: obj[key] for key in obj.keys() if key.startswith(PREFIX)}
+
+
+def shape_of(obj: bpy.types.Object | None) -> Shape | None:
+    """The explorable result `obj` holds, or None (not a mesh, not a result, or applied as plain mesh)."""
+    if obj is None or obj.type != "MESH":
+        return None
+    return Shape.from_props(stored(obj))
+
+
+def current_latent(obj: bpy.types.Object) -> np.ndarray | None:
+    """The latent of the shape `obj` shows now: the explored one when it was moved, else its own."""
+    props = stored(obj)
+    for key in ("explored_latent", "latent"):
+        if key in props:
+            try:
+                return np.asarray(list(props[key]), dtype=np.float32)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def model_folder(shape: Shape) -> str | None:
+    """The model folder of a stored result: its recorded path when that is still a model folder, else the
+    listed model of the same name (the .blend opened on another machine, or the models folder moved)."""
+    if shape.model_path and (Path(shape.model_path) / locate.CONFIG_FILE).is_file():
+        return shape.model_path
+    entry = next((e for e in model_entries() if e.name == shape.model_name), None)
+    return str(entry.path) if entry is not None else None
+
+
+def toward_object(context: bpy.types.Context, obj: bpy.types.Object) -> bpy.types.Object | None:
+    """The other selected result to blend toward (the first selected one that is not `obj`)."""
+    for other in context.selected_objects or []:
+        if other != obj and shape_of(other) is not None:
+            return other
+    return None
+
+
+# ---- directions --------------------------------------------------------------------------------------------
+_tables: dict[tuple[str, str | None], DirectionTable] = {}
+_table_errors: dict[tuple[str, str | None], str] = {}
+_fetching: set[tuple[str, str | None]] = set()
+
+
+def _fetch_table(config: LaunchConfig, label: str | None) -> DirectionTable:
+    client, _info = backend.ensure_model(config)
+    table = DirectionTable.from_reply(client.call("directions", {"label": label} if label else {}))
+    assert config.model_path is not None
+    _tables[(config.model_path, label)] = table
+    return table
+
+
+def directions(config: LaunchConfig, label: str | None, blocking: bool = False) -> DirectionTable | None:
+    """The direction table of `config`'s model for `label`: cached, fetched now when `blocking`, else
+    fetched on a thread (None until it arrives; the sidebar redraws then). Raises on a failed blocking fetch."""
+    assert config.model_path is not None
+    key = (config.model_path, label)
+    if key in _tables:
+        return _tables[key]
+    if blocking:
+        return _fetch_table(config, label)
+    if key in _fetching or key in _table_errors:
+        return None
+    _fetching.add(key)
+
+    def fetch() -> None:
+        try:
+            _fetch_table(config, label)
+        except Exception as exc:
+            _table_errors[key] = error_text(exc)
+        finally:
+            _fetching.discard(key)
+            _redraw_soon()
+
+    threading.Thread(target=fetch, name="atlasvae-directions", daemon=True).start()
+    return None
+
+
+def _redraw_soon() -> None:
+    """Redraw the sidebar from the main thread (called from any thread)."""
+    def redraw() -> None:
+        feedback.tag_redraw()
+    bpy.app.timers.register(redraw, first_interval=0.0)
+
+
+# ---- the live session --------------------------------------------------------------------------------------
+@dataclass
+class Reply:
+    """A finished request with what the main thread needs: decoded arrays or the error."""
+
+    request: Request
+    arrays: tuple[np.ndarray, np.ndarray] | None = None
+    mesh: dict[str, Any] = field(default_factory=dict)
+    uvs: np.ndarray | None = None
+    error: str = ""
+    received: float = 0.0
+
+
+@dataclass
+class Session:
+    """The object being explored and what its sliders send; bound to one object (by name and session_uid)."""
+
+    ref: tuple[str, int]
+    shape: Shape
+    table: DirectionTable
+    config: LaunchConfig
+    face_budget: int
+    amounts: list[float]
+    blend: float = 0.0
+    toward: np.ndarray | None = None
+    toward_name: str = ""
+    coalescer: Coalescer = field(default_factory=Coalescer)
+    replies: queue.SimpleQueue[Reply] = field(default_factory=queue.SimpleQueue)
+    changed_at: dict[int, float] = field(default_factory=dict)  # request serial -> when its slider moved
+    timings: list[tuple[float, float, int]] = field(default_factory=list)  # (latency s, apply s, vertices)
+
+    def find(self) -> bpy.types.Object | None:
+        obj = bpy.data.objects.get(self.ref[0])
+        return obj if obj is not None and obj.session_uid == self.ref[1] else None
+
+
+_session: list[Session | None] = [None]
+_sender: list[ThreadPoolExecutor | None] = [None]
+_watching = [False]
+
+
+def session() -> Session | None:
+    """The live session, if any."""
+    return _session[0]
+
+
+def drop_session() -> None:
+    """Forget the live session (undo, file load, the object removed): replies still out are ignored."""
+    _session[0] = None
+
+
+def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocking: bool = False
+                ) -> Session | None:
+    """The live session for `obj`, bound now when it is another object; None when `obj` cannot be explored
+    or its directions are not known yet (fetched when `blocking`)."""
+    live = _session[0]
+    if obj is None:
+        return None
+    if live is not None and live.ref == (obj.name, obj.session_uid):
+        return live
+    shape = shape_of(obj)
+    if shape is None:
+        return None
+    folder = model_folder(shape)
+    if folder is None:
+        raise RuntimeError(f"model '{shape.model_name}' of {obj.name} is not in any models folder")
+    s = settings(context)
+    config = replace(launch_config(s), model_path=folder)
+    table = directions(config, shape.label, blocking)
+    if table is None:
+        return None
+    props = stored(obj)
+    live = Session(ref=(obj.name, obj.session_uid), shape=shape, table=table, config=config,
+                   face_budget=int(s.face_budget),
+                   amounts=amounts_of(props.get("amounts", ()), len(table.directions)),
+                   blend=float(props.get("blend", 0.0)))
+    _session[0] = live
+    return live
+
+
+def _send(live: Session, request: Request) -> None:
+    """Hand `request` to the sender thread, which makes sure the model is loaded and writes it to the backend;
+    its reply comes back on the client's reader thread (on_reply), which sends the next waiting request."""
+    sender = _sender[0]
+    if sender is None:
+        sender = _sender[0] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atlasvae-explore")
+
+    def send() -> None:
+        try:
+            client, info = backend.ensure_model(live.config)
+            uvs = None
+            if request.final and request.params.get("surface") == "patches":
+                uvs = template_uvs(client, info, int(request.params["resolution"]))
+            future = client.submit("explore", request.params)
+        except Exception as exc:
+            _finished(live, Reply(request, error=error_text(exc)))
+            return
+        future.add_done_callback(lambda done: _on_reply(live, request, done, uvs))
+
+    sender.submit(send)
+
+
+def _on_reply(live: Session, request: Request, done: Future[Any], uvs: np.ndarray | None) -> None:
+    """Reader thread: decode the reply (numpy only) and queue it for the main thread; send the next one."""
+    try:
+        mesh = done.result()["mesh"]
+        reply = Reply(request, decode_mesh(mesh), {k: v for k, v in mesh.items() if k not in ("vertices", "faces")},
+                      uvs)
+    except Exception as exc:
+        reply = Reply(request, error=error_text(exc))
+    _finished(live, reply)
+
+
+def _finished(live: Session, reply: Reply) -> None:
+    reply.received = time.perf_counter()
+    live.replies.put(reply)
+    following = live.coalescer.finished(reply.request)
+    if following is not None:
+        _send(live, following)
+
+
+def push(live: Session, final: bool = False) -> None:
+    """Ask for the session's current slider position: the live patches, or (final) the object's own surface."""
+    surface = live.shape.surface if final else LIVE_SURFACE
+    toward = live.toward if live.blend > 0 else None
+    params = explore_params(live.shape, live.table, live.amounts, surface, live.face_budget, toward, live.blend)
+    request, now = live.coalescer.offer(params, final)
+    live.changed_at[request.serial] = time.perf_counter()
+    if now:
+        _send(live, request)
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=POLL_S)
+
+
+def commit(live: Session | None = None) -> None:
+    """The drag ended: ask for the object's own surface; its reply records the one undo step."""
+    live = live or _session[0]
+    if live is not None:
+        push(live, final=True)
+
+
+def tick() -> float | None:
+    """Timer: apply every reply that came in; come back soon while requests are out."""
+    live = _session[0]
+    if live is None:
+        return None
+    while True:
+        try:
+            reply = live.replies.get_nowait()
+        except queue.Empty:
+            break
+        _apply(live, reply)
+        if _session[0] is not live:
+            return None
+    return None if live.coalescer.idle() and live.replies.empty() else POLL_S
+
+
+def settle(timeout: float = SETTLE_TIMEOUT_S) -> None:
+    """Apply replies until nothing is out (background mode and scripts, where the timer does not run)."""
+    live = _session[0]
+    deadline = time.monotonic() + timeout
+    while live is not None and not (live.coalescer.idle() and live.replies.empty()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the backend did not answer the Explorer within {timeout:g} s")
+        tick()
+        time.sleep(0.001)
+        live = _session[0]
+
+
+def _apply(live: Session, reply: Reply) -> None:
+    """Write a reply's shape into the object (main thread); a final one also stores the state and records
+    one undo step."""
+    obj = live.find()
+    if obj is None:
+        drop_session()
+        return
+    if reply.error or reply.arrays is None:
+        feedback.report("ERROR", f"Exploring {obj.name} failed: {reply.error}")
+        return
+    started = time.perf_counter()
+    vertices, faces = reply.arrays
+    mesh = obj.data
+    assert isinstance(mesh, bpy.types.Mesh)
+    closed = reply.mesh.get("surface") == "closed"
+    before = (len(mesh.vertices), len(mesh.polygons))
+    replace_geometry(mesh, live.shape.to_local(vertices), faces)
+    if before != (len(vertices), len(faces)):  # a new surface: shade as a new result of its kind would be
+        mesh.shade_smooth()
+        if closed:
+            mesh.set_sharp_from_angle(angle=SHARP_ANGLE)
+        elif reply.uvs is not None and len(reply.uvs) == len(mesh.loops):
+            layer = mesh.uv_layers.get("UVMap") or mesh.uv_layers.new(name="UVMap")
+            assert layer is not None
+            layer.data.foreach_set("uv", np.ascontiguousarray(reply.uvs, dtype=np.float32).ravel())
+    changed = live.changed_at.pop(reply.request.serial, None)
+    applied = time.perf_counter()
+    if changed is not None:
+        live.timings.append((applied - changed, applied - started, len(vertices)))
+    if reply.request.final:
+        _store(obj, live, reply)
+    feedback.tag_redraw()
+
+
+def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
+    """Keep the committed state on the object (saved with the .blend, restored by undo) and record the step,
+    unless nothing changed since the last commit."""
+    before = {key: obj.get(PREFIX + key) for key in STATE_KEYS}
+    obj[PREFIX + "amounts"] = list(live.amounts)
+    obj[PREFIX + "blend"] = float(live.blend)
+    obj[PREFIX + "toward_name"] = live.toward_name if live.blend > 0 else ""
+    if "latent" in reply.mesh:
+        obj[PREFIX + "explored_latent"] = [float(v) for v in decode_latent(reply.mesh["latent"], "reply latent")]
+    if "surface" in reply.mesh:
+        obj[PREFIX + "surface"] = str(reply.mesh["surface"])
+    after = {key: obj.get(PREFIX + key) for key in STATE_KEYS}
+    if _plain(before) != _plain(after):
+        jobs.undo_push(UNDO_MESSAGE)
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v) for k, v in values.items()}
+
+
+# ---- the sliders -------------------------------------------------------------------------------------------
+def _active(context: bpy.types.Context | None = None) -> bpy.types.Object | None:
+    ctx = context or bpy.context
+    return getattr(ctx, "active_object", None)
+
+
+def _get_amounts(_self: Any) -> list[float]:
+    obj = _active()
+    live = _session[0]
+    if obj is not None and live is not None and live.ref == (obj.name, obj.session_uid):
+        return amounts_of(live.amounts, MAX_SLIDERS)
+    return amounts_of(obj.get(PREFIX + "amounts", ()) if obj is not None else (), MAX_SLIDERS)
+
+
+def _set_amounts(_self: Any, values: Any) -> None:
+    live = _live_for_edit()
+    if live is None:
+        return
+    new = amounts_of(values, len(live.table.directions))
+    if new != live.amounts:
+        live.amounts = new
+        push(live)
+        _watch_release()
+
+
+def _get_blend(_self: Any) -> float:
+    obj = _active()
+    live = _session[0]
+    if obj is not None and live is not None and live.ref == (obj.name, obj.session_uid):
+        return live.blend
+    return float(obj.get(PREFIX + "blend", 0.0)) if obj is not None else 0.0
+
+
+def _set_blend(_self: Any, value: float) -> None:
+    live = _live_for_edit()
+    if live is None:
+        return
+    obj = live.find()
+    other = toward_object(bpy.context, obj) if obj is not None else None
+    if other is not None:
+        live.toward, live.toward_name = current_latent(other), other.name
+    if live.toward is None or float(value) == live.blend:
+        return
+    live.blend = float(value)
+    push(live)
+    _watch_release()
+
+
+def _live_for_edit() -> Session | None:
+    try:
+        return session_for(bpy.context, _active(), blocking=jobs.blocking_default())
+    except RuntimeError as exc:
+        feedback.report("ERROR", str(exc))
+        return None
+
+
+def _watch_release() -> None:
+    """Follow the drag to its LEFTMOUSE release with a modal watcher (a window only); scripts commit
+    themselves (atlasvae.explore_commit)."""
+    if _watching[0] or bpy.app.background:
+        return
+    try:
+        bpy.ops.atlasvae.explore_watch("INVOKE_DEFAULT")  # type: ignore[attr-defined]
+    except RuntimeError as exc:  # no window to watch in: the change is its own step
+        print(f"AtlasVAE: cannot follow the slider ({exc}); committing now")
+        commit()
+
+
+class AtlasVAEExplorer(bpy.types.PropertyGroup):
+    """The Explorer's sliders. They live on the WindowManager (never undone, so Blender records no undo step
+    mid-drag) and read and write the live session or the active object's stored values."""
+
+    amounts: FloatVectorProperty(name="Directions", description="How far along each of the model's main "
+                                 "directions, in standard deviations of its training shapes",
+                                 size=MAX_SLIDERS, min=-DEFAULT_MAX_AMOUNT, max=DEFAULT_MAX_AMOUNT,
+                                 get=_get_amounts, set=_set_amounts, options={"SKIP_SAVE"})
+    blend: FloatProperty(name="Toward", description="Blend toward the other selected result: 0 is this shape, "
+                         "1 that one", min=0.0, max=1.0, subtype="FACTOR", get=_get_blend, set=_set_blend,
+                         options={"SKIP_SAVE"})
+
+
+# ---- operators ---------------------------------------------------------------------------------------------
+class ATLASVAE_OT_explore_watch(bpy.types.Operator):
+    """Follow an Explorer slider drag until the mouse button is released, then ask for the final surface"""
+
+    bl_idname = "atlasvae.explore_watch"
+    bl_label = "Follow Explorer Slider"
+    bl_options = {"INTERNAL"}
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        dragging = event.type in DRAG_EVENTS or (event.type == "LEFTMOUSE" and event.value == "PRESS")
+        if not dragging or context.window is None or context.window_manager is None:  # a typed value, Ctrl+wheel...: one change, one step
+            commit()
+            return {"FINISHED"}
+        _watching[0] = True
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
+        released = event.type == "LEFTMOUSE" and event.value == "RELEASE"
+        if released or (event.type not in DRAG_EVENTS and event.value in ("PRESS", "RELEASE")):
+            _watching[0] = False
+            commit()
+            return {"FINISHED", "PASS_THROUGH"}
+        return {"PASS_THROUGH"}
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        _watching[0] = False
+
+
+class _ExplorerOperator(bpy.types.Operator):
+    """Shared poll: the active object is an explorable result whose last move has been applied."""
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = _active(context)
+        if shape_of(obj) is None:
+            cls.poll_message_set("Make an AtlasVAE result (sample, reconstruction, variation) active")
+            return False
+        live = _session[0]
+        if live is not None and obj is not None and live.ref == (obj.name, obj.session_uid) \
+                and not live.coalescer.idle():
+            cls.poll_message_set("The last change is still being shaped")
+            return False
+        return True
+
+    def live(self, context: bpy.types.Context) -> Session:
+        """The session of the active result (directions fetched now when missing)."""
+        live = session_for(context, _active(context), blocking=True)
+        if live is None:
+            raise RuntimeError("the active object cannot be explored")
+        return live
+
+
+class ATLASVAE_OT_explore_commit(_ExplorerOperator):
+    """Finish the Explorer's last change with the object's own surface and one undo step (slider release does it)"""
+
+    bl_idname = "atlasvae.explore_commit"
+    bl_label = "Finish Explorer Change"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return shape_of(_active(context)) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        try:
+            commit(self.live(context))
+            if jobs.blocking_default():
+                settle()
+        except Exception as exc:
+            self.report({"ERROR"}, f"Explorer failed: {error_text(exc)}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class ATLASVAE_OT_explore_randomise(_ExplorerOperator):
+    """Move every slider to a random position (a draw from the model's spread of training shapes)"""
+
+    bl_idname = "atlasvae.explore_randomise"
+    bl_label = "Randomise"
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        return _jump(self, context, lambda live: random_amounts(live.table, np.random.default_rng()), None)
+
+
+class ATLASVAE_OT_explore_reset(_ExplorerOperator):
+    """Every slider and Toward back to 0: the result as it was made"""
+
+    bl_idname = "atlasvae.explore_reset"
+    bl_label = "Reset"
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        return _jump(self, context, lambda live: [0.0] * len(live.table.directions), 0.0)
+
+
+def _jump(op: bpy.types.Operator, context: bpy.types.Context, amounts: Any, blend: float | None
+          ) -> set[OperatorReturnItems]:
+    """Set the sliders at once and ask for the final shape (one undo step when it is in)."""
+    try:
+        live = op.live(context)  # type: ignore[attr-defined]
+        live.amounts = list(amounts(live))
+        if blend is not None:
+            live.blend = blend
+        commit(live)
+        if jobs.blocking_default():
+            settle()
+    except Exception as exc:
+        op.report({"ERROR"}, f"{op.bl_label} failed: {error_text(exc)}")
+        return {"CANCELLED"}
+    return {"FINISHED"}
+
+
+def _forget_shape(obj: bpy.types.Object) -> None:
+    """Remove what makes `obj` explorable, so it is plain mesh data (its other AtlasVAE facts stay)."""
+    for key in (*SHAPE_KEYS, *STATE_KEYS):
+        if PREFIX + key in obj.keys():
+            del obj[PREFIX + key]
+    drop_session()
+
+
+class ATLASVAE_OT_explore_apply(_ExplorerOperator):
+    """Keep the shape as it is now as plain mesh data (the Explorer no longer reshapes this object)"""
+
+    bl_idname = "atlasvae.explore_apply"
+    bl_label = "Apply"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        obj = _active(context)
+        assert obj is not None
+        _forget_shape(obj)
+        self.report({"INFO"}, f"Kept the explored shape of {obj.name} as plain mesh data")
+        return {"FINISHED"}
+
+
+class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
+    """Keep the result as made as the Basis and the explored shape as a shape key, to animate between them"""
+
+    bl_idname = "atlasvae.explore_shape_key"
+    bl_label = "Apply as Shape Key"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        obj = _active(context)
+        assert obj is not None
+        try:
+            live = self.live(context)
+            toward = live.toward if live.blend > 0 else None
+            zero = [0.0] * len(live.table.directions)
+            original = explore_params(live.shape, live.table, zero, "patches", live.face_budget)
+            explored = explore_params(live.shape, live.table, live.amounts, "patches", live.face_budget, toward,
+                                      live.blend)
+            client, _info = backend.ensure_model(live.config)
+            base_v, base_f = decode_mesh(client.call("explore", original)["mesh"])
+            moved_v, _moved_f = decode_mesh(client.call("explore", explored)["mesh"])
+        except Exception as exc:
+            self.report({"ERROR"}, f"Apply as Shape Key failed: {error_text(exc)}")
+            return {"CANCELLED"}
+        mesh = obj.data
+        assert isinstance(mesh, bpy.types.Mesh)
+        if mesh.shape_keys is not None:
+            obj.shape_key_clear()
+        replace_geometry(mesh, live.shape.to_local(base_v), base_f)
+        mesh.shade_smooth()
+        obj.shape_key_add(name="Basis", from_mix=False)
+        key = obj.shape_key_add(name="Explored", from_mix=False)
+        key.data.foreach_set("co", np.ascontiguousarray(live.shape.to_local(moved_v), dtype=np.float32).ravel())
+        key.value = 1.0
+        obj[PREFIX + "surface"] = "patches"
+        _forget_shape(obj)
+        if bpy.app.background:  # operators called from Python in background mode record no step themselves
+            jobs.undo_push("AtlasVAE: Apply as Shape Key")
+        self.report({"INFO"}, f"{obj.name}: the result as made is the Basis, the explored shape the key 'Explored'")
+        return {"FINISHED"}
+
+
+# ---- the panel ---------------------------------------------------------------------------------------------
+class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
+    """Explorer: sliders along the model's main directions for the active result."""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "AtlasVAE"
+    bl_label = "Explorer"
+    bl_idname = "VIEW3D_PT_atlasvae_explore"
+    bl_parent_id = "VIEW3D_PT_atlasvae"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.scene is not None and hasattr(context.scene, "atlasvae")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        assert layout is not None
+        obj = _active(context)
+        shape = shape_of(obj)
+        if obj is None or shape is None:
+            for line in feedback.wrap("Select an AtlasVAE result (a sample, reconstruction or variation) "
+                                      "to reshape it here"):
+                layout.label(text=line)
+            return
+        folder = model_folder(shape)
+        if folder is None:
+            layout.label(text=f"Model '{shape.model_name}' not found", icon="ERROR")
+            return
+        config = replace(launch_config(settings(context)), model_path=folder)
+        key = (folder, shape.label)
+        table = directions(config, shape.label)
+        if table is None:
+            error = _table_errors.get(key)
+            if error:
+                for i, line in enumerate(feedback.wrap(f"No directions: {error}")):
+                    layout.label(text=line, icon="ERROR" if i == 0 else "NONE")
+            else:
+                layout.label(text="Loading the model's directions...", icon="SORTTIME")
+            return
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        explorer = context.window_manager.atlasvae_explorer  # type: ignore[union-attr]
+        col = layout.column(align=True)
+        for i, direction in enumerate(table.directions):
+            col.prop(explorer, "amounts", index=i, text=direction.description, slider=True)
+        other = toward_object(context, obj)
+        row = layout.row()
+        row.active = other is not None
+        row.prop(explorer, "blend", slider=True)
+        if other is not None:
+            layout.label(text=f"Toward: {other.name}", icon="FORWARD")
+        row = layout.row(align=True)
+        row.operator("atlasvae.explore_randomise", icon="FILE_REFRESH")
+        row.operator("atlasvae.explore_reset", icon="LOOP_BACK")
+        row = layout.row(align=True)
+        row.operator("atlasvae.explore_apply", icon="CHECKMARK")
+        row.operator("atlasvae.explore_shape_key", icon="SHAPEKEY_DATA")
+
+
+# ---- registration ------------------------------------------------------------------------------------------
+@persistent
+def _forget_on_undo(*_args: Any) -> None:
+    """Undo, redo or a file load restored the objects: the session's amounts are stale, the object's are not."""
+    drop_session()
+
+
+HANDLERS = (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post, bpy.app.handlers.load_post)
+CLASSES = (AtlasVAEExplorer, ATLASVAE_OT_explore_watch, ATLASVAE_OT_explore_commit, ATLASVAE_OT_explore_randomise,
+           ATLASVAE_OT_explore_reset, ATLASVAE_OT_explore_apply, ATLASVAE_OT_explore_shape_key,
+           VIEW3D_PT_atlasvae_explore)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.WindowManager.atlasvae_explorer = PointerProperty(type=AtlasVAEExplorer)  # type: ignore[attr-defined]
+    for handlers in HANDLERS:
+        handlers.append(_forget_on_undo)
+
+
+def unregister() -> None:
+    for handlers in HANDLERS:
+        if _forget_on_undo in handlers:
+            handlers.remove(_forget_on_undo)
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    drop_session()
+    if _sender[0] is not None:
+        _sender[0].shutdown(wait=False, cancel_futures=True)
+        _sender[0] = None
+    _tables.clear()
+    _table_errors.clear()
+    del bpy.types.WindowManager.atlasvae_explorer  # type: ignore[attr-defined]
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

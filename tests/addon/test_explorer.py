@@ -1,0 +1,219 @@
+"""The Shape Explorer in real bpy with the real backend: results store their latent, a slider change reshapes
+the object in place, the release records one undo step that Ctrl+Z takes back, a saved and reopened .blend
+(with its model folder moved) explores again, Toward blends two results, Randomise / Reset, Apply and
+Apply as Shape Key. The model is the tiny identity sphere with a stored prior (make_tiny_model.py PRIOR),
+so the backend finds directions in it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from .conftest import made, make_tiny_model, select_only
+from .ui_recorder import draw
+
+
+@pytest.fixture(scope="module")
+def explore_model(addon: Any, user_dir: Path) -> Iterator[Path]:
+    """The tiny model with a prior in the user models folder; removed afterwards so other tests' model
+    lists are unchanged."""
+    from blender_addon import properties
+
+    folder = make_tiny_model(user_dir / "models" / "explorable", "explorable", "", "sphere", "prior")
+    properties.refresh_models()
+    yield folder.resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    properties.refresh_models()
+
+
+@pytest.fixture()
+def explorable(scene: Any, explore_model: Path, bpy_module: Any) -> Iterator[Any]:
+    """Two sampled results of the explorable model, patches (so vertex counts stay comparable), the
+    first one active."""
+    from blender_addon import explore
+
+    settings = scene.atlasvae
+    settings.model = "user/explorable"
+    settings.surface = "patches"
+    bpy = bpy_module
+    assert bpy.ops.atlasvae.sample(count=2, seed=4, surface="patches", resolution=642) == {"FINISHED"}
+    objs = made(bpy)
+    select_only(bpy, [objs[0]])
+    yield objs
+    explore.drop_session()
+    bpy.context.scene.atlasvae.surface = "auto"  # the scene now (a test may have loaded a .blend)
+
+
+def positions(obj: Any) -> np.ndarray:
+    co = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3)
+
+
+def sliders(bpy: Any) -> Any:
+    return bpy.context.window_manager.atlasvae_explorer
+
+
+def test_every_result_stores_what_exploring_needs(explorable: Any, explore_model: Path) -> None:
+    from blender_addon.explore import shape_of
+
+    shape = shape_of(explorable[0])
+    assert shape is not None
+    assert shape.latent.shape == (6,) and shape.resolution == 642 and shape.surface == "patches"
+    assert Path(shape.model_path) == explore_model
+    assert np.allclose(shape.frame[:3, :3], np.eye(3)), "a sample's frame only moves it onto its base"
+    other = shape_of(explorable[1])
+    assert other is not None and not np.array_equal(other.latent, shape.latent)
+
+
+def test_slider_reshapes_in_place_and_undo_restores(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    obj = explorable[0]
+    name = obj.name
+    before = positions(obj)
+    location = tuple(obj.location)
+    bpy.ops.ed.undo_push(message="before exploring")
+    sliders(bpy).amounts[0] = 2.0
+    explore.settle()
+    obj = bpy.data.objects[name]
+    moved = positions(obj)
+    assert moved.shape == before.shape and np.abs(moved - before).max() > 1e-3, "the slider reshaped the mesh"
+    assert tuple(obj.location) == location, "in place: the object did not move"
+    assert bpy.ops.atlasvae.explore_commit() == {"FINISHED"}
+    obj = bpy.data.objects[name]
+    assert list(obj["atlasvae_amounts"])[0] == pytest.approx(2.0)
+    assert "atlasvae_explored_latent" in obj
+    assert sliders(bpy).amounts[0] == pytest.approx(2.0)
+    assert bpy.ops.ed.undo() == {"FINISHED"}
+    obj = bpy.data.objects[name]
+    assert np.allclose(positions(obj), before, atol=1e-6), "Ctrl+Z gives the previous shape back"
+    assert sliders(bpy).amounts[0] == pytest.approx(0.0), "and the slider shows the restored value"
+
+
+def test_a_drag_sends_the_newest_position_not_every_one(explorable: Any, interactive: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    explore._watching[0] = True  # the modal watcher that follows a drag needs a window; it stands in for it
+    try:
+        for step in range(1, 41):
+            sliders(bpy).amounts[1] = step * 0.05
+        live = explore.session()
+        assert live is not None
+        explore.commit()
+        explore.settle()
+    finally:
+        explore._watching[0] = False
+    assert live.coalescer.sent < 41, "positions passed while the backend worked were never sent"
+    assert live.coalescer.sent + live.coalescer.replaced == 41
+    obj = bpy.data.objects[explorable[0].name]
+    assert list(obj["atlasvae_amounts"])[1] == pytest.approx(2.0), "the last position is the one kept"
+    assert live.timings and all(latency < 5.0 for latency, _apply, _n in live.timings)
+
+
+def test_saved_and_reopened_results_explore_again_with_the_model_folder_moved(
+        explorable: Any, bpy_module: Any, tmp_path: Path) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    name = explorable[0].name
+    latent = np.array(list(explorable[0]["atlasvae_latent"]))
+    explorable[0]["atlasvae_model_path"] = str(tmp_path / "gone" / "explorable")  # another machine's folder
+    path = tmp_path / "explored.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    obj = bpy.data.objects[name]
+    assert np.array_equal(np.array(list(obj["atlasvae_latent"])), latent)
+    select_only(bpy, [obj])
+    before = positions(obj)
+    sliders(bpy).amounts[2] = -2.0
+    explore.settle()
+    assert np.abs(positions(bpy.data.objects[name]) - before).max() > 1e-3
+
+
+def test_toward_blends_to_the_other_selected_result(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    a, b = explorable
+    select_only(bpy, [b, a], active=a)
+    target = positions(b)
+    sliders(bpy).blend = 1.0
+    explore.settle()
+    assert bpy.ops.atlasvae.explore_commit() == {"FINISHED"}
+    a = bpy.data.objects[a.name]
+    assert a["atlasvae_toward_name"] == b.name
+    assert np.allclose(list(a["atlasvae_explored_latent"]), list(b["atlasvae_latent"]), atol=1e-5)
+    shape_a, shape_b = explore.shape_of(a), explore.shape_of(b)
+    assert shape_a is not None and shape_b is not None
+    mine = positions(a) - shape_a.frame[:3, 3]
+    theirs = target - shape_b.frame[:3, 3]
+    assert np.allclose(mine, theirs, atol=1e-3), "blend 1 is the other result's shape, in this one's place"
+
+
+def test_randomise_then_reset_returns_the_result_as_made(explorable: Any, bpy_module: Any) -> None:
+    bpy = bpy_module
+    obj = explorable[0]
+    made_as = positions(obj)
+    assert bpy.ops.atlasvae.explore_randomise() == {"FINISHED"}
+    obj = bpy.data.objects[obj.name]
+    assert any(abs(v) > 0 for v in obj["atlasvae_amounts"])
+    assert np.abs(positions(obj) - made_as).max() > 1e-3
+    assert bpy.ops.atlasvae.explore_reset() == {"FINISHED"}
+    obj = bpy.data.objects[obj.name]
+    assert np.allclose(positions(obj), made_as, atol=1e-5)
+    assert all(v == 0 for v in obj["atlasvae_amounts"])
+
+
+def test_apply_keeps_the_shape_as_plain_mesh(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    sliders(bpy).amounts[0] = 1.5
+    assert bpy.ops.atlasvae.explore_commit() == {"FINISHED"}
+    obj = bpy.data.objects[explorable[0].name]
+    shaped = positions(obj)
+    assert bpy.ops.atlasvae.explore_apply() == {"FINISHED"}
+    assert explore.shape_of(obj) is None and "atlasvae_latent" not in obj
+    assert np.array_equal(positions(obj), shaped)
+    assert not bpy.ops.atlasvae.explore_randomise.poll()
+
+
+def test_apply_as_shape_key_keeps_both_shapes(explorable: Any, bpy_module: Any) -> None:
+    bpy = bpy_module
+    obj = explorable[0]
+    made_as = positions(obj)
+    sliders(bpy).amounts[0] = 2.5
+    assert bpy.ops.atlasvae.explore_commit() == {"FINISHED"}
+    obj = bpy.data.objects[obj.name]
+    explored = positions(obj)
+    assert bpy.ops.atlasvae.explore_shape_key() == {"FINISHED"}
+    keys = obj.data.shape_keys.key_blocks
+    assert [k.name for k in keys] == ["Basis", "Explored"] and keys["Explored"].value == 1.0
+    basis = np.array([tuple(p.co) for p in keys["Basis"].data])
+    key = np.array([tuple(p.co) for p in keys["Explored"].data])
+    assert np.allclose(basis, made_as, atol=1e-5), "the Basis is the result as made"
+    assert np.allclose(key, explored, atol=1e-5), "the key is the explored shape"
+
+
+def test_panel_draws_a_slider_per_direction_with_short_labels(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    explore._tables.clear()
+    drawn = draw(bpy_module, explore.VIEW3D_PT_atlasvae_explore)  # the directions are fetched off the main thread
+    assert "amounts" not in drawn["props"] and any("Loading" in label for label in drawn["labels"])
+    sliders(bpy_module).amounts[0] = 0.5  # a script's change fetches them at once (background mode)
+    live = explore.session()
+    assert live is not None and 6 <= len(live.table.directions) <= 8
+    assert all(0 < len(d.description) <= 16 for d in live.table.directions), "short enough for a slider label"
+    drawn = draw(bpy_module, explore.VIEW3D_PT_atlasvae_explore)
+    assert drawn["props"].count("amounts") == len(live.table.directions) and True in drawn["split"]
+    assert {"atlasvae.explore_randomise", "atlasvae.explore_reset", "atlasvae.explore_apply",
+            "atlasvae.explore_shape_key"} <= set(drawn["operators"])

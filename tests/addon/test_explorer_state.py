@@ -1,0 +1,154 @@
+"""The Shape Explorer's bpy-free state (blender_addon/bpyfree/explorer.py) in plain pytest: a drag's
+requests never queue up behind each other, a release keeps its closed surface and undo step, and a
+result's stored properties and a slider position become the `explore` request the contract names."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from blender_addon.bpyfree.explorer import (
+    Coalescer, DirectionTable, Shape, amounts_of, decode_latent, encode_latent, explore_params, moves,
+    random_amounts, result_props,
+)
+
+TABLE = DirectionTable.from_reply({"label": None, "families": ["chair"], "max_amount": 3.0, "directions": [
+    {"index": i, "description": f"dir {i}", "sigma": 0.5 + i} for i in range(6)]})
+
+
+def test_at_most_one_in_flight_and_the_newest_waiting_replaces_older_ones() -> None:
+    c = Coalescer()
+    first, now = c.offer({"n": 1})
+    assert now and first.params == {"n": 1}
+    for n in range(2, 10):  # the mouse moves eight times while the backend works on the first
+        assert c.offer({"n": n})[1] is False
+    assert c.replaced == 7
+    nxt = c.finished(first)
+    assert nxt is not None and nxt.params == {"n": 9}, "the newest position, not the second"
+    assert c.finished(nxt) is None and c.idle()
+    assert c.sent == 2
+
+
+def test_a_release_replaced_by_a_newer_move_stays_final() -> None:
+    c = Coalescer()
+    first, _now = c.offer({"n": 1})
+    c.offer({"n": 2}, final=True)  # released, then a new drag starts before the backend answered
+    c.offer({"n": 3})
+    nxt = c.finished(first)
+    assert nxt is not None and nxt.params == {"n": 3} and nxt.final
+
+
+def test_finishing_a_request_that_is_not_in_flight_is_refused() -> None:
+    c = Coalescer()
+    first, _now = c.offer({"n": 1})
+    c.finished(first)
+    with pytest.raises(ValueError, match="not the one in flight"):
+        c.finished(first)
+
+
+def test_offers_from_one_thread_and_replies_on_another_never_send_two_at_once() -> None:
+    c = Coalescer()
+    in_flight = [0]
+    most = [0]
+    lock = threading.Lock()
+    sent: list = []
+
+    def send(request: object) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        sent.append(request)
+
+    def replies() -> None:
+        done = 0
+        while done < 200:
+            if sent:
+                request = sent.pop(0)
+                with lock:
+                    in_flight[0] -= 1
+                nxt = c.finished(request)
+                if nxt is not None:
+                    send(nxt)
+                done += 1
+            elif c.idle():
+                return
+
+    for n in range(500):
+        request, now = c.offer({"n": n})
+        if now:
+            send(request)
+        if n % 50 == 0:
+            worker = threading.Thread(target=replies)
+            worker.start()
+            worker.join()
+    assert most[0] == 1
+
+
+def test_latents_round_trip_and_bad_ones_are_named() -> None:
+    z = np.arange(6, dtype=np.float32) / 7
+    assert np.array_equal(decode_latent(encode_latent(z)), z)
+    with pytest.raises(ValueError, match="toward is not valid base64"):
+        decode_latent("***", "toward")
+    with pytest.raises(ValueError, match="whole number of float32"):
+        decode_latent("AAA=", "latent")
+    with pytest.raises(ValueError, match="finite"):
+        encode_latent([0.0, float("nan")])
+
+
+def _shape() -> Shape:
+    props = result_props({"latent": encode_latent(np.ones(6)), "scale": 2.0, "offset": [1.0, 0.0, 0.5],
+                          "label": "chair"}, "/models/m", np.eye(4))
+    shape = Shape.from_props({**props, "model": "m", "resolution": 642, "surface": "closed"})
+    assert shape is not None
+    return shape
+
+
+def test_stored_properties_make_a_shape_again() -> None:
+    shape = _shape()
+    assert shape.label == "chair" and shape.scale == 2.0 and shape.offset == (1.0, 0.0, 0.5)
+    assert shape.model_path == "/models/m" and shape.resolution == 642 and shape.surface == "closed"
+    assert Shape.from_props({"model": "m", "resolution": 642}) is None, "an older result is not explorable"
+    assert result_props({"vertices": ""}, "/m", np.eye(4)) == {}
+
+
+def test_frame_maps_backend_vertices_into_the_objects_coordinates() -> None:
+    frame = np.eye(4)
+    frame[:3, 3] = [-1.0, 0.0, 2.0]
+    props = result_props({"latent": encode_latent(np.ones(6)), "scale": 1.0, "offset": [0, 0, 0]}, None, frame)
+    shape = Shape.from_props({**props, "resolution": 642})
+    assert shape is not None
+    assert np.allclose(shape.to_local(np.array([[1.0, 1.0, 1.0]])), [[0.0, 1.0, 3.0]])
+
+
+def test_slider_values_become_moves_within_the_bounds() -> None:
+    assert moves(TABLE, [0.0, 1.5, -9.0, 0.0, 0.0, 0.0]) == [{"direction": 1, "amount": 1.5},
+                                                            {"direction": 2, "amount": -3.0}]
+    assert amounts_of([1.0, 2.0], 4) == [1.0, 2.0, 0.0, 0.0]
+
+
+def test_explore_request_follows_the_contract() -> None:
+    shape = _shape()
+    params = explore_params(shape, TABLE, [1.0] + [0.0] * 5, "patches", 20000, toward=np.zeros(6), blend=0.25)
+    assert params["moves"] == [{"direction": 0, "amount": 1.0}]
+    assert params["scale"] == 2.0 and params["offset"] == [1.0, 0.0, 0.5] and params["resolution"] == 642
+    assert params["surface"] == "patches" and params["blend"] == 0.25
+    assert np.array_equal(decode_latent(params["toward"]), np.zeros(6))
+    assert "toward" not in explore_params(shape, TABLE, [0.0] * 6, "closed", 20000, toward=np.zeros(6), blend=0.0)
+    with pytest.raises(ValueError, match="different models"):
+        explore_params(shape, TABLE, [0.0] * 6, "closed", 20000, toward=np.zeros(4), blend=0.5)
+
+
+def test_directions_reply_is_read_and_bad_ones_named() -> None:
+    assert [d.description for d in TABLE.directions] == [f"dir {i}" for i in range(6)]
+    assert TABLE.families == ("chair",) and TABLE.label is None
+    with pytest.raises(ValueError, match="'directions' list"):
+        DirectionTable.from_reply({"label": None})
+    with pytest.raises(ValueError, match="max_amount"):
+        DirectionTable.from_reply({"directions": [], "max_amount": -1})
+
+
+def test_randomise_stays_within_the_bounds() -> None:
+    values = random_amounts(TABLE, np.random.default_rng(0), spread=10.0)
+    assert len(values) == 6 and all(abs(v) <= 3.0 for v in values) and any(abs(v) == 3.0 for v in values)
