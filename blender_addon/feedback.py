@@ -16,6 +16,11 @@ WRAP = 38  # characters per label line in the sidebar at its default width
 POPUP_WRAP = 80  # characters per label line in the error popup
 
 
+def counted(count: int, noun: str) -> str:
+    """"1 shape", "4 shapes": a count with its noun in the right number (nouns here take an s)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def wrap(text: str, width: int = WRAP) -> list[str]:
     """Split `text` into lines of at most `width` characters at spaces (labels do not wrap); a word
     longer than a line (a path) is cut into pieces, so nothing is ever dropped."""

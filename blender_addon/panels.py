@@ -17,7 +17,7 @@ from .operators import finetune
 from .operators.common import selected_meshes
 from .preferences import addon_settings
 from .properties import AtlasVAESettings, settings
-from .runtime import runtime
+from .runtime import AtlasVAERuntime, runtime
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import IconItems
@@ -234,7 +234,7 @@ class VIEW3D_PT_atlasvae_reconstruct(_AtlasSubPanel):
         _resolution(layout, s)
         _look(layout, s)
         count = len(selected_meshes(context))
-        layout.label(text=f"{count} mesh object(s) selected")
+        layout.label(text=f"{feedback.counted(count, 'mesh object')} selected")
         layout.operator("atlasvae.reconstruct", icon="MOD_REMESH")
 
 
@@ -278,6 +278,25 @@ class VIEW3D_PT_atlasvae_variations(_AtlasSubPanel):
         layout.operator("atlasvae.variations", icon="MOD_PARTICLES")
 
 
+def _unfinished(layout: bpy.types.UILayout, state: AtlasVAERuntime | None) -> None:
+    """Fine-tunes that stopped before their last epoch (train_state.json), each with Resume (it goes on with
+    the settings it recorded, up to its own epoch count); the one running now is left out."""
+    running = Path(state.job_out) if state is not None and state.job_running() and state.job_out else None
+    runs = [(folder, run) for folder, run in locate.unfinished_runs(locate.user_models_dir(addon_settings().user_dir))
+            if folder != running]
+    if not runs:
+        return
+    box = layout.box()
+    box.label(text="Unfinished Fine-tunes", icon="RECOVER_LAST")
+    for folder, run in runs:
+        epochs = finetune.recorded_settings(run)[3]
+        row = box.row(align=True)
+        row.label(text=f"{folder.name}: epoch {run.get('epoch', 0)}/{epochs}")
+        button = row.operator("atlasvae.finetune_start", text="Resume", icon="PLAY")
+        if button is not None:
+            button.name, button.epochs = folder.name, epochs
+
+
 class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
     """Fine-tune on a folder of meshes, the selected objects or a collection, with progress."""
 
@@ -295,7 +314,7 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
         elif s.finetune_source == "COLLECTION":
             layout.prop(s, "finetune_collection")
         else:
-            layout.label(text=f"{len(selected_meshes(context))} mesh object(s) selected")
+            layout.label(text=f"{feedback.counted(len(selected_meshes(context)), 'mesh object')} selected")
         layout.prop(s, "finetune_epochs")
         layout.prop(s, "finetune_name")
         layout.label(text="Keep Fixed:")
@@ -309,6 +328,7 @@ class VIEW3D_PT_atlasvae_finetune(_AtlasSubPanel):
             row.operator("atlasvae.finetune_start", icon="PLAY")
         row.operator("atlasvae.finetune_cancel", text="Cancel", icon="CANCEL")
         state = runtime()
+        _unfinished(layout, state)
         if state is None or not state.job_state:
             return
         text = f"{state.job_state}: epoch {state.epoch}/{state.epochs}"

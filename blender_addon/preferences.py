@@ -25,6 +25,7 @@ DEVICES = (("auto", "Auto", "CUDA if available, then Apple MPS, then CPU"),
            ("cuda", "CUDA", "NVIDIA GPU"),
            ("mps", "MPS", "Apple-silicon GPU"))
 INSTALL_TICK_S = 0.25
+RESTART_POLL_S = 1.0  # how often a restart deferred by a running fine-tune checks whether it has ended
 TORCH_BUILD_ITEMS = [(b.key, b.label, b.description) for b in installer.builds_for()]
 
 
@@ -167,13 +168,29 @@ def _show_install_progress() -> None:
     state.install_line = progress.line[:300]
 
 
+def _restart_when_free() -> float | None:
+    """Timer: stop the backend once no fine-tune runs in it, so its next start uses the new environment."""
+    state = runtime()
+    if state is not None and state.job_running():
+        return RESTART_POLL_S
+    backend_process.backend.stop()
+    return None
+
+
 def _finish_install(ok: bool, message: str, announce: bool = True) -> None:
     """Main thread: forget cached interpreter checks and stop the backend so its next start uses the new
-    environment (its handshake then reports the device the panel shows)."""
+    environment (its handshake then reports the device the panel shows); while a fine-tune runs in it the
+    stop waits until the fine-tune ends, rather than killing it."""
     locate.forget_checks()
-    backend_process.backend.stop()
-    _show_install_progress()
     state = runtime()
+    if state is not None and state.job_running():
+        if ok:
+            message += "; the backend switches to it when the running fine-tune ends"
+        if not bpy.app.timers.is_registered(_restart_when_free):
+            bpy.app.timers.register(_restart_when_free, first_interval=RESTART_POLL_S, persistent=True)
+    else:
+        backend_process.backend.stop()
+    _show_install_progress()
     if state is not None:
         state.install_running = False
         state.install_line = message
@@ -308,7 +325,8 @@ def register() -> None:
 
 
 def unregister() -> None:
-    if bpy.app.timers.is_registered(_install_tick):
-        bpy.app.timers.unregister(_install_tick)
+    for timer in (_install_tick, _restart_when_free):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

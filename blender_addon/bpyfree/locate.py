@@ -22,6 +22,7 @@ MODELS_ENV = "ATLASVAE_MODELS_DIR"
 MODEL_FORMAT = "atlasvae-model"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+RUN_STATE_FILE = "train_state.json"  # backend/training/output.py STATE_JSON; a test pins it
 CHECK_TIMEOUT_S = 180.0
 DEV_ONLY_PACKAGES = frozenset({"bpy", "fake-bpy-module", "pytest", "hypothesis", "mypy"})
 
@@ -66,6 +67,45 @@ def bundled_models_dir(addon_dir: Path | None = None) -> Path | None:
 def user_models_dir(user_dir: Path) -> Path:
     """Where fine-tuned models are written inside the user folder."""
     return Path(user_dir) / "models"
+
+
+def finetune_data_dir(user_dir: Path, name: str) -> Path:
+    """Where a fine-tune of scene objects named `name` keeps its exported meshes: one path per name, so the
+    run (which records the folder it trained on) finds the same data when it is resumed."""
+    return Path(user_dir) / "finetune-data" / name
+
+
+def read_run_state(folder: Path) -> dict[str, Any] | None:
+    """A training run's train_state.json (the epoch reached, finished or not, the run's settings under
+    "config"), or None when the folder holds no readable one."""
+    try:
+        state = json.loads((Path(folder) / RUN_STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+_run_states: dict[Path, tuple[int, dict[str, Any] | None]] = {}  # train_state.json by path: (mtime_ns, state)
+
+
+def unfinished_runs(models_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, run state) of every run in `models_dir` that stopped before its last epoch, most recently
+    saved first (the backend resumes such a run when it is started again with the same settings). Each
+    train_state.json is read again only when it changed, so a panel may ask on every redraw."""
+    found = []
+    for folder in Path(models_dir).iterdir() if Path(models_dir).is_dir() else []:
+        path = folder / RUN_STATE_FILE
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            continue
+        cached = _run_states.get(path)
+        if cached is None or cached[0] != mtime:
+            cached = _run_states[path] = (mtime, read_run_state(folder))
+        state = cached[1]
+        if state is not None and state.get("finished") is False:
+            found.append((mtime, folder, state))
+    return [(folder, state) for _mtime, folder, state in sorted(found, key=lambda f: -f[0])]
 
 
 def venv_python(venv: Path, windows: bool | None = None) -> Path:

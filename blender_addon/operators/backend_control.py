@@ -16,6 +16,7 @@ from ..bpyfree.backend_process import Backend
 from ..preferences import addon_settings
 from ..properties import refresh_models, settings
 from ..runtime import note, runtime
+from . import finetune
 from .common import ModelOperator, dispatch, fail, launch_config
 
 if TYPE_CHECKING:
@@ -57,8 +58,9 @@ class ATLASVAE_OT_backend_start(bpy.types.Operator):
 
 
 class AsksWhileFinetuning:
-    """Mixin for operators that end the backend: while a fine-tune runs in it, ask first (the run keeps
-    its last finished epoch and resumes when started again under the same name)."""
+    """Mixin for operators that end the backend: while a fine-tune runs in it, ask first; then the run is
+    cancelled and given time to save its last finished epoch (finetune.end_before_stop), so it resumes when
+    started again under the same name."""
 
     bl_label: str
 
@@ -72,6 +74,19 @@ class AsksWhileFinetuning:
                                  message="This stops the running fine-tune. Its model keeps the last finished "
                                          "epoch; start the fine-tune again under the same name to resume it.",
                                  confirm_text=self.bl_label, icon="WARNING")
+
+
+def _running_job() -> str:
+    """The id of the fine-tune running in the backend ("" when none), read on the main thread."""
+    state = runtime()
+    return state.job_id if state is not None and state.job_running() else ""
+
+
+def _after_stop(result: tuple[dict[str, Any] | None, str]) -> str:
+    """Main thread: record how a fine-tune the stop ended finished, then say what the stop did."""
+    ended, text = result
+    finetune.record_end(ended)
+    return text
 
 
 class ATLASVAE_OT_backend_restart(AsksWhileFinetuning, bpy.types.Operator):
@@ -89,16 +104,17 @@ class ATLASVAE_OT_backend_restart(AsksWhileFinetuning, bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         config = launch_config(settings(context) if context.scene is not None else None)
+        job_id = _running_job()
 
-        def work(task: jobs.Task, backend: Backend) -> str:
+        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any] | None, str]:
+            ended = finetune.end_before_stop(backend, job_id)
             backend.stop()
             backend.ensure(config)
             if config.model_path:
                 backend.ensure_model(config)
-            return _ready_text(backend)
+            return ended, _ready_text(backend)
 
-        return dispatch(self, jobs.Task("start", "Restart backend", work, lambda text: text),
-                        "Restarting the backend...")
+        return dispatch(self, jobs.Task("start", "Restart backend", work, _after_stop), "Restarting the backend...")
 
 
 class ATLASVAE_OT_backend_stop(AsksWhileFinetuning, bpy.types.Operator):
@@ -115,11 +131,14 @@ class ATLASVAE_OT_backend_stop(AsksWhileFinetuning, bpy.types.Operator):
         return True
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        def work(task: jobs.Task, backend: Backend) -> str:
-            backend.stop()
-            return "Backend stopped"
+        job_id = _running_job()
 
-        return dispatch(self, jobs.Task("stop", "Stop backend", work, lambda text: text), "Stopping the backend...")
+        def work(task: jobs.Task, backend: Backend) -> tuple[dict[str, Any] | None, str]:
+            ended = finetune.end_before_stop(backend, job_id)
+            backend.stop()
+            return ended, "Backend stopped"
+
+        return dispatch(self, jobs.Task("stop", "Stop backend", work, _after_stop), "Stopping the backend...")
 
 
 class ATLASVAE_OT_release_memory(bpy.types.Operator):
@@ -178,7 +197,7 @@ class ATLASVAE_OT_refresh_models(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         entries = refresh_models()
-        self.report({"INFO"}, f"{len(entries)} model(s) found")
+        self.report({"INFO"}, f"{feedback.counted(len(entries), 'model')} found")
         return {"FINISHED"}
 
 

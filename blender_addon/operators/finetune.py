@@ -2,14 +2,16 @@
 """Fine-tune operators: start (from a folder, the selected objects or a collection) and cancel, plus the
 handlers that follow the backend's progress and job_done notifications on the main thread.
 
-Scene sources are written as their evaluated meshes (modifiers applied, world space) to a temporary
-folder, one OBJ per object, which the backend then reads like any folder; it is removed when the job ends.
+Scene sources are written as their evaluated meshes (modifiers applied, world space), one OBJ per object,
+to the user folder's finetune-data/NAME (locate.finetune_data_dir), which the backend then reads like any
+folder. The path is the same for every run of that name, so a stopped run resumes on the same data; the
+folder is removed once the fine-tune finishes. Starting an unfinished run again (the panel lists them)
+resumes it with the settings it recorded in train_state.json; only the epoch count may be raised.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 JOB_POLL_S = 0.2
 JOB_STATUS_EVERY_S = 2.0
 FINAL_JOB_STATES = ("done", "failed", "cancelled")
+SAVE_WAIT_S = 60.0  # how long Stop/Restart wait for a cancelled fine-tune to save (the server's JOB_STOP_WAIT_S)
 
 _finetune_scene: list[str] = []
 _early_done: dict[str, dict[str, Any]] = {}
@@ -82,8 +85,9 @@ def on_notification(message: dict[str, Any]) -> None:
     if method == "progress":
         _apply_progress(state, params)
     elif method == "job_done":
-        level, text = _finish_job(str(params.get("state", "failed")), params)
-        _remove_exports()
+        ended = str(params.get("state", "failed"))
+        level, text = _finish_job(ended, params)
+        _job_ended(ended)
         state.job_message = text
         if not jobs.blocking_default():  # a blocking fine-tune operator reports the outcome itself
             feedback.report(level, text)
@@ -107,11 +111,42 @@ def _apply_progress(state: Any, event: dict[str, Any]) -> None:
         state.job_message = str(event["message"])
 
 
+def end_before_stop(backend: Backend, job_id: str, wait_s: float = SAVE_WAIT_S) -> dict[str, Any] | None:
+    """Worker side, before the backend is stopped under a running fine-tune: cancel it and wait (up to
+    `wait_s`) until it has saved its last finished epoch. Returns the job's final status, None when there
+    was no job to end or it did not end in time (the stop then goes on and kills it)."""
+    client = backend.client
+    if client is None or not job_id or not backend.running:
+        return None
+    client.call("cancel", {"job_id": job_id})
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        status = client.call("job_status", {"job_id": job_id})
+        if status.get("state") in FINAL_JOB_STATES:
+            return dict(status)
+        time.sleep(JOB_POLL_S)
+    return None
+
+
+def record_end(status: dict[str, Any] | None) -> None:
+    """Main thread, after a stop that ended the fine-tune: report how it ended (from end_before_stop's status)
+    unless its job_done notification was handled already."""
+    state = runtime()
+    if state is None or not state.job_running():
+        return
+    on_notification({"method": "job_done", "params": status or {
+        "job_id": state.job_id, "state": "failed", "error": f"it did not save within {SAVE_WAIT_S:.0f} s of "
+        "being stopped, so the backend was ended under it"}})
+
+
 def job_watch() -> bool:
-    """Timer check: True while a fine-tune needs ticking; fails the job if the backend died."""
+    """Timer check: True while a fine-tune needs ticking; fails the job if the backend died (not while the
+    user stops or restarts it: that task reports how the job ended, see record_end)."""
     state = runtime()
     if state is None or not state.job_running():
         return False
+    if {"stop", "start"} & jobs.pending_kinds():
+        return True
     if state.job_state != "submitting" and not backend_process.backend.running:
         client = backend_process.backend.client
         why = (client.last_error if client is not None else "") or "the backend stopped"
@@ -131,11 +166,10 @@ def _valid_model_name(name: str) -> str | None:
 
 
 def unfinished(out: Path) -> bool:
-    """Whether `out` holds a fine-tune that stopped before its last epoch (the backend resumes such a run
-    when it is started again with the same settings, as the CLI does)."""
-    config = locate.read_config(out)
-    meta = config.get("meta") if config is not None else None
-    return isinstance(meta, dict) and meta.get("finished") is False
+    """Whether `out` holds a fine-tune that stopped before its last epoch (its train_state.json says so); the
+    backend resumes such a run when it is started again with the same settings, as the CLI does."""
+    state = locate.read_run_state(out)
+    return state is not None and state.get("finished") is False
 
 
 def _scene_objects(context: bpy.types.Context, source: str, collection_name: str) -> list[bpy.types.Object] | str:
@@ -161,13 +195,13 @@ def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def export_objects(context: bpy.types.Context, objs: list[bpy.types.Object], label: str) -> Path:
-    """Write each object's evaluated mesh (modifiers applied, world space) to a new temporary folder,
-    as <folder>/<label>/<object>.obj (the label is the family the backend sees); returns the folder."""
+def export_objects(context: bpy.types.Context, objs: list[bpy.types.Object], label: str, root: Path) -> Path:
+    """Write each object's evaluated mesh (modifiers applied, world space) into `root`, emptied first, as
+    <root>/<label>/<object>.obj (the label is the family the backend sees); returns `root`."""
     depsgraph = context.evaluated_depsgraph_get()
-    root = Path(tempfile.mkdtemp(prefix="atlasvae-finetune-"))
+    shutil.rmtree(root, ignore_errors=True)
     family = root / (bpy.path.clean_name(label) or "scene")
-    family.mkdir()
+    family.mkdir(parents=True)
     try:
         for obj in objs:
             vertices, faces = object_triangles(obj, depsgraph)
@@ -178,13 +212,27 @@ def export_objects(context: bpy.types.Context, objs: list[bpy.types.Object], lab
     return root
 
 
-_exported: list[Path] = []  # temporary folders of scene fine-tunes, removed when their job ends
+_exported: list[Path] = []  # the running scene fine-tune's export folder, removed when it finishes
 
 
-def _remove_exports() -> None:
-    for folder in _exported:
-        shutil.rmtree(folder, ignore_errors=True)
+def _job_ended(state_name: str) -> None:
+    """Forget the running fine-tune's export; remove it when the fine-tune finished (a stopped one keeps it
+    for its resume)."""
+    if state_name == "done":
+        for folder in _exported:
+            shutil.rmtree(folder, ignore_errors=True)
     _exported.clear()
+
+
+def recorded_settings(state: dict[str, Any]) -> tuple[str, str | None, list[str], int]:
+    """(data folder, init model, frozen groups, epochs) an unfinished run recorded in train_state.json."""
+    config = state.get("config") if isinstance(state.get("config"), dict) else {}
+    assert isinstance(config, dict)
+    freeze = config.get("freeze") or []
+    epochs = config.get("epochs")
+    return (str(config.get("data") or ""), str(config["init"]) if config.get("init") else None,
+            [str(g) for g in freeze] if isinstance(freeze, list) else [],
+            int(epochs) if isinstance(epochs, int) else 1)
 
 
 class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
@@ -222,19 +270,19 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             return False
         return True  # what to train on is an option of the call, checked (with a reason) in execute
 
-    def _data_folder(self, context: bpy.types.Context) -> Path | str:
-        """The folder the backend reads: the chosen one, or a temporary export of scene objects."""
+    def _data_folder(self, context: bpy.types.Context, name: str, user_dir: Path) -> Path | str:
+        """The folder the backend reads: the chosen one, or scene objects exported to finetune-data/NAME."""
         if self.source == "FOLDER":
             return Path(bpy.path.abspath(self.data))
         objs = _scene_objects(context, self.source, self.collection)
         if isinstance(objs, str):
             return objs
-        label = self.collection if self.source == "COLLECTION" else self.name
+        label = self.collection if self.source == "COLLECTION" else name
         try:
-            folder = export_objects(context, objs, label)
+            folder = export_objects(context, objs, label, locate.finetune_data_dir(user_dir, name))
         except (MeshConvertError, OSError) as exc:
             return f"Cannot write the objects for fine-tuning: {exc}"
-        _exported.append(folder)
+        _exported[:] = [folder]
         return folder
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
@@ -242,27 +290,37 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         s = settings(context)
         state = runtime()
         assert state is not None
-        folder = Path(bpy.path.abspath(self.data)) if self.data.strip() else None
-        if self.source == "FOLDER" and (folder is None or not folder.is_dir()):
-            return fail(self, f"Fine-tune folder {str(folder) if folder else '(empty)'!r} does not exist")
         name = self.name.strip()
         problem = _valid_model_name(name)
-        if problem:
-            return fail(self, problem)
         prefs = addon_settings()
         out = locate.user_models_dir(prefs.user_dir) / name
-        resuming = out.exists() and unfinished(out)
+        run = locate.read_run_state(out) if problem is None else None
+        resuming = run is not None and run.get("finished") is False
+        folder = Path(bpy.path.abspath(self.data)) if self.data.strip() else None
+        if not resuming and self.source == "FOLDER" and (folder is None or not folder.is_dir()):
+            return fail(self, f"Fine-tune folder {str(folder) if folder else '(empty)'!r} does not exist")
+        if problem:
+            return fail(self, problem)
         if out.exists() and not resuming:
             return fail(self, f"A model named {name!r} already exists at {out}; choose another name")
-        data = self._data_folder(context)
-        if isinstance(data, str):
-            return fail(self, data)
         epochs = int(self.epochs)
         config = launch_config(s, prefs)
+        if run is not None and resuming:  # the run goes on with what it recorded (the backend insists)
+            recorded, init, frozen, _epochs = recorded_settings(run)
+            if not recorded or not Path(recorded).is_dir():
+                return fail(self, f"Cannot resume the fine-tune {name!r}: the meshes it trained on "
+                                  f"({recorded or 'not recorded'}) are gone; choose another name to start afresh")
+            data: Path | str = Path(recorded)
+            _exported[:] = [Path(recorded)] if Path(recorded) == locate.finetune_data_dir(prefs.user_dir, name) else []
+        else:
+            data = self._data_folder(context, name, prefs.user_dir)
+            if isinstance(data, str):
+                return fail(self, data)
+            init = config.model_path
+            frozen = [group for group, *_ in FREEZE_GROUPS if group in self.freeze]
         params: dict[str, Any] = {"data": str(data), "out": str(out), "epochs": epochs, "name": name}
-        if config.model_path:
-            params["init"] = config.model_path
-        frozen = [group for group, *_ in FREEZE_GROUPS if group in self.freeze]
+        if init:
+            params["init"] = init
         if frozen:  # sent only when asked for, so a plain fine-tune's request is what it always was
             params["freeze"] = ",".join(frozen)
         fixed = f", keeping {' and '.join(frozen)} fixed" if frozen else ""
@@ -272,7 +330,8 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
         state.job_id, state.job_state, state.job_out = "", "submitting", str(out)
         state.epoch, state.epochs, state.progress, state.loss, state.eta_s = 0, epochs, 0.0, 0.0, 0.0
         state.job_message = "Resuming fine-tune..." if resuming else "Starting fine-tune..."
-        what = str(data) if self.source == "FOLDER" else f"{len(list(Path(data).rglob('*.obj')))} scene object(s)"
+        exported = len(list(Path(data).rglob("*.obj"))) if _exported else 0
+        what = feedback.counted(exported, "scene object") if _exported else str(data)
 
         def work(task: jobs.Task, backend: Backend) -> str:
             return str(backend.call(config, "finetune", params)["job_id"])
@@ -283,11 +342,11 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             if early is not None:
                 on_notification({"method": "job_done", "params": early})
             started = "resumed (its unfinished run goes on)" if resuming else "started"
-            return f"Fine-tune {job_id} {started}: {epochs} epoch(s) on {what}{fixed} -> {out}"
+            return f"Fine-tune {job_id} {started}: {feedback.counted(epochs, 'epoch')} on {what}{fixed} -> {out}"
 
         def reset(_exc: BaseException) -> None:
             state.job_state = "failed"
-            _remove_exports()
+            _job_ended("failed")
 
         task = jobs.Task("finetune", "Fine-tune", work, apply, on_error=reset)
         if not jobs.blocking_default():
@@ -300,7 +359,7 @@ class ATLASVAE_OT_finetune_start(PanelOptions, bpy.types.Operator):
             return fail(self, f"Fine-tune failed: {backend_process.error_text(exc)}")
         finally:
             if state.job_state in FINAL_JOB_STATES:
-                _remove_exports()
+                _job_ended(state.job_state)
         if state.job_state == "done":
             self.report({"INFO"}, state.job_message)
             return {"FINISHED"}

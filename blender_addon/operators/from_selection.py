@@ -16,6 +16,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import jobs
+from ..feedback import counted
 from ..bpyfree.backend_process import Backend
 from ..bpyfree.explorer import latent_fields, result_props, shifted
 from ..bpyfree.layout import beside, box_of, free_shift, gap, standing, translation
@@ -118,7 +119,7 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
                 reply = jobs.call_fitting(task, client, "reconstruct", params, done=i / len(sources),
                                           share=1 / len(sources), text=text)
                 out.append((src, decode_mesh(reply["mesh"]), reply.get("chamfer"), reply["mesh"]))
-            task.advance(1.0, f"Adding {len(sources)} reconstruction(s)")
+            task.advance(1.0, f"Adding {counted(len(sources), 'reconstruction')}")
             return info, out, template_uvs(client, info, resolution)
 
         def apply(result: tuple[dict[str, Any], list[tuple[Source, Arrays, Any, dict[str, Any]]], Any]
@@ -153,7 +154,7 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
         meshes = tuple((s.name, s.matrix.tobytes(), s.vertices.tobytes(), s.faces.tobytes()) for s in sources)
         task = jobs.Task(self.kind, "Reconstruct", work, apply, reuse=bool(self.options.is_repeat),
                          content=(config.model_path, tuple(sorted(asked.items())), meshes))
-        return dispatch(self, task, f"Reconstructing {len(sources)} object(s)...")
+        return dispatch(self, task, f"Reconstructing {counted(len(sources), 'object')}...")
 
 
 class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):

@@ -78,9 +78,9 @@ def test_finetune_input_errors_are_reported(scene: Any, bpy_module: Any, tmp_pat
 def test_finetune_from_scene_objects_writes_their_evaluated_meshes_then_cleans_up(
         scene: Any, bpy_module: Any, user_dir: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
     """Artists keep assets in .blend files: the selected objects or a collection's objects (modifiers
-    applied) go to a temporary folder, the same fine-tune runs on it, and the folder is removed."""
+    applied) go to the user folder's finetune-data/NAME, the same fine-tune runs on it, and the folder is
+    removed once it finished."""
     import shutil
-    import tempfile
 
     from .conftest import add_mesh_object, select_only
 
@@ -98,32 +98,25 @@ def test_finetune_from_scene_objects_writes_their_evaluated_meshes_then_cleans_u
         props.objects.link(obj)
         objs.append(obj)
     select_only(bpy, objs if source == "SELECTED" else [])
-    made: list[str] = []
-    real_mkdtemp = tempfile.mkdtemp
-
-    def spy(*args: Any, **kwargs: Any) -> str:
-        made.append(real_mkdtemp(*args, **kwargs))
-        return made[-1]
-
+    name = f"crates-{source.lower()}"
+    root = user_dir / "finetune-data" / name
     exported: list[list[str]] = []
     real_rmtree = shutil.rmtree
 
     def remove(path: Any, *args: Any, **kwargs: Any) -> None:
-        if str(path) in made:
+        if Path(path) == root and root.is_dir():
             exported.append(sorted(str(p.relative_to(path)) for p in Path(path).rglob("*.obj")))
         real_rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkdtemp", spy)
     monkeypatch.setattr(shutil, "rmtree", remove)
-    family = "Props" if source == "COLLECTION" else f"crates-{source.lower()}"
-    name = f"crates-{source.lower()}"
+    family = "Props" if source == "COLLECTION" else name
     assert bpy.ops.atlasvae.finetune_start(source=source, collection="Props", epochs=1, name=name) == {"FINISHED"}
     state = bpy.context.window_manager.atlasvae_runtime
     assert state.job_state == "done", state.job_message
     assert exported == [[f"{family}/Crate{i}.obj" for i in range(8)]], "one OBJ per object, the family's folder"
     assert (user_dir / "models" / name / "model.safetensors").is_file()
     assert scene.atlasvae.model == f"user/{name}"
-    assert len(made) == 1 and not Path(made[0]).exists(), "the temporary export is removed afterwards"
+    assert not root.exists(), "the export is removed once the fine-tune finished"
     assert [o.name for o in props.objects] == [f"Crate{i}" for i in range(8)], "the scene objects are untouched"
     assert all(len(o.data.vertices) == 8 for o in objs), "modifiers are applied to a copy, not to the objects"
     real_rmtree(user_dir / "models" / name)

@@ -23,6 +23,18 @@ def test_sampling_one_shape_says_shape(scene: Any, bpy_module: Any) -> None:
     assert "Sampled 1 shape from" in report, report
 
 
+def test_every_count_agrees_with_its_noun(interactive: Any, bpy_module: Any) -> None:
+    from blender_addon.feedback import counted
+
+    from .conftest import add_mesh_object, select_only
+
+    jobs, bpy = interactive, bpy_module
+    assert [counted(n, "mesh object") for n in (0, 1, 2)] == ["0 mesh objects", "1 mesh object", "2 mesh objects"]
+    select_only(bpy, [add_mesh_object(bpy, "Src", "cube")])
+    assert bpy.ops.atlasvae.reconstruct(fit="encoder") == {"FINISHED"}
+    assert bpy.context.window_manager.atlasvae_runtime.last_report == "INFO: Reconstructing 1 object..."
+
+
 def test_without_numpy_enabling_says_what_to_do(monkeypatch: Any) -> None:
     import sys
 

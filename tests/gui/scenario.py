@@ -27,6 +27,7 @@ R: dict[str, Any] = {"checks": [], "timings": {}, "notes": [], "error": None}
 Steps = Generator[float, None, Any]
 MOUSE = [800, 450]
 BEATS: list[float] = []  # main-thread heartbeat times (a gap is a freeze)
+jobs: Any = None  # the add-on's jobs module, once it is enabled
 
 
 def check(name: str, ok: bool, detail: Any = "") -> bool:
@@ -128,6 +129,25 @@ def results() -> list[bpy.types.Object]:
 def max_gap(since: float) -> float:
     beats = [t for t in BEATS if t >= since]
     return max((b - a for a, b in zip(beats, beats[1:])), default=0.0)
+
+
+def box_of(obj: bpy.types.Object) -> tuple[Any, Any]:
+    """World-space box of a result from its mesh and its evaluated world matrix."""
+    m = obj.matrix_world
+    pts = [m @ v.co for v in obj.data.vertices]
+    return ([min(p[i] for p in pts) for i in range(3)], [max(p[i] for p in pts) for i in range(3)])
+
+
+def inside_earlier(name: str, earlier: set[str]) -> list[str]:
+    """The earlier results whose box the result `name` overlaps (a shape landing inside a batch)."""
+    bpy.context.view_layer.update()
+    lo, hi = box_of(bpy.data.objects[name])
+    hits = []
+    for other in earlier:
+        olo, ohi = box_of(bpy.data.objects[other])
+        if all(lo[i] < ohi[i] and olo[i] < hi[i] for i in range(3)):
+            hits.append(other)
+    return hits
 
 
 def hover_python(x: float, y: float) -> Steps:
@@ -317,11 +337,14 @@ def explorer_step(name: str) -> Steps:
 
 
 def scenario() -> Steps:
+    global jobs
     prefs = bpy.context.preferences
     prefs.view.show_splash = False
     check("add-on installed and enabled as an extension", PKG in prefs.addons, list(prefs.addons.keys()))
     if PKG not in prefs.addons:
         return
+    from importlib import import_module
+    jobs = import_module(PKG + ".jobs")
     # Setup a person would have done already: the Info editor where the timeline is; samples away from the cube.
     timeline = next(a for a in window().screen.areas if a.type == "DOPESHEET_EDITOR")
     timeline.type = "INFO"
@@ -372,10 +395,19 @@ def scenario() -> Steps:
         t0 = time.monotonic()
         yield from key("RET", 0.3)
         yield from type_text("6")
-        yield from key("RET", 0.3)
+        ev("RET", "PRESS")
+        yield 0.03
+        ev("RET", "RELEASE")
+        queued = yield from wait_until(lambda: any(t.label == "Sample Shapes" for t in jobs.pending()), 5, 0.02)
+        R["timings"]["f9_count_redo_main_thread_gap"] = max_gap(t0)  # the redo itself (undo + execute)
+        check("F9 Count 6 returns at once and asks the backend as a job, Blender stays live (item 2)",
+              queued is not None, f"job seen after {queued} s" if queued is not None else "ran on the main thread")
+        yield from shot("04a_f9_count6_running")
+        t1 = time.monotonic()  # the screenshot itself stalls the main thread: not counted
         waited = yield from wait_until(lambda: len(results()) >= before + 6, 300)
         R["timings"]["f9_count_6"] = time.monotonic() - t0
-        R["timings"]["f9_count_max_main_thread_gap"] = max_gap(t0)
+        R["timings"]["f9_count_max_main_thread_gap"] = max(R["timings"]["f9_count_redo_main_thread_gap"],
+                                                           max_gap(t1))
         check("F9 Count 6 gives 6 shapes", waited is not None, f"{len(results()) - before} shapes")
         now = {o.name: [tuple(v.co) for v in o.data.vertices[:50]] for o in results()}
         same = [n for n, co in first_four.items() if now.get(n) == co]
@@ -395,6 +427,9 @@ def scenario() -> Steps:
     R["timings"]["add_menu_sample_one"] = time.monotonic() - t0
     check("Add menu Sample One Shape adds 1 shape", waited is not None, f"{len(results()) - before} new")
     new_one = next(iter({o.name for o in results()} - names), "")
+    if new_one:
+        hits = inside_earlier(new_one, names)
+        check("Sample One Shape lands beside the earlier batch, not inside it (placement)", not hits, hits)
     yield from move(*centre(viewport()))
     yield from key("F9", 0.8)
     fields = yield from scan_popup()
@@ -409,6 +444,9 @@ def scenario() -> Steps:
         R["timings"]["f9_material_off"] = time.monotonic() - t0
         R["timings"]["f9_material_max_main_thread_gap"] = max_gap(t0)
         check("F9 Material off re-makes the shape without the material", done is not None)
+        if done is not None:
+            hits = inside_earlier(new_one, names)
+            check("the re-made shape still lands beside the earlier batch (placement)", not hits, hits)
     yield from shot("06_f9_material")
     yield from leave_popup()
 
@@ -483,15 +521,41 @@ def scenario() -> Steps:
         yield from key("ESC", 1.0)  # the confirmation's No
         check("Stop Backend asks first while a fine-tune runs (item 6)",
               backend.client is not None and state.job_running(), state.job_state)
+        yield from wait_until(lambda: state.epoch >= 1, 180)  # a finished epoch to keep
+        mark = len(info_text())
+        yield from f3_search("stop backend")
+        yield 1.0
+        t0 = time.monotonic()
+        yield from key("RET", 0.5)  # the confirmation's Stop Backend
+        stopped = yield from wait_until(lambda: backend.client is None and not state.job_running(), 90)
+        R["timings"]["stop_during_finetune_to_saved"] = time.monotonic() - t0
+        yield from shot("11_stopped_finetune_saved")
+        check("F3 'stop backend' stops the backend (item 5)", stopped is not None, reports_since(mark).strip()[-200:])
+        check("Stop Backend lets the running fine-tune save: cancelled and resumable, not failed (item 6)",
+              state.job_state == "cancelled" and "partial model kept" in state.job_message,
+              f"{state.job_state}: {state.job_message}")
+        yield from f3_search("start fine")  # the same name: it resumes on the data it recorded
+        resumed = yield from wait_until(lambda: state.job_state == "running", 180)
+        check("F3 'start fine-tune' under the same name resumes the stopped run (item 6)",
+              resumed is not None and "resumed" in reports_since(mark), reports_since(mark).strip()[-200:])
         yield from f3_search("cancel fine")
         done = yield from wait_until(lambda: not state.job_running(), 180)
         check("F3 'cancel fine-tune' stops it", done is not None, state.job_state)
 
-    # 8. F3 finds Stop Backend (item 5); then a bad interpreter makes a visible error (item 1).
+    # 8. F3 finds Release Memory and Stop Backend (item 5); then a bad interpreter makes one visible error
+    # popup with the buttons that fix it (item 1).
+    if backend.client is None:
+        bpy.ops.atlasvae.backend_start()
+        yield from wait_until(lambda: backend.running, 120)
     mark = len(info_text())
-    yield from f3_search("stop backend", "11_f3_stop_backend")
+    yield from f3_search("release memory")
+    released = yield from wait_until(lambda: "Released" in reports_since(mark) or "No model" in reports_since(mark), 30)
+    check("F3 'release memory' releases the model (item 5)", released is not None, reports_since(mark).strip()[-200:])
+    mark = len(info_text())
+    yield from f3_search("stop backend", "12_f3_stop_backend")
     stopped = yield from wait_until(lambda: backend.client is None, 30)
-    check("F3 'stop backend' stops the backend (item 5)", stopped is not None, reports_since(mark).strip()[-200:])
+    check("F3 'stop backend' stops the idle backend at once (item 5)", stopped is not None,
+          reports_since(mark).strip()[-200:])
     if stopped is None:
         bpy.ops.atlasvae.backend_stop()
         yield from wait_until(lambda: backend.client is None, 30)
@@ -500,9 +564,25 @@ def scenario() -> Steps:
     yield from add_menu_search("sample one")
     yield from key("RET", 0.3)
     err = yield from wait_until(lambda: "/nonexistent/python3" in reports_since(mark), 60)
-    yield from shot("12_bad_interpreter")
+    yield 1.0
+    yield from shot("13_bad_interpreter")
     check("a bad Python Interpreter is reported in Info/status bar (item 1)", err is not None,
           reports_since(mark).strip()[-300:])
+    windows = len(bpy.context.window_manager.windows)
+    x, y = MOUSE
+    fix = None
+    for dy in range(30, -240, -8):  # down the popup that opened at the mouse
+        text = yield from hover_python(x + 40, y + dy)
+        if text.startswith("bpy.ops.preferences.addon_show("):
+            fix = (x + 40, y + dy)
+            break
+    if check("the error popup has Open Add-on Preferences (item 1)", fix is not None):
+        yield from key("RET", 1.5)  # menu items take hover + Return more reliably than a synthetic click
+        opened = yield from wait_until(lambda: any(a.type == "PREFERENCES" for w in bpy.context.window_manager.windows
+                                                   for a in w.screen.areas), 10)
+        yield from shot("14_fix_opens_preferences")
+        check("clicking it opens the add-on's preferences (item 1)", opened is not None,
+              f"{windows} -> {len(bpy.context.window_manager.windows)} windows")
 
 
 def finish() -> None:
