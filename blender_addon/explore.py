@@ -30,7 +30,7 @@ from bpy.props import FloatProperty, FloatVectorProperty, PointerProperty
 
 from . import feedback, jobs
 from .bpyfree import locate
-from .bpyfree.backend_process import LaunchConfig, backend, error_text
+from .bpyfree.backend_process import Backend, LaunchConfig, backend, error_text
 from .bpyfree.explorer import (
     DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Request, Shape, amounts_of,
     decode_latent, explore_params, random_amounts,
@@ -39,7 +39,7 @@ from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
 from .mesh_convert import replace_geometry
 from .operators.building import SHARP_ANGLE
-from .operators.common import launch_config
+from .operators.common import dispatch, fail, launch_config, run_now
 from .properties import model_entries, settings
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 PREFIX = "atlasvae_"
 POLL_S = 0.004  # how often the timer looks for replies while a request is out
 SETTLE_TIMEOUT_S = 60.0
-STATE_KEYS = ("amounts", "blend", "explored_latent", "toward_name")  # what a commit writes beside the mesh
+STATE_KEYS = ("amounts", "blend", "explored_latent", "toward", "toward_name")  # what a commit writes beside the mesh
 SHAPE_KEYS = ("latent", "scale", "offset", "frame", "label", "model_path")  # what makes a result explorable
 DRAG_EVENTS = {"MOUSEMOVE", "INBETWEEN_MOUSEMOVE", "TIMER", "TIMER_REPORT", "TIMERREGION", "NONE",
                "LEFT_SHIFT", "RIGHT_SHIFT", "LEFT_CTRL", "RIGHT_CTRL", "LEFT_ALT", "RIGHT_ALT", "WINDOW_DEACTIVATE"}
@@ -154,7 +154,6 @@ class Reply:
     mesh: dict[str, Any] = field(default_factory=dict)
     uvs: np.ndarray | None = None
     error: str = ""
-    received: float = 0.0
 
 
 @dataclass
@@ -219,7 +218,9 @@ def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocki
     live = Session(ref=(obj.name, obj.session_uid), shape=shape, table=table, config=config,
                    face_budget=int(s.face_budget),
                    amounts=amounts_of(props.get("amounts", ()), len(table.directions)),
-                   blend=float(props.get("blend", 0.0)))
+                   blend=float(props.get("blend", 0.0)), toward_name=str(props.get("toward_name", "")))
+    if "toward" in props:  # blended at the last commit: the same target latent, whatever is selected now
+        live.toward = np.asarray(list(props["toward"]), dtype=np.float32)
     _session[0] = live
     return live
 
@@ -258,7 +259,6 @@ def _on_reply(live: Session, request: Request, done: Future[Any], uvs: np.ndarra
 
 
 def _finished(live: Session, reply: Reply) -> None:
-    reply.received = time.perf_counter()
     live.replies.put(reply)
     following = live.coalescer.finished(reply.request)
     if following is not None:
@@ -354,6 +354,10 @@ def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
     obj[PREFIX + "amounts"] = list(live.amounts)
     obj[PREFIX + "blend"] = float(live.blend)
     obj[PREFIX + "toward_name"] = live.toward_name if live.blend > 0 else ""
+    if live.blend > 0 and live.toward is not None:
+        obj[PREFIX + "toward"] = [float(v) for v in live.toward]
+    elif PREFIX + "toward" in obj.keys():
+        del obj[PREFIX + "toward"]
     if "latent" in reply.mesh:
         obj[PREFIX + "explored_latent"] = [float(v) for v in decode_latent(reply.mesh["latent"], "reply latent")]
     if "surface" in reply.mesh:
@@ -594,6 +598,7 @@ class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         obj = _active(context)
         assert obj is not None
+        ref = (obj.name, obj.session_uid)
         try:
             live = self.live(context)
             toward = live.toward if live.blend > 0 else None
@@ -601,28 +606,39 @@ class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
             original = explore_params(live.shape, live.table, zero, "patches", live.face_budget)
             explored = explore_params(live.shape, live.table, live.amounts, "patches", live.face_budget, toward,
                                       live.blend)
-            client, _info = backend.ensure_model(live.config)
-            base_v, base_f = decode_mesh(client.call("explore", original)["mesh"])
-            moved_v, _moved_f = decode_mesh(client.call("explore", explored)["mesh"])
         except Exception as exc:
-            self.report({"ERROR"}, f"Apply as Shape Key failed: {error_text(exc)}")
-            return {"CANCELLED"}
-        mesh = obj.data
-        assert isinstance(mesh, bpy.types.Mesh)
-        if mesh.shape_keys is not None:
-            obj.shape_key_clear()
-        replace_geometry(mesh, live.shape.to_local(base_v), base_f)
-        mesh.shade_smooth()
-        obj.shape_key_add(name="Basis", from_mix=False)
-        key = obj.shape_key_add(name="Explored", from_mix=False)
-        key.data.foreach_set("co", np.ascontiguousarray(live.shape.to_local(moved_v), dtype=np.float32).ravel())
-        key.value = 1.0
-        obj[PREFIX + "surface"] = "patches"
-        _forget_shape(obj)
-        if bpy.app.background:  # operators called from Python in background mode record no step themselves
-            jobs.undo_push("AtlasVAE: Apply as Shape Key")
-        self.report({"INFO"}, f"{obj.name}: the result as made is the Basis, the explored shape the key 'Explored'")
-        return {"FINISHED"}
+            return fail(self, f"Apply as Shape Key failed: {error_text(exc)}")
+        config, shape = live.config, live.shape
+
+        def work(task: jobs.Task, backend: Backend) -> tuple[Any, Any]:
+            task.advance(0.0, f"Shaping {ref[0]} as made and as explored...")
+            client, _info = backend.ensure_model(config)
+            return (decode_mesh(client.call("explore", original)["mesh"]),
+                    decode_mesh(client.call("explore", explored)["mesh"]))
+
+        def apply(result: tuple[Any, Any]) -> str:
+            (base_v, base_f), (moved_v, _moved_f) = result
+            target = bpy.data.objects.get(ref[0])
+            if target is None or target.session_uid != ref[1]:
+                raise RuntimeError(f"{ref[0]} was removed before its shape key was made")
+            mesh = target.data
+            assert isinstance(mesh, bpy.types.Mesh)
+            if mesh.shape_keys is not None:
+                target.shape_key_clear()
+            replace_geometry(mesh, shape.to_local(base_v), base_f)
+            mesh.shade_smooth()
+            target.shape_key_add(name="Basis", from_mix=False)
+            key = target.shape_key_add(name="Explored", from_mix=False)
+            key.data.foreach_set("co", np.ascontiguousarray(shape.to_local(moved_v), dtype=np.float32).ravel())
+            key.value = 1.0
+            target[PREFIX + "surface"] = "patches"
+            _forget_shape(target)
+            if jobs.applying_in_timer() or bpy.app.background:  # else the operator's own step records it
+                jobs.undo_push("AtlasVAE: Apply as Shape Key")
+            return f"{ref[0]}: the result as made is the Basis, the explored shape the key 'Explored'"
+
+        task = jobs.Task(self.bl_idname, "Apply as Shape Key", work, apply)
+        return dispatch(self, task, f"Making the shape key of {ref[0]}...", blocking=run_now(self))
 
 
 # ---- the panel ---------------------------------------------------------------------------------------------

@@ -156,6 +156,13 @@ def test_toward_blends_to_the_other_selected_result(explorable: Any, bpy_module:
     mine = positions(a) - shape_a.frame[:3, 3]
     theirs = target - shape_b.frame[:3, 3]
     assert np.allclose(mine, theirs, atol=1e-3), "blend 1 is the other result's shape, in this one's place"
+    explore.drop_session()  # as after reopening the file: the blend and its target come from the object
+    select_only(bpy, [a])
+    sliders(bpy).amounts[0] = 0.01
+    assert bpy.ops.atlasvae.explore_commit() == {"FINISHED"}
+    a = bpy.data.objects[a.name]
+    assert np.allclose(list(a["atlasvae_explored_latent"]), list(b["atlasvae_latent"]), atol=0.05), \
+        "a slider moved later keeps the stored blend toward the same result"
 
 
 def test_randomise_then_reset_returns_the_result_as_made(explorable: Any, bpy_module: Any) -> None:

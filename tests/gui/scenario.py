@@ -315,6 +315,19 @@ def explorer_step(name: str) -> Steps:
           f"{len(bpy.data.objects[name].data.vertices)} vertices, {len(before)} before, {len(after)} dragged")
     yield from shot("06e_explorer_undone")
 
+    # A typed value is one change: click the slider (text editing), type, Return: kept at once, one step.
+    yield from click(*found)
+    yield from type_text("-1.5")
+    yield from key("RET", 0.3)
+    typed = yield from wait_until(lambda: list(bpy.data.objects[name].get("atlasvae_amounts", [0]))[0] == -1.5, 60)
+    check("a value typed into an Explorer slider is kept at once (no drag, no release needed)", typed is not None,
+          list(bpy.data.objects[name].get("atlasvae_amounts", [])))
+    yield from shot("06f_explorer_typed")
+    yield from move(*centre(viewport()))
+    yield from key("Z", 1.0, ctrl=True)
+    restored = yield from wait_until(lambda: positions(bpy.data.objects[name]) == before, 10)
+    check("Ctrl+Z after the typed value gives the shape before it back", restored is not None)
+
 
 def scenario() -> Steps:
     prefs = bpy.context.preferences
