@@ -285,6 +285,14 @@ def commit(live: Session | None = None) -> None:
         push(live, final=True)
 
 
+def _commit_soon() -> None:
+    """Commit once Blender has finished handling the event that ended the edit: the slider may still take
+    its last value then (or its old one back, on Esc or a right click)."""
+    def later() -> None:
+        commit()
+    bpy.app.timers.register(later, first_interval=0.0)
+
+
 def tick() -> float | None:
     """Timer: apply every reply that came in; come back soon while requests are out."""
     live = _session[0]
@@ -348,9 +356,9 @@ def _apply(live: Session, reply: Reply) -> None:
 
 
 def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
-    """Keep the committed state on the object (saved with the .blend, restored by undo) and record the step,
-    unless nothing changed since the last commit."""
-    before = {key: obj.get(PREFIX + key) for key in STATE_KEYS}
+    """Keep the committed state on the object (saved with the .blend, restored by undo) and record one undo
+    step, unless the sliders are where the last commit left them (an Esc-cancelled drag, say)."""
+    before = _state(obj, len(live.table.directions))
     obj[PREFIX + "amounts"] = list(live.amounts)
     obj[PREFIX + "blend"] = float(live.blend)
     obj[PREFIX + "toward_name"] = live.toward_name if live.blend > 0 else ""
@@ -362,13 +370,15 @@ def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
         obj[PREFIX + "explored_latent"] = [float(v) for v in decode_latent(reply.mesh["latent"], "reply latent")]
     if "surface" in reply.mesh:
         obj[PREFIX + "surface"] = str(reply.mesh["surface"])
-    after = {key: obj.get(PREFIX + key) for key in STATE_KEYS}
-    if _plain(before) != _plain(after):
+    if _state(obj, len(live.table.directions)) != before:
         jobs.undo_push(UNDO_MESSAGE)
 
 
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v) for k, v in values.items()}
+def _state(obj: bpy.types.Object, count: int) -> tuple[tuple[float, ...], float, tuple[float, ...]]:
+    """What decides an object's explored shape: its slider values, its blend and the blend's target."""
+    blend = float(obj.get(PREFIX + "blend", 0.0))
+    toward = tuple(float(v) for v in obj.get(PREFIX + "toward", ())) if blend > 0 else ()
+    return tuple(amounts_of(obj.get(PREFIX + "amounts", ()), count)), blend, toward
 
 
 # ---- the sliders -------------------------------------------------------------------------------------------
@@ -463,7 +473,7 @@ class ATLASVAE_OT_explore_watch(bpy.types.Operator):
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
         dragging = event.type in DRAG_EVENTS or (event.type == "LEFTMOUSE" and event.value == "PRESS")
         if not dragging or context.window is None or context.window_manager is None:  # a typed value, Ctrl+wheel...: one change, one step
-            commit()
+            _commit_soon()
             return {"FINISHED"}
         _watching[0] = True
         context.window_manager.modal_handler_add(self)
@@ -473,7 +483,7 @@ class ATLASVAE_OT_explore_watch(bpy.types.Operator):
         released = event.type == "LEFTMOUSE" and event.value == "RELEASE"
         if released or (event.type not in DRAG_EVENTS and event.value in ("PRESS", "RELEASE")):
             _watching[0] = False
-            commit()
+            _commit_soon()
             return {"FINISHED", "PASS_THROUGH"}
         return {"PASS_THROUGH"}
 
