@@ -27,7 +27,7 @@ ROW = 1.7
 
 
 def pairs(model: Path, labels: list[str], count: int, seed: int, budget: int
-          ) -> list[tuple[str, list[tuple[Mesh, Mesh]]]]:
+          ) -> list[tuple[str, list[tuple[Mesh, ...]]]]:
     """For each label, `count` samples as (raw patches, closed surface) in the unit ball."""
     from backend.serving.service import ModelService
     from backend.surface import closed_surface
@@ -44,32 +44,50 @@ def pairs(model: Path, labels: list[str], count: int, seed: int, budget: int
     return rows
 
 
-def render(rows: list[tuple[str, list[tuple[Mesh, Mesh]]]], path: Path, width: int = 2400) -> None:
-    """The sheet: rows top to bottom, pairs left to right, a caption per row, rendered to `path`."""
+def render(rows: list[tuple[str, list[tuple[Mesh, ...]]]], path: Path, width: int = 2400,
+           colors: tuple[tuple[float, float, float, float], ...] = (PATCH_COLOR, CLOSED_COLOR),
+           sharp: tuple[bool, ...] = (False, True), cell: float = CELL, gap: float = PAIR, row_gap: float = ROW,
+           reference: int = 0, captions: list[list[str]] | None = None) -> None:
+    """The sheet: rows top to bottom, cells left to right, a caption per row, rendered to `path`.
+
+    Each cell's meshes stand side by side `cell` apart (cells `gap` apart, rows `row_gap`), mesh k in
+    `colors[k]` with sharp edges over 40 degrees where `sharp[k]`, all of a cell scaled alike so that mesh
+    `reference` is one unit tall or wide (a cell then shows size changes); `captions[r][c]` goes under cell c of
+    row r."""
     import bpy
     from mathutils import Vector
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    columns = max(len(pairs) for _label, pairs in rows) * 2
+    columns = max(len(cells) * len(cells[0]) for _label, cells in rows if cells)
     for r, (label, row) in enumerate(rows):
-        z = -r * ROW
-        for c, (raw, closed) in enumerate(row):
-            lo, hi = raw.vertices.min(axis=0), raw.vertices.max(axis=0)
+        z = -r * row_gap
+        for c, meshes in enumerate(row):
+            lo, hi = meshes[reference].vertices.min(axis=0), meshes[reference].vertices.max(axis=0)
             scale = 1.0 / float((hi - lo).max())
             base = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
-            for k, (mesh, color) in enumerate(((raw, PATCH_COLOR), (closed, CLOSED_COLOR))):
-                name = f"{label}_{c}_{'closed' if k else 'patches'}"
+            for k, mesh in enumerate(meshes):
+                name = f"{label}_{c}_{k}"
                 data = bpy.data.meshes.new(name)
                 data.from_pydata(((mesh.vertices - base) * scale).tolist(), [], mesh.faces.tolist())
                 data.shade_smooth()
-                if k:
+                if sharp[k]:
                     data.set_sharp_from_angle(angle=np.radians(40))
                 obj = bpy.data.objects.new(name, data)
-                obj.location = (c * PAIR + k * CELL, 0.0, z)
+                obj.location = (c * gap + k * cell, 0.0, z)
                 obj.rotation_euler = (0.0, 0.0, np.radians(-35))  # a three-quarter view from the front
-                obj.color = color
+                obj.color = colors[k]
                 scene.collection.objects.link(obj)
+            if captions is not None:
+                note = bpy.data.curves.new(f"caption {label} {c}", type="FONT")
+                note.body = captions[r][c]
+                note.size = 0.22
+                note.align_x = "CENTER"
+                text = bpy.data.objects.new(f"caption {label} {c}", note)
+                text.location = (c * gap + (len(meshes) - 1) * cell / 2, 0.0, z - 0.4)
+                text.rotation_euler = (np.pi / 2, 0.0, 0.0)
+                text.color = (0.1, 0.1, 0.1, 1.0)
+                scene.collection.objects.link(text)
         caption = bpy.data.curves.new(f"caption {label}", type="FONT")
         caption.body = label
         caption.size = 0.45
