@@ -691,6 +691,9 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
             else:
                 layout.label(text="Loading the model's directions...", icon="SORTTIME")
             return
+        if obj.get(PREFIX + "fit") == "full":  # its latent belongs to a private decoder copy, not the model's
+            for i, line in enumerate(feedback.wrap("A Full fit: the sliders reshape the model's own version of it")):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
         layout.use_property_split = True
         layout.use_property_decorate = False
         explorer = context.window_manager.atlasvae_explorer  # type: ignore[union-attr]

@@ -224,3 +224,28 @@ def test_panel_draws_a_slider_per_direction_with_short_labels(explorable: Any, b
     assert drawn["props"].count("amounts") == len(live.table.directions) and True in drawn["split"]
     assert {"atlasvae.explore_randomise", "atlasvae.explore_reset", "atlasvae.explore_apply",
             "atlasvae.explore_shape_key"} <= set(drawn["operators"])
+
+
+def test_a_reconstruction_explores_in_its_sources_frame(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    from .conftest import add_mesh_object
+
+    bpy = bpy_module
+    source = add_mesh_object(bpy, "Source", "cube", location=(4.0, 1.0, 0.5), rotation=(0.0, 0.0, 0.6),
+                             scale=(1.0, 2.0, 1.0))
+    assert bpy.ops.atlasvae.reconstruct(fit="full", fit_steps=3, surface="patches", resolution=642) == {"FINISHED"}
+    result = next(o for o in made(bpy) if o.get("atlasvae_source") == "Source")
+    shape = explore.shape_of(result)
+    assert shape is not None
+    assert np.allclose(shape.frame, np.linalg.inv(np.array(source.matrix_world)), atol=1e-6), \
+        "the reply's world coordinates map into the result's own frame (the source's transform)"
+    select_only(bpy, [result])
+    sliders(bpy).amounts[0] = 0.0  # binds the session
+    drawn = draw(bpy, explore.VIEW3D_PT_atlasvae_explore)
+    assert any("Full fit" in label for label in drawn["labels"]), "a Full fit says the sliders move the model's version"
+    before, matrix = positions(result), np.array(result.matrix_world)
+    sliders(bpy).amounts[0] = 1.0
+    explore.settle()
+    result = bpy.data.objects[result.name]
+    assert np.abs(positions(result) - before).max() > 1e-3 and np.allclose(np.array(result.matrix_world), matrix)
