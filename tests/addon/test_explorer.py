@@ -249,3 +249,25 @@ def test_a_reconstruction_explores_in_its_sources_frame(explorable: Any, bpy_mod
     explore.settle()
     result = bpy.data.objects[result.name]
     assert np.abs(positions(result) - before).max() > 1e-3 and np.allclose(np.array(result.matrix_world), matrix)
+
+
+def test_variations_and_interpolation_steps_are_explorable(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    a, b = explorable
+    select_only(bpy, [a])
+    assert bpy.ops.atlasvae.variations(count=2, fit="encoder", surface="patches", resolution=642) == {"FINISHED"}
+    select_only(bpy, [a, b])
+    assert bpy.ops.atlasvae.interpolate(steps=3, fit="encoder", surface="patches", resolution=642) == {"FINISHED"}
+    variations = [o for o in made(bpy) if "_var" in o.name]
+    steps = [o for o in made(bpy) if "_to_" in o.name]
+    assert len(variations) == 2 and len(steps) == 3
+    for obj in variations + steps:
+        shape = explore.shape_of(obj)
+        assert shape is not None and shape.resolution == 642, obj.name
+    select_only(bpy, [steps[1]])
+    before = positions(steps[1])
+    sliders(bpy).amounts[0] = -1.0
+    explore.settle()
+    assert np.abs(positions(bpy.data.objects[steps[1].name]) - before).max() > 1e-3
