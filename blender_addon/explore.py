@@ -131,17 +131,16 @@ def directions(config: LaunchConfig, label: str | None, blocking: bool = False) 
             _table_errors[key] = error_text(exc)
         finally:
             _fetching.discard(key)
-            _redraw_soon()
+
+    def redraw_when_fetched() -> float | None:  # main thread: the sidebar shows the sliders (or the error) then
+        if key in _fetching:
+            return 0.1
+        feedback.tag_redraw()
+        return None
 
     threading.Thread(target=fetch, name="atlasvae-directions", daemon=True).start()
+    bpy.app.timers.register(redraw_when_fetched, first_interval=0.1)
     return None
-
-
-def _redraw_soon() -> None:
-    """Redraw the sidebar from the main thread (called from any thread)."""
-    def redraw() -> None:
-        feedback.tag_redraw()
-    bpy.app.timers.register(redraw, first_interval=0.0)
 
 
 # ---- the live session --------------------------------------------------------------------------------------
@@ -472,8 +471,8 @@ class ATLASVAE_OT_explore_watch(bpy.types.Operator):
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
         dragging = event.type in DRAG_EVENTS or (event.type == "LEFTMOUSE" and event.value == "PRESS")
-        if not dragging or context.window is None or context.window_manager is None:  # a typed value, Ctrl+wheel...: one change, one step
-            _commit_soon()
+        if not dragging or context.window is None or context.window_manager is None:
+            _commit_soon()  # a typed value, Ctrl+wheel, Backspace: one change, one step
             return {"FINISHED"}
         _watching[0] = True
         context.window_manager.modal_handler_add(self)
@@ -489,6 +488,18 @@ class ATLASVAE_OT_explore_watch(bpy.types.Operator):
 
     def cancel(self, context: bpy.types.Context) -> None:
         _watching[0] = False
+
+
+class ATLASVAE_OT_explore_retry(bpy.types.Operator):
+    """Ask the backend for the model's directions again (after it failed to give them)"""
+
+    bl_idname = "atlasvae.explore_retry"
+    bl_label = "Retry"
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        _table_errors.clear()
+        feedback.tag_redraw()
+        return {"FINISHED"}
 
 
 class _ExplorerOperator(bpy.types.Operator):
@@ -688,6 +699,7 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
             if error:
                 for i, line in enumerate(feedback.wrap(f"No directions: {error}")):
                     layout.label(text=line, icon="ERROR" if i == 0 else "NONE")
+                layout.operator("atlasvae.explore_retry", icon="FILE_REFRESH")
             else:
                 layout.label(text="Loading the model's directions...", icon="SORTTIME")
             return
@@ -722,9 +734,9 @@ def _forget_on_undo(*_args: Any) -> None:
 
 
 HANDLERS = (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post, bpy.app.handlers.load_post)
-CLASSES = (AtlasVAEExplorer, ATLASVAE_OT_explore_watch, ATLASVAE_OT_explore_commit, ATLASVAE_OT_explore_randomise,
-           ATLASVAE_OT_explore_reset, ATLASVAE_OT_explore_apply, ATLASVAE_OT_explore_shape_key,
-           VIEW3D_PT_atlasvae_explore)
+CLASSES = (AtlasVAEExplorer, ATLASVAE_OT_explore_watch, ATLASVAE_OT_explore_retry, ATLASVAE_OT_explore_commit,
+           ATLASVAE_OT_explore_randomise, ATLASVAE_OT_explore_reset, ATLASVAE_OT_explore_apply,
+           ATLASVAE_OT_explore_shape_key, VIEW3D_PT_atlasvae_explore)
 
 
 def register() -> None:

@@ -271,3 +271,23 @@ def test_variations_and_interpolation_steps_are_explorable(explorable: Any, bpy_
     sliders(bpy).amounts[0] = -1.0
     explore.settle()
     assert np.abs(positions(bpy.data.objects[steps[1].name]) - before).max() > 1e-3
+
+
+def test_directions_the_backend_refuses_are_shown_with_a_retry(explorable: Any, bpy_module: Any) -> None:
+    import time
+
+    from blender_addon import explore
+
+    obj = explorable[0]
+    obj["atlasvae_label"] = "no-such-family"  # a label this model does not know: the backend names it
+    drawn = draw(bpy_module, explore.VIEW3D_PT_atlasvae_explore)
+    assert any("Loading" in label for label in drawn["labels"])
+    deadline = time.monotonic() + 60
+    while explore._fetching and time.monotonic() < deadline:
+        time.sleep(0.05)
+    drawn = draw(bpy_module, explore.VIEW3D_PT_atlasvae_explore)
+    text = " ".join(drawn["labels"])
+    assert "No directions" in text and "label" in text, text
+    assert "atlasvae.explore_retry" in drawn["operators"] and "amounts" not in drawn["props"]
+    assert bpy_module.ops.atlasvae.explore_retry() == {"FINISHED"}
+    assert not explore._table_errors
