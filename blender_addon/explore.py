@@ -346,6 +346,8 @@ def _apply(live: Session, reply: Reply) -> None:
             assert layer is not None
             layer.data.foreach_set("uv", np.ascontiguousarray(reply.uvs, dtype=np.float32).ravel())
     changed = live.changed_at.pop(reply.request.serial, None)
+    for serial in [n for n in live.changed_at if n < reply.request.serial]:  # replaced before they were sent
+        del live.changed_at[serial]
     applied = time.perf_counter()
     if changed is not None:
         live.timings.append((applied - changed, applied - started, len(vertices)))
