@@ -284,8 +284,14 @@ def directions_of(lm: LoadedModel, device: torch.device | str = "cpu") -> Direct
 
 
 def refresh_directions(folder: str | Path, device: torch.device | str = "cpu") -> Directions:
-    """Compute and write the directions of the model just saved in `folder` (train, finetune, refit-prior)."""
+    """Compute and write the directions of the model just saved in `folder` (train, finetune, refit-prior).
+
+    A folder that takes the model but not this file (a disk filling up just then) is not a failed run: the
+    directions can be derived again, and are, on first use; the problem is logged."""
     lm = load_model(folder, device)
     directions = compute_directions(lm, device)
-    write_directions(folder, directions)
+    try:
+        write_directions(folder, directions)
+    except OutputError as exc:
+        _log.warning("the directions of %s are computed on first use instead: %s", folder, exc)
     return directions
