@@ -140,6 +140,12 @@ def _train_args(p: argparse.ArgumentParser, finetune: bool) -> None:
                    help="KL weight relative to the mean squared Chamfer (default %(default)s; see docs)")
     p.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help="linear KL warm-up length")
     p.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dim that cost nothing")
+    p.add_argument("--augment-mirror", type=float, default=d.augment_mirror, metavar="P",
+                   help="probability of mirroring each shape across its x = 0 plane at each step "
+                        "(default %(default)s: off; may change when resuming)")
+    p.add_argument("--augment-scale", type=float, default=d.augment_scale, metavar="S",
+                   help="stretch each shape's axes by random factors in [1-S, 1+S] at each step, then rescale it "
+                        "to its former size (default %(default)s: off; may change when resuming)")
     # Architecture flags default to None: the --init model's value, else the ModelConfig default below.
     inherit = "default: the --init model's, else %s" if finetune else "default: %s, or the --init model's"
     m = ModelConfig()

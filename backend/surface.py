@@ -47,6 +47,10 @@ MAX_SAMPLES = 600_000
 KEEP_FRACTION = 0.05  # pieces with less than this share of the largest piece's area are dropped as strays
 TAUBIN_ITERATIONS = 10
 PULL_VOXELS = 0.15  # the closed surface's distance from the patches after pulling back, in voxels
+# field values closer to zero than this many voxels are pushed out to it before marching cubes: a vertex then
+# never lands on a grid corner, where scikit-image's degenerate-face removal would merge it with its
+# neighbours' vertices into an edge with four faces (a building sample did that; libigl then refused it)
+MIN_FIELD_VOXELS = 1e-3
 SEED = 0
 
 
@@ -140,12 +144,24 @@ def closed_surface(vertices: np.ndarray, faces: np.ndarray, face_budget: int = D
         # marching cubes gives about MC_FACES_PER_AREA faces per voxel face of area (h^2)
         h = math.sqrt(MC_FACES_PER_AREA * area / (DECIMATION_HEADROOM * budget))
         grid = int(np.clip(round(extent / h), MIN_GRID, MAX_GRID))
+    try:
+        return _close(v, f, corners, normals, double_areas, area, grid, budget)
+    except MeshError:
+        # a grid one voxel finer lies differently across the shape and gives another triangulation
+        return _close(v, f, corners, normals, double_areas, area, grid + 1, budget)
+
+
+def _close(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarray, double_areas: np.ndarray,
+           area: float, grid: int, budget: int) -> Surface:
+    """closed_surface's steps on one grid; a MeshError when the result is not closed and manifold."""
     field, origin, h, samples = _field(v, f, corners, normals, double_areas, area, grid)
     mesh = _marching_cubes(field, origin, h)
     mesh, dropped = _keep_large_pieces(*mesh)
     out_v, out_f = _smooth(*mesh)
     out_v = _pull_back(out_v, samples, h)
     out_v, out_f = _decimate(out_v, out_f, budget)
+    if not is_closed_manifold(out_f):
+        raise MeshError(f"cannot close the surface: the mesh made on a {grid}-voxel grid is not closed and manifold")
     return Surface(out_v, out_f, dropped)
 
 
@@ -207,8 +223,12 @@ def _field(v: np.ndarray, f: np.ndarray, corners: np.ndarray, normals: np.ndarra
 
 
 def _marching_cubes(field: np.ndarray, origin: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """The field's zero set as a closed, manifold triangle mesh; `field` is changed in place (values within
+    MIN_FIELD_VOXELS of zero keep their side and move out to it)."""
     from skimage.measure import marching_cubes
 
+    near_zero = np.abs(field) < MIN_FIELD_VOXELS * h
+    field[near_zero] = np.where(field[near_zero] < 0, -MIN_FIELD_VOXELS * h, MIN_FIELD_VOXELS * h)
     verts, faces, _normals, _values = marching_cubes(field, 0.0, spacing=(h, h, h), allow_degenerate=False)
     # the field grows outwards, so scikit-image's triangles already wind counter-clockwise seen from outside
     return verts.astype(np.float64) + origin, faces.astype(np.int64)
@@ -274,7 +294,9 @@ def _decimate(v: np.ndarray, f: np.ndarray, budget: int) -> tuple[np.ndarray, np
     import igl
 
     dv, df = igl.decimate(np.asfortranarray(v), np.asfortranarray(f.astype(np.int32)), budget)[:2]
-    return _clean(np.asarray(dv, np.float64), np.asarray(df, np.int64))
+    if np.asarray(df).size == 0:  # libigl returns nothing for a mesh that is not edge-manifold
+        raise MeshError(f"cannot close the surface: the decimation of its {len(f):,} faces to {budget:,} failed")
+    return _clean(np.asarray(dv, np.float64), np.asarray(df, np.int64).reshape(-1, 3))
 
 
 def _clean(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

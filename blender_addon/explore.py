@@ -39,7 +39,7 @@ from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
 from .mesh_convert import replace_geometry
 from .operators.building import SHARP_ANGLE
-from .operators.common import dispatch, fail, launch_config, run_now
+from .operators.common import dispatch, fail, launch_config
 from .properties import model_entries, settings
 
 if TYPE_CHECKING:
@@ -529,8 +529,7 @@ class _ExplorerOperator(bpy.types.Operator):
 
 
 class ATLASVAE_OT_explore_commit(_ExplorerOperator):
-    """Finish the Explorer's last change: the object's own surface (closed or patches) and one undo step.
-    Sliders dragged in the sidebar do this on release; scripts that set the sliders call it"""
+    """Finish the Explorer's last change with the object's own surface and one undo step (slider release does it)"""
 
     bl_idname = "atlasvae.explore_commit"
     bl_label = "Finish Explorer Change"
@@ -611,8 +610,7 @@ class ATLASVAE_OT_explore_apply(_ExplorerOperator):
 
 
 class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
-    """Keep the result as it was made as the Basis and the explored shape as a shape key of the same object,
-    so it can be animated between them (both as the decoded patches, whose vertices match one to one)"""
+    """Keep the result as made as the Basis and the explored shape as a shape key, to animate between them"""
 
     bl_idname = "atlasvae.explore_shape_key"
     bl_label = "Apply as Shape Key"
@@ -661,7 +659,7 @@ class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
             return f"{ref[0]}: the result as made is the Basis, the explored shape the key 'Explored'"
 
         task = jobs.Task(self.bl_idname, "Apply as Shape Key", work, apply)
-        return dispatch(self, task, f"Making the shape key of {ref[0]}...", blocking=run_now(self))
+        return dispatch(self, task, f"Making the shape key of {ref[0]}...")
 
 
 # ---- the panel ---------------------------------------------------------------------------------------------

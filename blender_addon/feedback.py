@@ -13,6 +13,7 @@ from .runtime import note
 ADDON = __package__ or ""  # the add-on's module name, which Preferences > Add-ons shows it under
 SETUP, LOG = "SETUP", "LOG"  # what fixes an error: the backend's set-up (preferences, installer) or its log
 WRAP = 38  # characters per label line in the sidebar at its default width
+POPUP_WRAP = 80  # characters per label line in the error popup
 
 
 def wrap(text: str, width: int = WRAP) -> list[str]:
@@ -52,6 +53,22 @@ def draw_fixes(layout: bpy.types.UILayout, fix: str) -> None:
     layout.operator("atlasvae.open_log", icon="TEXT")
 
 
+def error_title(message: str) -> str:
+    """The error popup's title: what failed ("Sample Shapes failed" of "Sample Shapes failed: reason")."""
+    head, sep, _reason = message.partition(": ")
+    return f"AtlasVAE: {head}" if sep else "AtlasVAE error"
+
+
+def draw_error(layout: bpy.types.UILayout, message: str, fix: str) -> None:
+    """The error popup's body: the reason in full (the title says what failed), then the fixing buttons."""
+    _head, sep, reason = message.partition(": ")
+    column = layout.column(align=True)
+    for line in wrap(reason if sep else message, POPUP_WRAP):
+        column.label(text=line)
+    layout.separator()
+    draw_fixes(layout, fix)
+
+
 def wm_progress(value: float) -> None:
     """Move the window manager's progress indicator (if there is a window manager)."""
     wm = bpy.context.window_manager
@@ -61,8 +78,9 @@ def wm_progress(value: float) -> None:
 
 def report(level: str, message: str, fix: str = LOG) -> None:
     """Report from outside an operator (timer): the panel's message box, and in a window the Info log and
-    status bar, plus a popup with `fix`'s buttons for an error (report_message, started as a modal
-    operator so that Blender files its report like any operator's instead of raising it into Python)."""
+    status bar (an error there as a warning), plus for an error one popup with the whole message and
+    `fix`'s buttons (report_message, started as a modal operator so that Blender files its report like
+    any operator's instead of raising it into Python)."""
     note(level, message, fix if level == "ERROR" else "")
     print(f"AtlasVAE {level}: {message}")
     window = any_window()

@@ -94,12 +94,18 @@ def _keep(task: Task, result: Any) -> Any:
     return result
 
 
+def reusable(task: Task) -> bool:
+    """Whether the last task of `task`'s kind asked the backend exactly what `task` asks (its content), so
+    its answer can be rebuilt without a new request."""
+    last = _last_result.get(task.kind)
+    return task.content is not None and last is not None and last[0] == task.content
+
+
 def _work(task: Task) -> Any:
     """The task's work result: the last one of its kind when the task asks to reuse it and its content is
     the same (F9 changing only how results look rebuilds them without asking the backend), else new."""
-    last = _last_result.get(task.kind)
-    if task.reuse and task.content is not None and last is not None and last[0] == task.content:
-        return last[1]
+    if task.reuse and reusable(task):
+        return _last_result[task.kind][1]
     return _keep(task, task.work(task, backend))
 
 
@@ -165,6 +171,15 @@ def run(task: Task, blocking: bool | None = None) -> str | None:
     _show_progress()
     ensure_timer()
     return None
+
+
+def supersede(task: Task) -> None:
+    """Queue `task` in place of the pending tasks of its kind (an F9 change asked for a new answer while the
+    previous one is still under way): those are cancelled as by Cancel, leaving nothing in the scene."""
+    dropped = cancel(task.kind)
+    if dropped:
+        print(f"AtlasVAE: {', '.join(dropped)} replaced by a new request")
+    run(task, blocking=False)
 
 
 def pending() -> list[Task]:

@@ -34,12 +34,15 @@ FINETUNE_LR = 5e-4  # fine-tuning's learning rate, for the CLI and the server al
 # Number settings: finite, between the bounds; a bracket says whether the bound itself is allowed.
 NUMBER_BOUNDS = {"lr": ("(", 0.0, math.inf, ")"), "beta": ("[", 0.0, math.inf, ")"),
                  "free_bits": ("[", 0.0, math.inf, ")"), "prior_spread": ("(", 0.0, math.inf, ")"),
-                 "val_fraction": ("[", 0.0, 1.0, ")"), "test_fraction": ("[", 0.0, 1.0, ")")}
+                 "val_fraction": ("[", 0.0, 1.0, ")"), "test_fraction": ("[", 0.0, 1.0, ")"),
+                 "augment_mirror": ("[", 0.0, 1.0, "]"), "augment_scale": ("[", 0.0, 1.0, ")")}
 NUMBER_SETTINGS = tuple(NUMBER_BOUNDS)
 TEXT_SETTINGS = ("data", "procedural", "init", "name", "cache_dir")  # a string, or None
 FLAG_SETTINGS = ("resume", "force")
 MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
-# The settings that make two runs the same run (resuming needs them equal). `norm` is not one of them: no
+# The settings that make two runs the same run (resuming needs them equal). Augmentation (augment_mirror,
+# augment_scale) is not one of them: it changes what each step sees, not what is being trained, so a run
+# may be resumed with it turned on, off or changed. `norm` is not one of them: no
 # flag sets it (it is the --init model's or the default, both fixed by the keys here), and run records
 # written before TrainConfig held a ModelConfig lack it.
 RUN_KEYS = ("data", "procedural", "init", "batch_size", "points", "beta",
@@ -61,6 +64,8 @@ class TrainConfig:
     beta: float = 1e-5
     warmup_epochs: int = 5
     free_bits: float = 0.0
+    augment_mirror: float = 0.0  # probability of mirroring a shape across x = 0 each step (augment.py)
+    augment_scale: float = 0.0  # per-axis stretch in [1 - s, 1 + s] each step, renormalised (augment.py)
     # The architecture; with --init only the fields named in model_given are the user's (see resolved()).
     model: ModelConfig = field(default_factory=ModelConfig)
     model_given: frozenset[str] = frozenset()

@@ -28,6 +28,7 @@ from ..model import AtlasVAE
 from ..sizes import SIZES_KEY, typical_sizes
 from ..templates import random_points
 from . import distributed
+from .augment import apply_factors, augment_rng, draw_factors
 from .config import TrainConfig
 from .data import load_data
 from .events import ProgressFn, emit, quiet
@@ -141,12 +142,17 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     for epoch in range(start_epoch, total_epochs):
         _set_lr(opt, cfg.lr * _lr_factor(epoch, total_epochs))
         rng = np.random.default_rng([cfg.seed, epoch])
+        aug_rng = augment_rng(cfg.seed, epoch)
         model.train()
         hold_frozen_in_eval(model, cfg.freeze)
         sums = {"loss": 0.0, "chamfer": 0.0, "kl": 0.0}
         n = 0
         for step, idx in enumerate(batches(len(train_pts), cfg.batch_size, rng)):
-            x = torch.as_tensor(pick_points(train_pts[idx], cfg.points, rng, group.shard(len(idx))), device=device)
+            rows = group.shard(len(idx))
+            x = torch.as_tensor(pick_points(train_pts[idx], cfg.points, rng, rows), device=device)
+            factors = draw_factors(len(idx), cfg.augment_mirror, cfg.augment_scale, aug_rng)
+            if factors is not None:
+                x = apply_factors(x, torch.as_tensor(train_pts[idx[rows]], device=device), factors[rows])
             template = random_points(model.cfg.template, model.cfg.patches, cfg.points, device=device)
             with group.private_rng(cfg.seed, epoch, step):
                 pred, mu, logvar = net(x, template)

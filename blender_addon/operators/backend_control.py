@@ -271,18 +271,19 @@ class ATLASVAE_OT_report_message(bpy.types.Operator):
         wm = context.window_manager
         assert wm is not None
         wm.event_timer_remove(self._timer)
-        self.report({self.level}, self.message)
-        if self.level == "ERROR":
-            message, fix = self.message, self.fix
+        if self.level != "ERROR":
+            self.report({self.level}, self.message)
+            return {"FINISHED"}
+        # An error goes to the status bar and Info as a warning (yellow): filed as an error, Blender would
+        # open its own report popup beside this one. The one popup has the whole message and what fixes it.
+        self.report({"WARNING"}, self.message)
+        message, fix = self.message, self.fix
 
-            def draw(menu: bpy.types.UIPopupMenu, _context: bpy.types.Context) -> None:
-                layout = menu.layout  # Blender's own report popup shows the whole message beside this one
-                assert layout is not None
-                layout.label(text=feedback.wrap(message, 70)[0] + " ...")
-                layout.separator()
-                feedback.draw_fixes(layout, fix)
+        def draw(menu: bpy.types.UIPopupMenu, _context: bpy.types.Context) -> None:
+            assert menu.layout is not None
+            feedback.draw_error(menu.layout, message, fix)
 
-            wm.popup_menu(draw, title="AtlasVAE: what fixes this", icon="ERROR")
+        wm.popup_menu(draw, title=feedback.error_title(message), icon="ERROR")
         return {"FINISHED"}
 
 

@@ -196,10 +196,27 @@ def beside(source: np.ndarray, result: np.ndarray) -> float:
     return max(gap(source), float(src_hi[0] - res_lo[0]) + 0.1 * max(width, MIN_GAP))
 
 
+def world_matrix(obj: bpy.types.Object) -> np.ndarray:
+    """The object's world matrix composed from its location, rotation and scale (and its parents'), not
+    read from matrix_world, which Blender updates only when the scene is next evaluated: a result added by
+    the timer, or an object a script just moved, would still be placed where it was."""
+    m = np.array(obj.matrix_basis, dtype=np.float64)
+    if obj.parent is not None:
+        m = world_matrix(obj.parent) @ np.array(obj.matrix_parent_inverse, dtype=np.float64) @ m
+    return m
+
+
 def world_box(obj: bpy.types.Object) -> Box:
-    """World-space bounding box of an object (its bound_box corners through its matrix)."""
-    corners = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)
-    m = np.array(obj.matrix_world, dtype=np.float64)
+    """World-space bounding box of an object: the corners of its mesh's own box (bound_box is empty until
+    Blender evaluates a new object) through world_matrix; other objects use their bound_box corners."""
+    if isinstance(obj.data, bpy.types.Mesh) and len(obj.data.vertices):
+        co = np.empty(len(obj.data.vertices) * 3, dtype=np.float64)
+        obj.data.vertices.foreach_get("co", co)
+        lo, hi = box_of(co)
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    else:
+        corners = np.array([tuple(c) for c in obj.bound_box], dtype=np.float64)
+    m = world_matrix(obj)
     return box_of(corners @ m[:3, :3].T + m[:3, 3])
 
 

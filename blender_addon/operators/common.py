@@ -38,12 +38,26 @@ def fail(op: bpy.types.Operator, message: str) -> set[OperatorReturnItems]:
     return {"CANCELLED"}
 
 
-def dispatch(op: bpy.types.Operator, task: jobs.Task, queued: str, blocking: bool | None = None
-             ) -> set[OperatorReturnItems]:
-    """Run `task` (now in background mode or when `blocking`, queued otherwise) and report its outcome."""
+def dispatch(op: bpy.types.Operator, task: jobs.Task, queued: str) -> set[OperatorReturnItems]:
+    """Run `task` and report its outcome: at once in background mode, and for Blender's Adjust Last Operation
+    (F9) when only how results look changed (the last answer is rebuilt, no backend request); queued
+    otherwise, so the main thread never waits on the backend. An F9 change that needs a new answer replaces
+    the request of the operator's previous run if that is still under way (jobs.supersede); a second
+    request of a kind already under way is refused, so a double click does not run it twice."""
     task.text = task.text or queued
+    redo = bool(op.options.is_repeat)
+    blocking = jobs.blocking_default() or (redo and task.reuse and jobs.reusable(task))
+    if not blocking and not redo and task.kind in jobs.pending_kinds():
+        text = f"{task.label} is already under way: wait for its result, or press Esc to cancel it"
+        note("WARNING", text)
+        op.report({"WARNING"}, text)
+        return {"CANCELLED"}
     try:
-        message = jobs.run(task, blocking=blocking)
+        if redo and not blocking:
+            jobs.supersede(task)
+            message = None
+        else:
+            message = jobs.run(task, blocking=blocking)
     except jobs.Cancelled as exc:
         note("WARNING", str(exc))
         op.report({"WARNING"}, str(exc))
@@ -54,12 +68,6 @@ def dispatch(op: bpy.types.Operator, task: jobs.Task, queued: str, blocking: boo
     note("INFO", text)
     op.report({"INFO"}, text)
     return {"FINISHED"}
-
-
-def run_now(op: bpy.types.Operator) -> bool:
-    """Whether an operator must finish before returning: always in background mode, and when Blender
-    re-runs it from the Adjust Last Operation panel (F9), which needs the result at once."""
-    return jobs.blocking_default() or bool(op.options.is_repeat)
 
 
 def selected_meshes(context: bpy.types.Context) -> list[bpy.types.Object]:
@@ -88,7 +96,8 @@ class PanelOptions:
 
 
 class ModelOperator(PanelOptions, bpy.types.Operator):
-    """Shared poll: a model must exist and the same request must not be pending."""
+    """Shared poll: a model must exist. A request of the same kind under way does not grey the operator out:
+    F9 must reach execute to replace it (dispatch refuses a second plain run instead)."""
 
     kind = ""
 
@@ -99,8 +108,5 @@ class ModelOperator(PanelOptions, bpy.types.Operator):
             return False
         if settings(context).model_path() is None:
             cls.poll_message_set("No AtlasVAE model found: add one to the models folder or fine-tune one")
-            return False
-        if cls.kind in jobs.pending_kinds():
-            cls.poll_message_set("Already working on this; wait for the result or press Cancel")
             return False
         return True

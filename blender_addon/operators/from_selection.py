@@ -27,7 +27,7 @@ from .building import (
     dropped_note, earlier_results, free_shift, gap, look_of, look_defaults, standing, surface_params, surfaces_of,
     translation,
 )
-from .common import OPTION, ModelOperator, dispatch, fail, launch_config, run_now, selected_meshes
+from .common import OPTION, ModelOperator, dispatch, fail, launch_config, selected_meshes
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -153,7 +153,7 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
         meshes = tuple((s.name, s.matrix.tobytes(), s.vertices.tobytes(), s.faces.tobytes()) for s in sources)
         task = jobs.Task(self.kind, "Reconstruct", work, apply, reuse=bool(self.options.is_repeat),
                          content=(config.model_path, tuple(sorted(asked.items())), meshes))
-        return dispatch(self, task, f"Reconstructing {len(sources)} object(s)...", blocking=run_now(self))
+        return dispatch(self, task, f"Reconstructing {len(sources)} object(s)...")
 
 
 class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
@@ -247,7 +247,7 @@ class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
             return f"Interpolated {a.name} -> {b.name} in {len(meshes)} steps{keyed} with {model}{dropped_note(dropped)}"
 
         task = jobs.Task(self.kind, "Interpolate", work, apply)
-        return dispatch(self, task, f"Interpolating {a.name} -> {b.name}...", blocking=run_now(self))
+        return dispatch(self, task, f"Interpolating {a.name} -> {b.name}...")
 
 
 class ATLASVAE_OT_variations(LookOptions, _FromSelection):
@@ -328,7 +328,7 @@ class ATLASVAE_OT_variations(LookOptions, _FromSelection):
             return f"Made {len(meshes)} variations of {src.name} with {model}{dropped_note(dropped)}"
 
         task = jobs.Task(self.kind, "Variations", work, apply)
-        return dispatch(self, task, f"Making variations of {src.name}...", blocking=run_now(self))
+        return dispatch(self, task, f"Making variations of {src.name}...")
 
 
 CLASSES = (ATLASVAE_OT_reconstruct, ATLASVAE_OT_interpolate, ATLASVAE_OT_variations)

@@ -26,7 +26,7 @@ from .building import (
     earlier_results, free_shift, grid_pitch, look_of, look_defaults, standing, surface_params, surfaces_of,
     translation,
 )
-from .common import OPTION, ModelOperator, dispatch, launch_config, run_now
+from .common import OPTION, ModelOperator, dispatch, launch_config
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -130,7 +130,7 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
 
         task = jobs.Task(self.kind, "Sample Shapes", work, apply, reuse=bool(self.options.is_repeat),
                          content=(config.model_path, tuple(sorted(params.items()))))
-        return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...", blocking=run_now(self))
+        return dispatch(self, task, f"Sampling {count} {what} (seed {seed})...")
 
 
 CLASSES = (ATLASVAE_OT_sample,)

@@ -65,8 +65,10 @@ def test_one_object_per_call_then_one_undo_step(interactive: Any, bpy_module: An
     state = bpy.context.window_manager.atlasvae_runtime
     wait_for_first_object(jobs, bpy)
     assert len(made(bpy)) == 1
-    assert "sample" in jobs.pending_kinds() and not bpy.ops.atlasvae.sample.poll(), "greyed out until applied"
+    assert "sample" in jobs.pending_kinds()
     assert state.last_report == "INFO: Sampling 6 shapes (seed 31)...", "no final message before the end"
+    assert bpy.ops.atlasvae.sample() == {"CANCELLED"}, "a second run is refused until this one is applied"
+    assert state.last_report.startswith("WARNING: Sample Shapes is already under way")
     counts = [1]
     while jobs.pending_kinds():
         before = len(made(bpy))

@@ -29,7 +29,9 @@ def test_sample_returns_at_once_and_the_timer_adds_the_objects(interactive: Any,
     state = bpy.context.window_manager.atlasvae_runtime
     assert state.last_report == "INFO: Sampling 3 shapes (seed 21)..."
     assert "sample" in jobs.pending_kinds()
-    assert not bpy.ops.atlasvae.sample.poll(), "a second identical request is greyed out while pending"
+    assert bpy.ops.atlasvae.sample() == {"CANCELLED"}, "a second identical request is refused while pending"
+    assert state.last_report.startswith("WARNING: Sample Shapes is already under way")
+    assert len(jobs.pending()) == 1
     tick_until(jobs, lambda: not jobs.pending_kinds())
     collection = bpy.data.collections["AtlasVAE Samples tiny seed 21"]
     assert len(collection.objects) == 3

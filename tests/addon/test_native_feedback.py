@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .conftest import ADDON_MODULE
-from .ui_recorder import draw
+from .ui_recorder import RecordingLayout, draw, new_log
 
 
 def test_what_fixes_an_error(addon: Any) -> None:
@@ -46,6 +46,22 @@ def test_a_bad_interpreter_is_an_error_with_preferences_and_installer_buttons(
         assert ("preferences.addon_show", "module", ADDON_MODULE) in drawn["operator_options"]
     finally:
         prefs.python_path = ""
+
+
+def test_the_error_popup_says_what_failed_all_of_why_and_what_fixes_it(addon: Any, bpy_module: Any) -> None:
+    from blender_addon import feedback
+
+    reason = ("Backend Python /nonexistent/python3 (set in the add-on preferences) does not exist. It must be a "
+              "Python interpreter with torch installed: fix the path, or clear it to let AtlasVAE search")
+    log = new_log()
+    feedback.draw_error(RecordingLayout(bpy_module, log), f"Sample Shapes failed: {reason}", feedback.SETUP)
+    assert feedback.error_title(f"Sample Shapes failed: {reason}") == "AtlasVAE: Sample Shapes failed"
+    assert " ".join(log["labels"]).split() == reason.split(), "the whole reason, wrapped, nothing cut"
+    assert all(len(line) <= feedback.POPUP_WRAP for line in log["labels"])
+    assert log["operators"] == ["preferences.addon_show", "atlasvae.install_backend", "atlasvae.open_log"]
+    log = new_log()
+    feedback.draw_error(RecordingLayout(bpy_module, log), "Reconstruct failed: out of memory", feedback.LOG)
+    assert log["labels"] == ["out of memory"] and log["operators"] == ["atlasvae.open_log"]
 
 
 def test_esc_runs_cancel_which_lets_esc_through_while_nothing_runs(addon: Any, bpy_module: Any) -> None:

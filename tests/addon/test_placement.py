@@ -89,6 +89,35 @@ def test_a_second_batch_lands_beside_the_first(scene: Any, bpy_module: Any) -> N
     assert {o.name for o in bpy.context.selected_objects} == {o.name for o in second}
 
 
+def true_box(bpy: Any, obj: Any) -> tuple[np.ndarray, np.ndarray]:
+    """World box after Blender has evaluated the scene (matrix_world current)."""
+    bpy.context.view_layer.update()
+    return world_box(obj)
+
+
+def test_a_batch_moved_or_reshaped_while_a_sample_runs_is_avoided(interactive: Any, bpy_module: Any) -> None:
+    """The timer places a result by the earlier ones' location/rotation/scale and meshes, not by matrix_world
+    and bound_box, which Blender updates only on its next evaluation (here: a script's change made while the
+    request ran, with no evaluation before the timer applies the answer)."""
+    jobs, bpy = interactive, bpy_module
+    assert bpy.ops.atlasvae.sample(count=4, seed=1, spacing=2.5) == {"FINISHED"}
+    while jobs.pending_kinds():
+        jobs.tick()
+    moved = made(bpy)
+    bpy.context.scene.cursor.location = (20.0, 0.0, 0.0)
+    assert bpy.ops.atlasvae.sample(count=1, seed=7) == {"FINISHED"}
+    for obj in moved:  # the batch moved 20 along X and grown 3 times, onto the new sample's spot
+        obj.location.x += 20.0
+        co = np.empty(len(obj.data.vertices) * 3)
+        obj.data.vertices.foreach_get("co", co)
+        obj.data.vertices.foreach_set("co", co * 3.0)
+    while jobs.pending_kinds():
+        jobs.tick()
+    new = [o for o in made(bpy) if o not in moved]
+    assert len(new) == 1
+    assert not any(overlaps(true_box(bpy, new[0]), true_box(bpy, o)) for o in moved)
+
+
 def test_reconstruct_copies_the_source_transform_and_leaves_the_source_alone(scene: Any, bpy_module: Any) -> None:
     bpy = bpy_module
     src = add_mesh_object(bpy, "Rock", kind="monkey", location=(2.0, -1.0, 0.5), rotation=(0.3, 0.2, 1.1),

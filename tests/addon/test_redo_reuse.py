@@ -40,3 +40,87 @@ def test_sample_and_reconstruct_name_their_content(scene: Any, bpy_module: Any) 
     assert bpy.ops.atlasvae.reconstruct(fit="encoder") == {"FINISHED"}
     content, _result = jobs._last_result["reconstruct"]
     assert ("fit", "encoder") in content[1] and content[2][0][0] == "Src"
+
+
+class RedoCall:
+    """Stands in for what Blender hands execute() when it re-runs an operator from Adjust Last Operation
+    (F9): options.is_repeat set, and report() (the only other part of the operator dispatch uses)."""
+
+    def __init__(self, is_repeat: bool = True) -> None:
+        self.options = type("Options", (), {"is_repeat": is_repeat})()
+        self.reports: list[tuple[set[str], str]] = []
+
+    def report(self, level: set[str], text: str) -> None:
+        self.reports.append((level, text))
+
+
+def gated_task(jobs: Any, gate: Any, content: Any, made: list[str], worked: list[Any]) -> Any:
+    """A task whose backend work waits for `gate` and whose apply records its content in `made`."""
+    def work(_task: Any, _backend: Any) -> Any:
+        worked.append(content)
+        gate.wait(10)
+        return content
+
+    def apply(result: Any) -> str:
+        made.append(result)
+        return f"made {result}"
+
+    return jobs.Task("redo-test", "Redo test", work, apply, content=content, reuse=True)
+
+
+def test_f9_with_new_content_returns_at_once_and_replaces_the_run_under_way(interactive: Any) -> None:
+    import threading
+    import time
+
+    from blender_addon.operators.common import dispatch
+
+    jobs = interactive
+    gate, made, worked = threading.Event(), [], []
+    assert dispatch(RedoCall(False), gated_task(jobs, gate, ("count", 4), made, worked), "q") == {"FINISHED"}
+    assert dispatch(RedoCall(False), gated_task(jobs, gate, ("count", 5), made, worked), "q") == {"CANCELLED"}, \
+        "a plain second run of a kind under way is refused"
+    started = time.perf_counter()
+    assert dispatch(RedoCall(), gated_task(jobs, gate, ("count", 6), made, worked), "q") == {"FINISHED"}
+    assert time.perf_counter() - started < 0.5, "F9 returns without waiting for the backend"
+    assert [t.content for t in jobs.pending()] == [("count", 6)], "the earlier run was replaced"
+    gate.set()
+    while jobs.pending():
+        time.sleep(0.01)
+        jobs.tick()
+    assert made == [("count", 6)], "the replaced run's answer is never applied"
+
+
+def test_f9_with_the_same_content_rebuilds_from_the_last_answer_at_once(interactive: Any) -> None:
+    import threading
+    import time
+
+    from blender_addon.operators.common import dispatch
+
+    jobs = interactive
+    gate, made, worked = threading.Event(), [], []
+    gate.set()
+    assert dispatch(RedoCall(False), gated_task(jobs, gate, ("count", 4), made, worked), "q") == {"FINISHED"}
+    while jobs.pending():
+        time.sleep(0.01)
+        jobs.tick()
+    call = RedoCall()
+    assert dispatch(call, gated_task(jobs, gate, ("count", 4), made, worked), "q") == {"FINISHED"}
+    assert not jobs.pending() and made == [("count", 4), ("count", 4)], "applied before dispatch returned"
+    assert worked == [("count", 4)], "no second backend request"
+    assert call.reports == [({"INFO"}, "made ('count', 4)")]
+
+
+def test_esc_cancels_an_f9_run_under_way(interactive: Any, bpy_module: Any) -> None:
+    import threading
+
+    from blender_addon.operators.common import dispatch
+
+    jobs, bpy = interactive, bpy_module
+    gate, made, worked = threading.Event(), [], []
+    assert dispatch(RedoCall(), gated_task(jobs, gate, ("count", 8), made, worked), "q") == {"FINISHED"}
+    assert bpy.ops.atlasvae.cancel.poll(), "Esc's operator is live while the F9 run is under way"
+    assert bpy.ops.atlasvae.cancel() == {"FINISHED"}
+    gate.set()
+    for _ in range(5):
+        jobs.tick()
+    assert not jobs.pending() and made == []

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import trimesh
 
+from backend.cli import main
+from backend.data.meshio import load_mesh
 from backend.errors import ConfigError, MeshError
 from backend.limits import MAX_FACE_BUDGET, MIN_FACE_BUDGET, SURFACE_CHOICES
 from backend.surface import (
     MIN_GRID, THICKNESS_VOXELS, check_face_budget, check_surface, closed_surface, finish, is_closed_manifold,
-    resolve_surface,
+    _decimate, _marching_cubes, resolve_surface,
 )
 
 
@@ -136,3 +140,36 @@ def test_unusable_mesh_is_an_error() -> None:
         closed_surface(np.zeros((0, 3)), np.zeros((0, 3), np.int64))
     with pytest.raises(MeshError, match="no area"):
         closed_surface(np.zeros((3, 3)), np.array([[0, 1, 2]]))
+
+
+# A 3 x 3 x 3 block of a building sample's field (in voxels, at its place in the grid) with one value 7.6e-7
+# from zero: marching cubes put vertices of several grid edges on that corner, scikit-image's degenerate-face
+# removal merged them, and an edge got four faces; libigl's decimation then returned no faces at all.
+NEAR_ZERO_BLOCK = np.array([
+    [[0.354, 0.427, 0.502], [-0.591, -0.520, -0.444], [-1.336, -1.467, -1.391]],
+    [[0.052, 0.134, 0.265], [-0.907, 7.6e-7, -0.443], [-0.857, -0.938, -1.019]],
+    [[-0.273, -0.211, -0.122], [-1.220, -1.187, -1.069], [-0.613, -0.694, -0.812]]], np.float32)
+
+
+def test_a_field_value_next_to_zero_still_gives_a_closed_manifold_mesh() -> None:
+    field = np.ones((19, 15, 43), np.float32)
+    field[15:18, 11:14, 39:42] = NEAR_ZERO_BLOCK
+    vertices, faces = _marching_cubes(field, np.zeros(3), 1.0)
+    assert len(faces) and is_closed_manifold(faces)
+
+
+def test_a_failed_decimation_is_a_mesh_error() -> None:
+    # three triangles on one edge: not edge-manifold, which libigl refuses by returning no faces
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1]], np.float64)
+    f = np.array([[0, 1, 2], [1, 0, 3], [0, 1, 4]])
+    with pytest.raises(MeshError, match="decimation of its 3 faces to 2 failed"):
+        _decimate(v, f, 2)
+
+
+def test_the_bundled_base_closes_every_building_sample(tmp_path: Path) -> None:
+    # `sample --label building --n 4 --seed 1` crashed on its third shape (the field block above)
+    assert main(["sample", "--label", "building", "--n", "4", "--seed", "1", "--size", "unit",
+                 "--out", str(tmp_path)]) == 0
+    for i in range(4):
+        mesh = load_mesh(tmp_path / f"sample_{i:03d}.obj")
+        assert_clean_closed(mesh.vertices, mesh.faces)
