@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,10 +40,10 @@ def pump(explore: Any, until: Any, block: list[float], timeout: float = 30.0) ->
         block.append(time.perf_counter() - t)
 
 
-def one_result(bpy: Any, resolution: int) -> Any:
-    """A fresh sampled result at `resolution` (the decoded patches), active and alone in the scene."""
+def one_result(bpy: Any, resolution: int, surface: str = "patches") -> Any:
+    """A fresh sampled result at `resolution` (the decoded patches by default), active and alone in the scene."""
     clear_scene(bpy)
-    if bpy.ops.atlasvae.sample(count=1, seed=1, resolution=resolution, surface="patches") != {"FINISHED"}:
+    if bpy.ops.atlasvae.sample(count=1, seed=1, resolution=resolution, surface=surface) != {"FINISHED"}:
         raise SystemExit(f"sampling failed: {bpy.context.window_manager.atlasvae_runtime.last_report}")
     obj = next(o for o in bpy.data.objects if "atlasvae_latent" in o)
     bpy.context.view_layer.objects.active = obj
@@ -58,7 +59,8 @@ def steps(bpy: Any, explore: Any, changes: int) -> tuple[list[float], list[float
     live = explore.session()
     pump(explore, lambda: live.coalescer.idle() and live.replies.empty(), [])
     live.timings.clear()
-    setter, block = [], []
+    setter: list[float] = []
+    block: list[float] = []
     count = len(live.table.directions)
     for i in range(changes):
         t = time.perf_counter()
@@ -86,6 +88,22 @@ def drag(bpy: Any, explore: Any, changes: int) -> tuple[list[float], int, int, l
             block.append(time.perf_counter() - t)
     pump(explore, lambda: live.coalescer.idle() and live.replies.empty(), block)
     return ([t[0] for t in live.timings], live.coalescer.sent - sent0, live.coalescer.replaced - replaced0, block)
+
+
+def release(bpy: Any, explore: Any, resolution: int) -> tuple[float, float, int]:
+    """(seconds from the release to the closed surface in the object, the longest timer call meanwhile, its
+    faces) for a closed result: a slider change, then the release's final request; the final apply rebuilds
+    the mesh, sharpens its edges and records the undo step on the main thread."""
+    obj = one_result(bpy, resolution, surface="closed")
+    sliders = bpy.context.window_manager.atlasvae_explorer
+    sliders.amounts[0] = 1.0
+    live = explore.session()
+    pump(explore, lambda: live.coalescer.idle() and live.replies.empty(), [])
+    block: list[float] = []
+    t = time.perf_counter()
+    explore.commit()
+    pump(explore, lambda: live.coalescer.idle() and live.replies.empty(), block, timeout=120.0)
+    return time.perf_counter() - t, max(block), len(bpy.data.objects[obj.name].data.polygons)
 
 
 def backend_only(bpy: Any, explore: Any, runs: int = 30) -> list[float]:
@@ -136,7 +154,11 @@ def main() -> None:
                     lines.append(f"  drag of {args.changes} positions 16 ms apart: {sent} requests sent, {replaced} "
                                  f"replaced while one was out, {len(applied)} applied; change to mesh median "
                                  f"{ms(statistics.median(applied))} ms; timer call max {ms(max(block))} ms")
-                    print(lines[-2], lines[-1], sep="\n", file=__import__("sys").stderr, flush=True)
+                    took, longest, faces = release(b.bpy, explore, resolution)
+                    lines.append(f"  release on a closed result: the closed surface ({faces} faces) in the object "
+                                 f"{ms(took)} ms after the release; longest timer call {ms(longest)} ms (rebuild, "
+                                 f"sharp edges, undo step)")
+                    print(*lines[-3:], sep="\n", file=sys.stderr, flush=True)
             finally:
                 b.jobs.shutdown()
     finally:

@@ -30,7 +30,7 @@ from bpy.props import FloatProperty, FloatVectorProperty, PointerProperty
 
 from . import feedback, jobs
 from .bpyfree import locate
-from .bpyfree.backend_process import LaunchConfig, backend, error_text
+from .bpyfree.backend_process import Backend, LaunchConfig, backend, error_text
 from .bpyfree.explorer import (
     DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Request, Shape, amounts_of,
     decode_latent, explore_params, random_amounts,
@@ -39,7 +39,7 @@ from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
 from .mesh_convert import replace_geometry
 from .operators.building import SHARP_ANGLE
-from .operators.common import launch_config
+from .operators.common import dispatch, fail, launch_config
 from .properties import model_entries, settings
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 PREFIX = "atlasvae_"
 POLL_S = 0.004  # how often the timer looks for replies while a request is out
 SETTLE_TIMEOUT_S = 60.0
-STATE_KEYS = ("amounts", "blend", "explored_latent", "toward_name")  # what a commit writes beside the mesh
+STATE_KEYS = ("amounts", "blend", "explored_latent", "toward", "toward_name")  # what a commit writes beside the mesh
 SHAPE_KEYS = ("latent", "scale", "offset", "frame", "label", "model_path")  # what makes a result explorable
 DRAG_EVENTS = {"MOUSEMOVE", "INBETWEEN_MOUSEMOVE", "TIMER", "TIMER_REPORT", "TIMERREGION", "NONE",
                "LEFT_SHIFT", "RIGHT_SHIFT", "LEFT_CTRL", "RIGHT_CTRL", "LEFT_ALT", "RIGHT_ALT", "WINDOW_DEACTIVATE"}
@@ -131,17 +131,16 @@ def directions(config: LaunchConfig, label: str | None, blocking: bool = False) 
             _table_errors[key] = error_text(exc)
         finally:
             _fetching.discard(key)
-            _redraw_soon()
+
+    def redraw_when_fetched() -> float | None:  # main thread: the sidebar shows the sliders (or the error) then
+        if key in _fetching:
+            return 0.1
+        feedback.tag_redraw()
+        return None
 
     threading.Thread(target=fetch, name="atlasvae-directions", daemon=True).start()
+    bpy.app.timers.register(redraw_when_fetched, first_interval=0.1)
     return None
-
-
-def _redraw_soon() -> None:
-    """Redraw the sidebar from the main thread (called from any thread)."""
-    def redraw() -> None:
-        feedback.tag_redraw()
-    bpy.app.timers.register(redraw, first_interval=0.0)
 
 
 # ---- the live session --------------------------------------------------------------------------------------
@@ -154,7 +153,6 @@ class Reply:
     mesh: dict[str, Any] = field(default_factory=dict)
     uvs: np.ndarray | None = None
     error: str = ""
-    received: float = 0.0
 
 
 @dataclass
@@ -219,7 +217,9 @@ def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocki
     live = Session(ref=(obj.name, obj.session_uid), shape=shape, table=table, config=config,
                    face_budget=int(s.face_budget),
                    amounts=amounts_of(props.get("amounts", ()), len(table.directions)),
-                   blend=float(props.get("blend", 0.0)))
+                   blend=float(props.get("blend", 0.0)), toward_name=str(props.get("toward_name", "")))
+    if "toward" in props:  # blended at the last commit: the same target latent, whatever is selected now
+        live.toward = np.asarray(list(props["toward"]), dtype=np.float32)
     _session[0] = live
     return live
 
@@ -258,7 +258,6 @@ def _on_reply(live: Session, request: Request, done: Future[Any], uvs: np.ndarra
 
 
 def _finished(live: Session, reply: Reply) -> None:
-    reply.received = time.perf_counter()
     live.replies.put(reply)
     following = live.coalescer.finished(reply.request)
     if following is not None:
@@ -283,6 +282,14 @@ def commit(live: Session | None = None) -> None:
     live = live or _session[0]
     if live is not None:
         push(live, final=True)
+
+
+def _commit_soon() -> None:
+    """Commit once Blender has finished handling the event that ended the edit: the slider may still take
+    its last value then (or its old one back, on Esc or a right click)."""
+    def later() -> None:
+        commit()
+    bpy.app.timers.register(later, first_interval=0.0)
 
 
 def tick() -> float | None:
@@ -339,6 +346,8 @@ def _apply(live: Session, reply: Reply) -> None:
             assert layer is not None
             layer.data.foreach_set("uv", np.ascontiguousarray(reply.uvs, dtype=np.float32).ravel())
     changed = live.changed_at.pop(reply.request.serial, None)
+    for serial in [n for n in live.changed_at if n < reply.request.serial]:  # replaced before they were sent
+        del live.changed_at[serial]
     applied = time.perf_counter()
     if changed is not None:
         live.timings.append((applied - changed, applied - started, len(vertices)))
@@ -348,23 +357,29 @@ def _apply(live: Session, reply: Reply) -> None:
 
 
 def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
-    """Keep the committed state on the object (saved with the .blend, restored by undo) and record the step,
-    unless nothing changed since the last commit."""
-    before = {key: obj.get(PREFIX + key) for key in STATE_KEYS}
+    """Keep the committed state on the object (saved with the .blend, restored by undo) and record one undo
+    step, unless the sliders are where the last commit left them (an Esc-cancelled drag, say)."""
+    before = _state(obj, len(live.table.directions))
     obj[PREFIX + "amounts"] = list(live.amounts)
     obj[PREFIX + "blend"] = float(live.blend)
     obj[PREFIX + "toward_name"] = live.toward_name if live.blend > 0 else ""
+    if live.blend > 0 and live.toward is not None:
+        obj[PREFIX + "toward"] = [float(v) for v in live.toward]
+    elif PREFIX + "toward" in obj.keys():
+        del obj[PREFIX + "toward"]
     if "latent" in reply.mesh:
         obj[PREFIX + "explored_latent"] = [float(v) for v in decode_latent(reply.mesh["latent"], "reply latent")]
     if "surface" in reply.mesh:
         obj[PREFIX + "surface"] = str(reply.mesh["surface"])
-    after = {key: obj.get(PREFIX + key) for key in STATE_KEYS}
-    if _plain(before) != _plain(after):
+    if _state(obj, len(live.table.directions)) != before:
         jobs.undo_push(UNDO_MESSAGE)
 
 
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v) for k, v in values.items()}
+def _state(obj: bpy.types.Object, count: int) -> tuple[tuple[float, ...], float, tuple[float, ...]]:
+    """What decides an object's explored shape: its slider values, its blend and the blend's target."""
+    blend = float(obj.get(PREFIX + "blend", 0.0))
+    toward = tuple(float(v) for v in obj.get(PREFIX + "toward", ())) if blend > 0 else ()
+    return tuple(amounts_of(obj.get(PREFIX + "amounts", ()), count)), blend, toward
 
 
 # ---- the sliders -------------------------------------------------------------------------------------------
@@ -458,8 +473,8 @@ class ATLASVAE_OT_explore_watch(bpy.types.Operator):
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[OperatorReturnItems]:
         dragging = event.type in DRAG_EVENTS or (event.type == "LEFTMOUSE" and event.value == "PRESS")
-        if not dragging or context.window is None or context.window_manager is None:  # a typed value, Ctrl+wheel...: one change, one step
-            commit()
+        if not dragging or context.window is None or context.window_manager is None:
+            _commit_soon()  # a typed value, Ctrl+wheel, Backspace: one change, one step
             return {"FINISHED"}
         _watching[0] = True
         context.window_manager.modal_handler_add(self)
@@ -469,12 +484,24 @@ class ATLASVAE_OT_explore_watch(bpy.types.Operator):
         released = event.type == "LEFTMOUSE" and event.value == "RELEASE"
         if released or (event.type not in DRAG_EVENTS and event.value in ("PRESS", "RELEASE")):
             _watching[0] = False
-            commit()
+            _commit_soon()
             return {"FINISHED", "PASS_THROUGH"}
         return {"PASS_THROUGH"}
 
     def cancel(self, context: bpy.types.Context) -> None:
         _watching[0] = False
+
+
+class ATLASVAE_OT_explore_retry(bpy.types.Operator):
+    """Ask the backend for the model's directions again (after it failed to give them)"""
+
+    bl_idname = "atlasvae.explore_retry"
+    bl_label = "Retry"
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        _table_errors.clear()
+        feedback.tag_redraw()
+        return {"FINISHED"}
 
 
 class _ExplorerOperator(bpy.types.Operator):
@@ -592,6 +619,7 @@ class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         obj = _active(context)
         assert obj is not None
+        ref = (obj.name, obj.session_uid)
         try:
             live = self.live(context)
             toward = live.toward if live.blend > 0 else None
@@ -599,28 +627,39 @@ class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
             original = explore_params(live.shape, live.table, zero, "patches", live.face_budget)
             explored = explore_params(live.shape, live.table, live.amounts, "patches", live.face_budget, toward,
                                       live.blend)
-            client, _info = backend.ensure_model(live.config)
-            base_v, base_f = decode_mesh(client.call("explore", original)["mesh"])
-            moved_v, _moved_f = decode_mesh(client.call("explore", explored)["mesh"])
         except Exception as exc:
-            self.report({"ERROR"}, f"Apply as Shape Key failed: {error_text(exc)}")
-            return {"CANCELLED"}
-        mesh = obj.data
-        assert isinstance(mesh, bpy.types.Mesh)
-        if mesh.shape_keys is not None:
-            obj.shape_key_clear()
-        replace_geometry(mesh, live.shape.to_local(base_v), base_f)
-        mesh.shade_smooth()
-        obj.shape_key_add(name="Basis", from_mix=False)
-        key = obj.shape_key_add(name="Explored", from_mix=False)
-        key.data.foreach_set("co", np.ascontiguousarray(live.shape.to_local(moved_v), dtype=np.float32).ravel())
-        key.value = 1.0
-        obj[PREFIX + "surface"] = "patches"
-        _forget_shape(obj)
-        if bpy.app.background:  # operators called from Python in background mode record no step themselves
-            jobs.undo_push("AtlasVAE: Apply as Shape Key")
-        self.report({"INFO"}, f"{obj.name}: the result as made is the Basis, the explored shape the key 'Explored'")
-        return {"FINISHED"}
+            return fail(self, f"Apply as Shape Key failed: {error_text(exc)}")
+        config, shape = live.config, live.shape
+
+        def work(task: jobs.Task, backend: Backend) -> tuple[Any, Any]:
+            task.advance(0.0, f"Shaping {ref[0]} as made and as explored...")
+            client, _info = backend.ensure_model(config)
+            return (decode_mesh(client.call("explore", original)["mesh"]),
+                    decode_mesh(client.call("explore", explored)["mesh"]))
+
+        def apply(result: tuple[Any, Any]) -> str:
+            (base_v, base_f), (moved_v, _moved_f) = result
+            target = bpy.data.objects.get(ref[0])
+            if target is None or target.session_uid != ref[1]:
+                raise RuntimeError(f"{ref[0]} was removed before its shape key was made")
+            mesh = target.data
+            assert isinstance(mesh, bpy.types.Mesh)
+            if mesh.shape_keys is not None:
+                target.shape_key_clear()
+            replace_geometry(mesh, shape.to_local(base_v), base_f)
+            mesh.shade_smooth()
+            target.shape_key_add(name="Basis", from_mix=False)
+            key = target.shape_key_add(name="Explored", from_mix=False)
+            key.data.foreach_set("co", np.ascontiguousarray(shape.to_local(moved_v), dtype=np.float32).ravel())
+            key.value = 1.0
+            target[PREFIX + "surface"] = "patches"
+            _forget_shape(target)
+            if jobs.applying_in_timer() or bpy.app.background:  # else the operator's own step records it
+                jobs.undo_push("AtlasVAE: Apply as Shape Key")
+            return f"{ref[0]}: the result as made is the Basis, the explored shape the key 'Explored'"
+
+        task = jobs.Task(self.bl_idname, "Apply as Shape Key", work, apply)
+        return dispatch(self, task, f"Making the shape key of {ref[0]}...")
 
 
 # ---- the panel ---------------------------------------------------------------------------------------------
@@ -660,9 +699,13 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
             if error:
                 for i, line in enumerate(feedback.wrap(f"No directions: {error}")):
                     layout.label(text=line, icon="ERROR" if i == 0 else "NONE")
+                layout.operator("atlasvae.explore_retry", icon="FILE_REFRESH")
             else:
                 layout.label(text="Loading the model's directions...", icon="SORTTIME")
             return
+        if obj.get(PREFIX + "fit") == "full":  # its latent belongs to a private decoder copy, not the model's
+            for i, line in enumerate(feedback.wrap("A Full fit: the sliders reshape the model's own version of it")):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
         layout.use_property_split = True
         layout.use_property_decorate = False
         explorer = context.window_manager.atlasvae_explorer  # type: ignore[union-attr]
@@ -691,9 +734,9 @@ def _forget_on_undo(*_args: Any) -> None:
 
 
 HANDLERS = (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post, bpy.app.handlers.load_post)
-CLASSES = (AtlasVAEExplorer, ATLASVAE_OT_explore_watch, ATLASVAE_OT_explore_commit, ATLASVAE_OT_explore_randomise,
-           ATLASVAE_OT_explore_reset, ATLASVAE_OT_explore_apply, ATLASVAE_OT_explore_shape_key,
-           VIEW3D_PT_atlasvae_explore)
+CLASSES = (AtlasVAEExplorer, ATLASVAE_OT_explore_watch, ATLASVAE_OT_explore_retry, ATLASVAE_OT_explore_commit,
+           ATLASVAE_OT_explore_randomise, ATLASVAE_OT_explore_reset, ATLASVAE_OT_explore_apply,
+           ATLASVAE_OT_explore_shape_key, VIEW3D_PT_atlasvae_explore)
 
 
 def register() -> None:

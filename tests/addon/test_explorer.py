@@ -156,6 +156,13 @@ def test_toward_blends_to_the_other_selected_result(explorable: Any, bpy_module:
     mine = positions(a) - shape_a.frame[:3, 3]
     theirs = target - shape_b.frame[:3, 3]
     assert np.allclose(mine, theirs, atol=1e-3), "blend 1 is the other result's shape, in this one's place"
+    explore.drop_session()  # as after reopening the file: the blend and its target come from the object
+    select_only(bpy, [a])
+    sliders(bpy).amounts[0] = 0.01
+    assert bpy.ops.atlasvae.explore_commit() == {"FINISHED"}
+    a = bpy.data.objects[a.name]
+    assert np.allclose(list(a["atlasvae_explored_latent"]), list(b["atlasvae_latent"]), atol=0.05), \
+        "a slider moved later keeps the stored blend toward the same result"
 
 
 def test_randomise_then_reset_returns_the_result_as_made(explorable: Any, bpy_module: Any) -> None:
@@ -217,3 +224,70 @@ def test_panel_draws_a_slider_per_direction_with_short_labels(explorable: Any, b
     assert drawn["props"].count("amounts") == len(live.table.directions) and True in drawn["split"]
     assert {"atlasvae.explore_randomise", "atlasvae.explore_reset", "atlasvae.explore_apply",
             "atlasvae.explore_shape_key"} <= set(drawn["operators"])
+
+
+def test_a_reconstruction_explores_in_its_sources_frame(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    from .conftest import add_mesh_object
+
+    bpy = bpy_module
+    source = add_mesh_object(bpy, "Source", "cube", location=(4.0, 1.0, 0.5), rotation=(0.0, 0.0, 0.6),
+                             scale=(1.0, 2.0, 1.0))
+    assert bpy.ops.atlasvae.reconstruct(fit="full", fit_steps=3, surface="patches", resolution=642) == {"FINISHED"}
+    result = next(o for o in made(bpy) if o.get("atlasvae_source") == "Source")
+    shape = explore.shape_of(result)
+    assert shape is not None
+    assert np.allclose(shape.frame, np.linalg.inv(np.array(source.matrix_world)), atol=1e-6), \
+        "the reply's world coordinates map into the result's own frame (the source's transform)"
+    select_only(bpy, [result])
+    sliders(bpy).amounts[0] = 0.0  # binds the session
+    drawn = draw(bpy, explore.VIEW3D_PT_atlasvae_explore)
+    assert any("Full fit" in label for label in drawn["labels"]), "a Full fit says the sliders move the model's version"
+    before, matrix = positions(result), np.array(result.matrix_world)
+    sliders(bpy).amounts[0] = 1.0
+    explore.settle()
+    result = bpy.data.objects[result.name]
+    assert np.abs(positions(result) - before).max() > 1e-3 and np.allclose(np.array(result.matrix_world), matrix)
+
+
+def test_variations_and_interpolation_steps_are_explorable(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    a, b = explorable
+    select_only(bpy, [a])
+    assert bpy.ops.atlasvae.variations(count=2, fit="encoder", surface="patches", resolution=642) == {"FINISHED"}
+    select_only(bpy, [a, b])
+    assert bpy.ops.atlasvae.interpolate(steps=3, fit="encoder", surface="patches", resolution=642) == {"FINISHED"}
+    variations = [o for o in made(bpy) if "_var" in o.name]
+    steps = [o for o in made(bpy) if "_to_" in o.name]
+    assert len(variations) == 2 and len(steps) == 3
+    for obj in variations + steps:
+        shape = explore.shape_of(obj)
+        assert shape is not None and shape.resolution == 642, obj.name
+    select_only(bpy, [steps[1]])
+    before = positions(steps[1])
+    sliders(bpy).amounts[0] = -1.0
+    explore.settle()
+    assert np.abs(positions(bpy.data.objects[steps[1].name]) - before).max() > 1e-3
+
+
+def test_directions_the_backend_refuses_are_shown_with_a_retry(explorable: Any, bpy_module: Any) -> None:
+    import time
+
+    from blender_addon import explore
+
+    obj = explorable[0]
+    obj["atlasvae_label"] = "no-such-family"  # a label this model does not know: the backend names it
+    drawn = draw(bpy_module, explore.VIEW3D_PT_atlasvae_explore)
+    assert any("Loading" in label for label in drawn["labels"])
+    deadline = time.monotonic() + 60
+    while explore._fetching and time.monotonic() < deadline:
+        time.sleep(0.05)
+    drawn = draw(bpy_module, explore.VIEW3D_PT_atlasvae_explore)
+    text = " ".join(drawn["labels"])
+    assert "No directions" in text and "label" in text, text
+    assert "atlasvae.explore_retry" in drawn["operators"] and "amounts" not in drawn["props"]
+    assert bpy_module.ops.atlasvae.explore_retry() == {"FINISHED"}
+    assert not explore._table_errors

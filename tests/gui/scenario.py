@@ -335,6 +335,44 @@ def explorer_step(name: str) -> Steps:
           f"{len(bpy.data.objects[name].data.vertices)} vertices, {len(before)} before, {len(after)} dragged")
     yield from shot("06e_explorer_undone")
 
+    # A typed value is one change: click the slider (text editing), type, Return: kept at once, one step.
+    yield from click(*found)
+    yield from type_text("-1.5")
+    yield from key("RET", 0.3)
+    typed = yield from wait_until(lambda: list(bpy.data.objects[name].get("atlasvae_amounts", [0]))[0] == -1.5, 60)
+    check("a value typed into an Explorer slider is kept at once (no drag, no release needed)", typed is not None,
+          list(bpy.data.objects[name].get("atlasvae_amounts", [])))
+    yield from shot("06f_explorer_typed")
+    yield from move(*centre(viewport()))
+    yield from key("Z", 1.0, ctrl=True)
+    restored = yield from wait_until(lambda: positions(bpy.data.objects[name]) == before, 10)
+    check("Ctrl+Z after the typed value gives the shape before it back", restored is not None)
+
+    # Esc mid-drag gives the slider its old value back and the shape too.
+    yield from move(*found)
+    ev("LEFTMOUSE", "PRESS")
+    yield 0.05
+    for _step in range(8):
+        MOUSE[0] += 4
+        ev("MOUSEMOVE", "NOTHING")
+        yield 0.05
+    yield 0.5
+    moved = positions(bpy.data.objects[name]) != before
+    yield from key("ESC", 0.3)
+    ev("LEFTMOUSE", "RELEASE")
+
+    def back() -> bool:
+        live = explore.session()
+        now = bpy.data.objects[name]
+        return (live is not None and live.coalescer.idle() and len(now.data.vertices) == len(before)
+                and max(abs(a - b) for p, q in zip(positions(now), before) for a, b in zip(p, q)) < 1e-3)
+
+    undone = yield from wait_until(back, 60)
+    check("Esc mid-drag puts the slider and the shape back", moved and undone is not None
+          and not any(bpy.data.objects[name].get("atlasvae_amounts", [0.0])),
+          f"moved mid-drag {moved}; amounts {list(bpy.data.objects[name].get('atlasvae_amounts', []))}")
+    yield from shot("06g_explorer_esc")
+
 
 def scenario() -> Steps:
     global jobs
