@@ -36,7 +36,7 @@ def draw_factors(count: int, mirror: float, scale: float, rng: np.random.Generat
     return stretch
 
 
-def apply_factors(points: torch.Tensor, cloud: torch.Tensor, factors: np.ndarray) -> torch.Tensor:
+def apply_factors(points: torch.Tensor, cloud: torch.Tensor, factors: np.ndarray | torch.Tensor) -> torch.Tensor:
     """`points` (B, P, 3) picked from `cloud` (B, N, 3, each shape's whole cached cloud) transformed by
     `factors` (B, 3), then rescaled so each shape's farthest cloud point keeps its distance from the centre.
     """

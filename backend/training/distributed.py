@@ -10,7 +10,7 @@ so N processes compute what one process would with the same --batch-size.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -126,9 +126,10 @@ class Solo:
         """The loss to back-propagate so that the applied gradient is that of the global-batch mean."""
         return loss
 
-    def batch_means(self, values: Sequence[torch.Tensor], local: int, total: int) -> list[float]:
-        """Global-batch means of per-rank batch means (loss, Chamfer, KL) as floats, the same on every rank."""
-        return [float(v.detach()) for v in values]
+    def batch_means(self, values: torch.Tensor, local: int, total: int) -> np.ndarray:
+        """Global-batch means of per-rank batch means (e.g. steps x (loss, Chamfer, KL)), as a float64 array of
+        the same shape, the same on every rank; one copy to the host for the whole tensor."""
+        return values.detach().to(torch.float64).cpu().numpy()
 
     def any(self, flag: bool) -> bool:
         """True on every rank if it is true on any (a cancel request, a non-finite output)."""
@@ -183,10 +184,10 @@ class DataParallel(Solo):
         # turns that average into the gradient of the global mean, even when shares differ by one shape.
         return loss * (local * self.world_size / total)
 
-    def batch_means(self, values: Sequence[torch.Tensor], local: int, total: int) -> list[float]:
-        sums = torch.stack([v.detach().to(torch.float64) for v in values]) * local
+    def batch_means(self, values: torch.Tensor, local: int, total: int) -> np.ndarray:
+        sums = values.detach().to(torch.float64) * local
         dist.all_reduce(sums)
-        return [float(v) for v in (sums / total).cpu()]
+        return (sums / total).cpu().numpy()
 
     def any(self, flag: bool) -> bool:
         votes = torch.tensor([1.0 if flag else 0.0], device=self.device)

@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,13 +22,14 @@ from ..checkpoints import is_model_folder, load_model, read_json, save_model
 from ..directions import refresh_directions
 from ..data.datasets import PointSets
 from ..errors import Cancelled, ConfigError, DataError
-from ..inference import choose_default_prior, fit_priors, pick_points, val_chamfer
+from ..inference import choose_default_prior, fit_priors, val_chamfer
 from ..losses import chamfer_per_shape, kl_divergence
 from ..model import AtlasVAE
 from ..sizes import SIZES_KEY, typical_sizes
 from ..templates import random_points
 from . import distributed
 from .augment import apply_factors, augment_rng, draw_factors
+from .batches import LOSS_NAMES, PLOT_EVERY_S, Every, LossWindow, PointPacks, Read, batches, upload
 from .config import TrainConfig
 from .data import load_data
 from .events import ProgressFn, emit, quiet
@@ -55,20 +56,14 @@ def kl_weight(cfg: TrainConfig, progress_epochs: float) -> float:
     return cfg.beta * min(1.0, progress_epochs / cfg.warmup_epochs)
 
 
-def batches(count: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Shuffled index batches; the last short batch is dropped unless it is the only one."""
-    order = rng.permutation(count)
-    full = max(1, count // batch_size)
-    for b in range(full):
-        yield order[b * batch_size:(b + 1) * batch_size]
-
-
 def run(cfg: TrainConfig, progress: ProgressFn | None = None,
         cancel: threading.Event | None = None) -> dict[str, Any]:
     """Train (or fine-tune with cfg.init) into cfg.out; returns a summary dict.
 
     Progress events go to `progress`; with none, a tqdm bar goes to stderr. Setting `cancel` stops the
-    run after the current step with a usable checkpoint written. Under torchrun (WORLD_SIZE > 1) this
+    run after the current step with a usable checkpoint written. Losses are read back from the device
+    every LOSS_READ_EVERY steps (batches.py), so a step event carries the latest losses read, at most that
+    many steps old; an epoch's figures cover every step. Under torchrun (WORLD_SIZE > 1) this
     is one rank of a data-parallel run: only rank 0 locks and writes the output folder and reports
     progress, and a cancel on any rank stops every rank at the same step (see docs/distributed.md).
     """
@@ -135,6 +130,10 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
     bar = _bar(progress, (total_epochs - start_epoch) * steps_per_epoch)
     if bar is not None and held is not None:
         held.callback(bar.close)  # an error then starts on a line of its own, not after the bar
+    packs = PointPacks(train_pts, device)
+    window = LossWindow(group)
+    plot_due = Every(PLOT_EVERY_S)
+    latest = dict.fromkeys(LOSS_NAMES, math.nan)
     t0 = time.perf_counter()
     done_steps = 0
     cancelled = False
@@ -145,39 +144,45 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
         aug_rng = augment_rng(cfg.seed, epoch)
         model.train()
         hold_frozen_in_eval(model, cfg.freeze)
-        sums = {"loss": 0.0, "chamfer": 0.0, "kl": 0.0}
+        sums = dict.fromkeys(LOSS_NAMES, 0.0)
         n = 0
+
+        def take(reads: list[Read]) -> None:
+            for read in reads:
+                for k, v in read.values.items():
+                    sums[k] += v
+                latest.update(read.values)
+
         for step, idx in enumerate(batches(len(train_pts), cfg.batch_size, rng)):
             rows = group.shard(len(idx))
-            x = torch.as_tensor(pick_points(train_pts[idx], cfg.points, rng, rows), device=device)
+            x, clouds = packs.pick(idx, cfg.points, rng, rows)
             factors = draw_factors(len(idx), cfg.augment_mirror, cfg.augment_scale, aug_rng)
             if factors is not None:
-                x = apply_factors(x, torch.as_tensor(train_pts[idx[rows]], device=device), factors[rows])
+                x = apply_factors(x, clouds, upload(factors[rows], device))
             template = random_points(model.cfg.template, model.cfg.patches, cfg.points, device=device)
             with group.private_rng(cfg.seed, epoch, step):
                 pred, mu, logvar = net(x, template)
-            if group.any(not torch.isfinite(pred).all()):
+            # On the CPU the Chamfer search reads the output on the host anyway, so checking it costs no wait
+            # (and spares the KD-tree non-finite points); elsewhere a non-finite output shows in the loss read.
+            if device.type == "cpu" and group.any(not torch.isfinite(pred).all()):
                 raise DataError(f"training diverged at epoch {epoch + 1} step {step + 1} (non-finite output); "
                                 f"try a lower --lr")
             cd = chamfer_per_shape(pred, x).mean()
             kl = kl_divergence(mu, logvar, cfg.free_bits) if logvar is not None else torch.zeros((), device=device)
             loss = cd + kl_weight(cfg, epoch + step / steps_per_epoch) * kl
-            values = dict(zip(("loss", "chamfer", "kl"), group.batch_means((loss, cd, kl), len(x), len(idx))))
-            if not math.isfinite(values["loss"]):
-                raise DataError(f"training diverged at epoch {epoch + 1} step {step + 1} (loss {values['loss']}); "
-                                f"try a lower --lr")
             opt.zero_grad(set_to_none=True)
             group.scale_loss(loss, len(x), len(idx)).backward()
             opt.step()
-            for k, v in values.items():
-                sums[k] += v
+            window.add(epoch, step, (loss, cd, kl), len(x), len(idx))
             n += 1
             done_steps += 1
+            if window.due(done_steps) or step + 1 == steps_per_epoch:
+                take(window.read())
             elapsed = time.perf_counter() - t0
             eta = elapsed / done_steps * ((total_epochs - start_epoch) * steps_per_epoch - done_steps)
             event = {"event": "step", "epoch": epoch + 1, "epochs": total_epochs, "step": step + 1,
-                     "steps": steps_per_epoch, "loss": values["loss"],
-                     "chamfer": values["chamfer"] * 1e3, "kl": values["kl"], "eta_s": eta}
+                     "steps": steps_per_epoch, "loss": latest["loss"],
+                     "chamfer": latest["chamfer"] * 1e3, "kl": latest["kl"], "eta_s": eta}
             emit(progress, event)
             if bar is not None:
                 bar.update(1)
@@ -185,9 +190,11 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
             if group.any(cancel.is_set()):
                 cancelled = True
                 break
+        take(window.read())  # a loss not read yet must be finite before any checkpoint is written
         if cancelled:
             if group.is_main:
                 save_state(out, model, opt, cfg, epoch, history, meta, finished=False)
+                plot_history(history, out / LOSS_CURVE_FILE)
             group.barrier()
             break
         if group.is_main:
@@ -197,7 +204,8 @@ def _train(cfg: TrainConfig, out: Path, group: distributed.Solo, data: dict[str,
             record["chamfer"] *= 1e3
             history.append(record)
             save_state(out, model, opt, cfg, epoch + 1, history, meta, finished=False)
-            plot_history(history, out / LOSS_CURVE_FILE)
+            if plot_due.due(force=epoch + 1 == total_epochs):
+                plot_history(history, out / LOSS_CURVE_FILE)
             if cfg.sheet_every > 0 and ((epoch + 1) % cfg.sheet_every == 0 or epoch + 1 == total_epochs):
                 sample_sheet(model, device, out / f"samples_epoch{epoch + 1:03d}.png", seed=cfg.seed)
             emit(progress, {"event": "epoch", **record, "epochs": total_epochs,
