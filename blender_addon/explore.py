@@ -683,8 +683,11 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
         obj = _active(context)
         shape = shape_of(obj)
         if obj is None or shape is None:
-            for line in feedback.wrap("Select an AtlasVAE result (a sample, reconstruction or variation) "
-                                      "to reshape it here"):
+            text = ("Select an AtlasVAE result (a sample, reconstruction or variation) to reshape it here"
+                    if obj is None or PREFIX + "model" not in obj.keys() else
+                    f"{obj.name} keeps no shape code (applied, or made before the Explorer): reconstruct it "
+                    "to explore it")
+            for line in feedback.wrap(text):
                 layout.label(text=line)
             return
         folder = model_folder(shape)

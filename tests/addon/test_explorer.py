@@ -191,6 +191,8 @@ def test_apply_keeps_the_shape_as_plain_mesh(explorable: Any, bpy_module: Any) -
     assert explore.shape_of(obj) is None and "atlasvae_latent" not in obj
     assert np.array_equal(positions(obj), shaped)
     assert not bpy.ops.atlasvae.explore_randomise.poll()
+    drawn = draw(bpy, explore.VIEW3D_PT_atlasvae_explore)
+    assert "keeps no shape code" in " ".join(drawn["labels"]) and "amounts" not in drawn["props"]
 
 
 def test_apply_as_shape_key_keeps_both_shapes(explorable: Any, bpy_module: Any) -> None:
