@@ -232,9 +232,8 @@ def _route_fit(message: dict[str, Any]) -> bool:
     job = str(params.get("job_id", ""))
     task = _fitting.get(params["request_id"])
     if task is not None and message.get("method") == "progress":
-        if params.get("event") == "start":
-            task.fit_job, task.fit_fraction = job, 0.0
-        elif task.fit_job == job and isinstance(params.get("step"), int) and params.get("steps"):
+        task.fit_job = job  # every event names it: a "start" pumped before the worker registered is not needed
+        if isinstance(params.get("step"), int) and params.get("steps"):
             task.fit_fraction = min(1.0, params["step"] / params["steps"])
     return True
 
