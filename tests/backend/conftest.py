@@ -123,3 +123,15 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     save_mesh(root / "mug.obj", generate("mug", 0))
     write_dataset(root / "data", ["sword", "mug"], per_family=2, seed=0)
     return {"mesh": root / "mug.obj", "data": root / "data"}
+
+
+@pytest.fixture(scope="session")
+def mug_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A procedural mug saved as OBJ, moved and scaled off the unit ball (a user's mesh for CLI commands)."""
+    from backend.data.meshio import save_mesh
+    from backend.data.procedural import generate
+
+    path = tmp_path_factory.mktemp("meshes") / "mug.obj"
+    mesh = generate("mug", 0)
+    save_mesh(path, type(mesh)(mesh.vertices * 3.0 + np.array([5.0, -2.0, 8.0]), mesh.faces))
+    return path

@@ -30,14 +30,6 @@ def _one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def mug_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("meshes") / "mug.obj"
-    mesh = generate("mug", 0)
-    save_mesh(path, type(mesh)(mesh.vertices * 3.0 + np.array([5.0, -2.0, 8.0]), mesh.faces))
-    return path
-
-
 def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert _exit_code(["--help"]) == 0
     out = capsys.readouterr().out

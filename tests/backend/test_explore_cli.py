@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from backend.cli import main
-from backend.data.meshio import load_mesh, save_mesh
-from backend.data.procedural import generate
+from backend.data.meshio import load_mesh
 from backend.directions import DIRECTIONS_FILE, read_directions
 from backend.checkpoints import load_model
 
@@ -20,14 +19,6 @@ def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def mug_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("meshes") / "mug.obj"
-    mesh = generate("mug", 0)
-    save_mesh(path, type(mesh)(mesh.vertices * 3.0 + np.array([5.0, -2.0, 8.0]), mesh.faces))
-    return path
 
 
 def test_directions_prints_one_row_per_direction(tiny_prior_model_dir: Path,
