@@ -369,8 +369,6 @@ def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
         del obj[PREFIX + "toward"]
     if "latent" in reply.mesh:
         obj[PREFIX + "explored_latent"] = [float(v) for v in decode_latent(reply.mesh["latent"], "reply latent")]
-    if "surface" in reply.mesh:
-        obj[PREFIX + "surface"] = str(reply.mesh["surface"])
     if _state(obj, len(live.table.directions)) != before:
         jobs.undo_push(UNDO_MESSAGE)
 

@@ -207,7 +207,8 @@ class Coalescer:
 
     Thread-safe: the main thread offers requests, the thread that receives a reply calls `finished`, which
     hands back the waiting request to send next. A final request replaced by a newer live one is not lost:
-    the newer request inherits `final` (the release still gets its closed surface and undo step)."""
+    the newer request inherits `final` and the final one's "surface" (the release still gets the object's
+    own surface and its undo step, never the live patches)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -224,7 +225,10 @@ class Coalescer:
             self._serial += 1
             if self.waiting is not None:
                 self.replaced += 1
-                final = final or self.waiting.final
+                if self.waiting.final and not final:
+                    final = True
+                    if "surface" in self.waiting.params:
+                        params = {**params, "surface": self.waiting.params["surface"]}
             request = Request(self._serial, params, final)
             if self.in_flight is None:
                 self.in_flight, self.waiting = request, None

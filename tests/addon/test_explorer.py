@@ -293,3 +293,39 @@ def test_directions_the_backend_refuses_are_shown_with_a_retry(explorable: Any, 
     assert "atlasvae.explore_retry" in drawn["operators"] and "amounts" not in drawn["props"]
     assert bpy_module.ops.atlasvae.explore_retry() == {"FINISHED"}
     assert not explore._table_errors
+
+
+def _hold_sender(explore: Any) -> Any:
+    """Keep the Explorer's sender thread busy until the returned event is set, so that requests offered
+    meanwhile stay in flight or waiting (what a slow backend does during a fast drag)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = threading.Event()
+    if explore._sender[0] is None:
+        explore._sender[0] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atlasvae-explore")
+    explore._sender[0].submit(gate.wait, 30)
+    return gate
+
+
+def test_a_release_overtaken_by_a_new_drag_keeps_the_objects_own_surface(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    obj = explorable[0]
+    obj["atlasvae_surface"] = "closed"
+    sliders(bpy).amounts[0] = 0.5  # binds the session: its shape's surface is closed
+    explore.settle()
+    gate = _hold_sender(explore)
+    try:
+        sliders(bpy).amounts[0] = 1.0  # in flight
+        explore.commit()  # the release: waiting, with the closed surface
+        sliders(bpy).amounts[0] = 1.5  # a new drag starts before the reply: replaces the release
+    finally:
+        gate.set()
+    live = explore.session()
+    assert live is not None and live.coalescer.replaced == 1
+    explore.settle()
+    obj = bpy.data.objects[obj.name]
+    assert obj["atlasvae_surface"] == "closed", "a release never switches a closed result to patches"
+    assert list(obj["atlasvae_amounts"])[0] == pytest.approx(1.5)

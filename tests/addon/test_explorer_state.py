@@ -31,13 +31,14 @@ def test_at_most_one_in_flight_and_the_newest_waiting_replaces_older_ones() -> N
     assert c.sent == 2
 
 
-def test_a_release_replaced_by_a_newer_move_stays_final() -> None:
+def test_a_release_replaced_by_a_newer_move_stays_final_with_the_releases_surface() -> None:
     c = Coalescer()
-    first, _now = c.offer({"n": 1})
-    c.offer({"n": 2}, final=True)  # released, then a new drag starts before the backend answered
-    c.offer({"n": 3})
+    first, _now = c.offer({"n": 1, "surface": "patches"})
+    c.offer({"n": 2, "surface": "closed"}, final=True)  # released, then a new drag starts before the reply
+    c.offer({"n": 3, "surface": "patches"})
     nxt = c.finished(first)
-    assert nxt is not None and nxt.params == {"n": 3} and nxt.final
+    assert nxt is not None and nxt.final
+    assert nxt.params == {"n": 3, "surface": "closed"}, "the final request asks for the object's own surface"
 
 
 def test_finishing_a_request_that_is_not_in_flight_is_refused() -> None:
