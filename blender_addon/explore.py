@@ -32,8 +32,8 @@ from . import feedback, jobs
 from .bpyfree import locate
 from .bpyfree.backend_process import Backend, LaunchConfig, backend, error_text
 from .bpyfree.explorer import (
-    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Request, Shape, amounts_of,
-    decode_latent, explore_params, random_amounts,
+    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Position, Request, Shape,
+    amounts_of, decode_latent, explore_params, random_amounts,
 )
 from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
@@ -269,7 +269,9 @@ def push(live: Session, final: bool = False) -> None:
     surface = live.shape.surface if final else LIVE_SURFACE
     toward = live.toward if live.blend > 0 else None
     params = explore_params(live.shape, live.table, live.amounts, surface, live.face_budget, toward, live.blend)
-    request, now = live.coalescer.offer(params, final)
+    position = Position(tuple(live.amounts), live.blend, None if toward is None else tuple(float(v) for v in toward),
+                        live.toward_name if toward is not None else "")
+    request, now = live.coalescer.offer(params, final, position)
     live.changed_at[request.serial] = time.perf_counter()
     if now:
         _send(live, request)
@@ -357,14 +359,16 @@ def _apply(live: Session, reply: Reply) -> None:
 
 
 def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
-    """Keep the committed state on the object (saved with the .blend, restored by undo) and record one undo
-    step, unless the sliders are where the last commit left them (an Esc-cancelled drag, say)."""
+    """Keep the committed state on the object (saved with the .blend, restored by undo): the slider values
+    the reply's request was made from, so they match its mesh; record one undo step, unless the sliders are
+    where the last commit left them (an Esc-cancelled drag, say)."""
     before = _state(obj, len(live.table.directions))
-    obj[PREFIX + "amounts"] = list(live.amounts)
-    obj[PREFIX + "blend"] = float(live.blend)
-    obj[PREFIX + "toward_name"] = live.toward_name if live.blend > 0 else ""
-    if live.blend > 0 and live.toward is not None:
-        obj[PREFIX + "toward"] = [float(v) for v in live.toward]
+    position = reply.request.position
+    obj[PREFIX + "amounts"] = list(position.amounts)
+    obj[PREFIX + "blend"] = float(position.blend)
+    obj[PREFIX + "toward_name"] = position.toward_name
+    if position.toward is not None:
+        obj[PREFIX + "toward"] = list(position.toward)
     elif PREFIX + "toward" in obj.keys():
         del obj[PREFIX + "toward"]
     if "latent" in reply.mesh:

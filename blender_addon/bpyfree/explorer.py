@@ -193,13 +193,25 @@ def explore_params(shape: Shape, table: DirectionTable, amounts: Sequence[float]
 
 
 @dataclass(frozen=True)
+class Position:
+    """The slider state a request was made from: what a final reply stores beside the mesh it brings, so
+    the stored values always match the mesh (the sliders may have moved on while it was out)."""
+
+    amounts: tuple[float, ...] = ()
+    blend: float = 0.0
+    toward: tuple[float, ...] | None = None
+    toward_name: str = ""
+
+
+@dataclass(frozen=True)
 class Request:
     """One `explore` request: `serial` orders them; `final` marks the one a slider release asks for (the
-    closed surface, and one undo step once applied)."""
+    closed surface, and one undo step once applied); `position` is the slider state its params encode."""
 
     serial: int
     params: dict[str, Any]
     final: bool = False
+    position: Position = Position()
 
 
 class Coalescer:
@@ -218,9 +230,10 @@ class Coalescer:
         self.sent = 0
         self.replaced = 0
 
-    def offer(self, params: dict[str, Any], final: bool = False) -> tuple[Request, bool]:
-        """Queue a request for `params`: (the request, whether to send it now). It is sent now when nothing
-        is in flight; else it waits, replacing an older waiting request."""
+    def offer(self, params: dict[str, Any], final: bool = False, position: Position = Position()
+              ) -> tuple[Request, bool]:
+        """Queue a request for `params` (made from the sliders at `position`): (the request, whether to send
+        it now). It is sent now when nothing is in flight; else it waits, replacing an older waiting one."""
         with self._lock:
             self._serial += 1
             if self.waiting is not None:
@@ -229,7 +242,7 @@ class Coalescer:
                     final = True
                     if "surface" in self.waiting.params:
                         params = {**params, "surface": self.waiting.params["surface"]}
-            request = Request(self._serial, params, final)
+            request = Request(self._serial, params, final, position)
             if self.in_flight is None:
                 self.in_flight, self.waiting = request, None
                 self.sent += 1

@@ -329,3 +329,18 @@ def test_a_release_overtaken_by_a_new_drag_keeps_the_objects_own_surface(explora
     obj = bpy.data.objects[obj.name]
     assert obj["atlasvae_surface"] == "closed", "a release never switches a closed result to patches"
     assert list(obj["atlasvae_amounts"])[0] == pytest.approx(1.5)
+
+
+def test_the_undo_step_stores_the_slider_values_of_its_mesh(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    obj = explorable[0]
+    sliders(bpy).amounts[0] = 2.0
+    explore.commit()
+    live = explore.session()
+    assert live is not None
+    live.amounts[0] = -1.0  # the sliders moved on before the release's reply landed
+    explore.settle()
+    obj = bpy.data.objects[obj.name]
+    assert list(obj["atlasvae_amounts"])[0] == pytest.approx(2.0), "the values the stored mesh was made from"

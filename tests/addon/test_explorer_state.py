@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from blender_addon.bpyfree.explorer import (
-    Coalescer, DirectionTable, Shape, amounts_of, decode_latent, encode_latent, explore_params, moves,
+    Coalescer, DirectionTable, Position, Shape, amounts_of, decode_latent, encode_latent, explore_params, moves,
     random_amounts, result_props,
 )
 
@@ -153,3 +153,10 @@ def test_directions_reply_is_read_and_bad_ones_named() -> None:
 def test_randomise_stays_within_the_bounds() -> None:
     values = random_amounts(TABLE, np.random.default_rng(0), spread=10.0)
     assert len(values) == 6 and all(abs(v) <= 3.0 for v in values) and any(abs(v) == 3.0 for v in values)
+
+
+def test_a_request_keeps_the_slider_position_it_was_made_from() -> None:
+    c = Coalescer()
+    request, _now = c.offer({"n": 1}, final=True, position=Position((1.0, 2.0), 0.5, (0.0, 1.0), "Other"))
+    assert request.position.amounts == (1.0, 2.0) and request.position.blend == 0.5
+    assert request.position.toward == (0.0, 1.0) and request.position.toward_name == "Other"
