@@ -177,30 +177,50 @@ class Session:
         obj = bpy.data.objects.get(self.ref[0])
         return obj if obj is not None and obj.session_uid == self.ref[1] else None
 
+    def idle(self) -> bool:
+        """Whether no request is out and no reply waits to be applied."""
+        return self.coalescer.idle() and self.replies.empty()
 
-_session: list[Session | None] = [None]
+
+# One session per object still being shaped: the current one (the object last explored) and any other whose
+# requests are still out (a release's final reply lands after the artist moved on to another object).
+_sessions: dict[tuple[str, int], Session] = {}
+_current: list[tuple[str, int] | None] = [None]
 _sender: list[ThreadPoolExecutor | None] = [None]
 _watching = [False]
 
 
 def session() -> Session | None:
-    """The live session, if any."""
-    return _session[0]
+    """The current session (the object last explored), if any."""
+    return _sessions.get(_current[0]) if _current[0] is not None else None
 
 
-def drop_session() -> None:
-    """Forget the live session (undo, file load, the object removed): replies still out are ignored."""
-    _session[0] = None
+def session_of(obj: bpy.types.Object | None) -> Session | None:
+    """The session bound to `obj`, if any."""
+    return None if obj is None else _sessions.get((obj.name, obj.session_uid))
+
+
+def drop_session(ref: tuple[str, int] | None = None) -> None:
+    """Forget the session of the object `ref`, or every session (undo, file load): replies still out for
+    them are ignored."""
+    if ref is None:
+        _sessions.clear()
+        _current[0] = None
+        return
+    _sessions.pop(ref, None)
+    if _current[0] == ref:
+        _current[0] = None
 
 
 def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocking: bool = False
                 ) -> Session | None:
     """The live session for `obj`, bound now when it is another object; None when `obj` cannot be explored
     or its directions are not known yet (fetched when `blocking`)."""
-    live = _session[0]
     if obj is None:
         return None
-    if live is not None and live.ref == (obj.name, obj.session_uid):
+    live = session_of(obj)
+    if live is not None:
+        _current[0] = live.ref
         return live
     shape = shape_of(obj)
     if shape is None:
@@ -220,7 +240,10 @@ def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocki
                    blend=float(props.get("blend", 0.0)), toward_name=str(props.get("toward_name", "")))
     if "toward" in props:  # blended at the last commit: the same target latent, whatever is selected now
         live.toward = np.asarray(list(props["toward"]), dtype=np.float32)
-    _session[0] = live
+    for ref in [ref for ref, other in _sessions.items() if other.idle()]:  # busy ones stay until applied
+        del _sessions[ref]
+    _sessions[live.ref] = live
+    _current[0] = live.ref
     return live
 
 
@@ -281,7 +304,7 @@ def push(live: Session, final: bool = False) -> None:
 
 def commit(live: Session | None = None) -> None:
     """The drag ended: ask for the object's own surface; its reply records the one undo step."""
-    live = live or _session[0]
+    live = live or session()
     if live is not None:
         push(live, final=True)
 
@@ -295,31 +318,28 @@ def _commit_soon() -> None:
 
 
 def tick() -> float | None:
-    """Timer: apply every reply that came in; come back soon while requests are out."""
-    live = _session[0]
-    if live is None:
-        return None
-    while True:
-        try:
-            reply = live.replies.get_nowait()
-        except queue.Empty:
-            break
-        _apply(live, reply)
-        if _session[0] is not live:
-            return None
-    return None if live.coalescer.idle() and live.replies.empty() else POLL_S
+    """Timer: apply every reply that came in, for every session; come back soon while requests are out.
+    A session other than the current one is forgotten once it is idle."""
+    for live in list(_sessions.values()):
+        while _sessions.get(live.ref) is live:
+            try:
+                reply = live.replies.get_nowait()
+            except queue.Empty:
+                break
+            _apply(live, reply)
+        if live.ref != _current[0] and _sessions.get(live.ref) is live and live.idle():
+            del _sessions[live.ref]
+    return None if all(live.idle() for live in _sessions.values()) else POLL_S
 
 
 def settle(timeout: float = SETTLE_TIMEOUT_S) -> None:
     """Apply replies until nothing is out (background mode and scripts, where the timer does not run)."""
-    live = _session[0]
     deadline = time.monotonic() + timeout
-    while live is not None and not (live.coalescer.idle() and live.replies.empty()):
+    while not all(live.idle() for live in list(_sessions.values())):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the backend did not answer the Explorer within {timeout:g} s")
         tick()
         time.sleep(0.001)
-        live = _session[0]
 
 
 def _apply(live: Session, reply: Reply) -> None:
@@ -327,7 +347,7 @@ def _apply(live: Session, reply: Reply) -> None:
     one undo step."""
     obj = live.find()
     if obj is None:
-        drop_session()
+        drop_session(live.ref)
         return
     if reply.error or reply.arrays is None:
         feedback.report("ERROR", f"Exploring {obj.name} failed: {reply.error}")
@@ -392,8 +412,8 @@ def _active(context: bpy.types.Context | None = None) -> bpy.types.Object | None
 
 def _get_amounts(_self: Any) -> list[float]:
     obj = _active()
-    live = _session[0]
-    if obj is not None and live is not None and live.ref == (obj.name, obj.session_uid):
+    live = session_of(obj)
+    if obj is not None and live is not None:
         return amounts_of(live.amounts, MAX_SLIDERS)
     return amounts_of(obj.get(PREFIX + "amounts", ()) if obj is not None else (), MAX_SLIDERS)
 
@@ -411,8 +431,8 @@ def _set_amounts(_self: Any, values: Any) -> None:
 
 def _get_blend(_self: Any) -> float:
     obj = _active()
-    live = _session[0]
-    if obj is not None and live is not None and live.ref == (obj.name, obj.session_uid):
+    live = session_of(obj)
+    if obj is not None and live is not None:
         return live.blend
     return float(obj.get(PREFIX + "blend", 0.0)) if obj is not None else 0.0
 
@@ -515,9 +535,8 @@ class _ExplorerOperator(bpy.types.Operator):
         if shape_of(obj) is None:
             cls.poll_message_set("Make an AtlasVAE result (sample, reconstruction, variation) active")
             return False
-        live = _session[0]
-        if live is not None and obj is not None and live.ref == (obj.name, obj.session_uid) \
-                and not live.coalescer.idle():
+        live = session_of(obj)
+        if live is not None and not live.coalescer.idle():
             cls.poll_message_set("The last change is still being shaped")
             return False
         return True
@@ -593,7 +612,7 @@ def _forget_shape(obj: bpy.types.Object) -> None:
     for key in (*SHAPE_KEYS, *STATE_KEYS):
         if PREFIX + key in obj.keys():
             del obj[PREFIX + key]
-    drop_session()
+    drop_session((obj.name, obj.session_uid))
 
 
 class ATLASVAE_OT_explore_apply(_ExplorerOperator):

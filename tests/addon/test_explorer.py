@@ -344,3 +344,20 @@ def test_the_undo_step_stores_the_slider_values_of_its_mesh(explorable: Any, bpy
     explore.settle()
     obj = bpy.data.objects[obj.name]
     assert list(obj["atlasvae_amounts"])[0] == pytest.approx(2.0), "the values the stored mesh was made from"
+
+
+def test_a_release_still_out_when_another_result_is_explored_is_applied(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    a, b = explorable
+    sliders(bpy).amounts[0] = 2.0
+    explore.commit()  # released; its reply has not been applied yet
+    select_only(bpy, [b])
+    sliders(bpy).amounts[1] = 1.0  # the artist moves on to B meanwhile
+    explore.commit()
+    explore.settle()
+    a, b = bpy.data.objects[a.name], bpy.data.objects[b.name]
+    assert list(a["atlasvae_amounts"])[0] == pytest.approx(2.0), "A's release was applied and stored"
+    assert list(b["atlasvae_amounts"])[1] == pytest.approx(1.0)
+    assert explore.session() is explore.session_of(b) and explore.session_of(a) is None, "idle ones are let go"
