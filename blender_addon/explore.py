@@ -33,7 +33,7 @@ from .bpyfree import locate
 from .bpyfree.backend_process import Backend, LaunchConfig, backend, error_text
 from .bpyfree.explorer import (
     DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Position, Request, Shape,
-    amounts_of, decode_latent, explore_params, random_amounts,
+    amounts_of, decode_latent, explore_params, random_amounts, same_model,
 )
 from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
@@ -90,9 +90,22 @@ def model_folder(shape: Shape) -> str | None:
 
 
 def toward_object(context: bpy.types.Context, obj: bpy.types.Object) -> bpy.types.Object | None:
-    """The other selected result to blend toward (the first selected one that is not `obj`)."""
+    """The other selected result to blend toward: the first selected one that is not `obj` and comes from
+    the same model (another model's latent means nothing to this one's decoder)."""
+    mine = shape_of(obj)
     for other in context.selected_objects or []:
-        if other != obj and shape_of(other) is not None:
+        theirs = shape_of(other) if other != obj else None
+        if mine is not None and theirs is not None and same_model(mine, theirs):
+            return other
+    return None
+
+
+def other_model_selected(context: bpy.types.Context, obj: bpy.types.Object) -> bpy.types.Object | None:
+    """A selected result of another model than `obj`'s (the panel says why it cannot be a Toward target)."""
+    mine = shape_of(obj)
+    for other in context.selected_objects or []:
+        theirs = shape_of(other) if other != obj else None
+        if mine is not None and theirs is not None and not same_model(mine, theirs):
             return other
     return None
 
@@ -425,8 +438,7 @@ def _set_amounts(_self: Any, values: Any) -> None:
     new = amounts_of(values, len(live.table.directions))
     if new != live.amounts:
         live.amounts = new
-        push(live)
-        _watch_release()
+        _push_edit(live)
 
 
 def _get_blend(_self: Any) -> float:
@@ -448,16 +460,26 @@ def _set_blend(_self: Any, value: float) -> None:
     if live.toward is None or float(value) == live.blend:
         return
     live.blend = float(value)
-    push(live)
-    _watch_release()
+    _push_edit(live)
 
 
 def _live_for_edit() -> Session | None:
+    """The active result's session for a slider change; None (the reason reported) when there is none."""
     try:
         return session_for(bpy.context, _active(), blocking=jobs.blocking_default())
-    except RuntimeError as exc:
-        feedback.report("ERROR", str(exc))
+    except Exception as exc:  # a property setter must not raise: Blender would print a bare traceback
+        feedback.report("ERROR", f"Explorer: {error_text(exc)}")
         return None
+
+
+def _push_edit(live: Session) -> None:
+    """Send a slider change and follow the drag; a failure is reported in the panel and Info, not raised."""
+    try:
+        push(live)
+    except Exception as exc:
+        feedback.report("ERROR", f"Explorer: {error_text(exc)}")
+        return
+    _watch_release()
 
 
 def _watch_release() -> None:
@@ -742,6 +764,12 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
         row.prop(explorer, "blend", slider=True)
         if other is not None:
             layout.label(text=f"Toward: {other.name}", icon="FORWARD")
+        else:
+            foreign = other_model_selected(context, obj)
+            if foreign is not None:
+                for i, line in enumerate(feedback.wrap(f"{foreign.name} is from another model: Toward needs a "
+                                                       f"result of {shape.model_name or 'this model'}")):
+                    layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
         row = layout.row(align=True)
         row.operator("atlasvae.explore_randomise", icon="FILE_REFRESH")
         row.operator("atlasvae.explore_reset", icon="LOOP_BACK")

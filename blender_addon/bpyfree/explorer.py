@@ -91,6 +91,16 @@ class Shape:
         return local
 
 
+def same_model(a: Shape, b: Shape) -> bool:
+    """Whether results `a` and `b` come from the same model, so one can be blended toward the other: the
+    same model folder where both recorded one, else the same model name, and latents of the same size."""
+    if a.latent.shape != b.latent.shape:
+        return False
+    if a.model_path and b.model_path:
+        return a.model_path == b.model_path
+    return a.model_name == b.model_name
+
+
 def latent_fields(meshes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Of each reply mesh, only what result_props reads (the latent and its frame, not the mesh arrays)."""
     keys = ("latent", "scale", "offset", "label")

@@ -361,3 +361,28 @@ def test_a_release_still_out_when_another_result_is_explored_is_applied(explorab
     assert list(a["atlasvae_amounts"])[0] == pytest.approx(2.0), "A's release was applied and stored"
     assert list(b["atlasvae_amounts"])[1] == pytest.approx(1.0)
     assert explore.session() is explore.session_of(b) and explore.session_of(a) is None, "idle ones are let go"
+
+
+def test_toward_a_result_of_another_model_is_refused_with_a_message(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore, runtime
+
+    bpy = bpy_module
+    a, b = explorable
+    b["atlasvae_latent"] = [0.5, 0.5, 0.5, 0.5]  # a result of another model, with a smaller latent
+    b["atlasvae_model_path"] = str(Path(a["atlasvae_model_path"]).parent / "other")
+    b["atlasvae_model"] = "other"
+    select_only(bpy, [b, a], active=a)
+    assert explore.toward_object(bpy.context, a) is None
+    before = positions(a)
+    sliders(bpy).blend = 1.0  # no target: nothing happens (the directions are fetched now)
+    explore.settle()
+    assert np.array_equal(positions(bpy.data.objects[a.name]), before)
+    drawn = draw(bpy, explore.VIEW3D_PT_atlasvae_explore)
+    assert any("another model" in label for label in drawn["labels"]), drawn["labels"]
+    live = explore.session()
+    assert live is not None
+    live.toward = np.zeros(4, dtype=np.float32)  # as stored by an older version: reported, never raised
+    sliders(bpy).blend = 0.5
+    explore.settle()
+    report = runtime.runtime().last_report
+    assert "Explorer" in report and "different models" in report, report

@@ -11,7 +11,7 @@ import pytest
 
 from blender_addon.bpyfree.explorer import (
     Coalescer, DirectionTable, Position, Shape, amounts_of, decode_latent, encode_latent, explore_params, moves,
-    random_amounts, result_props,
+    random_amounts, result_props, same_model,
 )
 
 TABLE = DirectionTable.from_reply({"label": None, "families": ["chair"], "max_amount": 3.0, "directions": [
@@ -160,3 +160,14 @@ def test_a_request_keeps_the_slider_position_it_was_made_from() -> None:
     request, _now = c.offer({"n": 1}, final=True, position=Position((1.0, 2.0), 0.5, (0.0, 1.0), "Other"))
     assert request.position.amounts == (1.0, 2.0) and request.position.blend == 0.5
     assert request.position.toward == (0.0, 1.0) and request.position.toward_name == "Other"
+
+
+def test_only_a_result_of_the_same_model_can_be_a_toward_target() -> None:
+    from dataclasses import replace
+
+    shape = _shape()
+    assert same_model(shape, replace(shape, latent=np.zeros(6, dtype=np.float32)))
+    assert not same_model(shape, replace(shape, latent=np.zeros(4, dtype=np.float32))), "another latent size"
+    assert not same_model(shape, replace(shape, model_path="/models/other"))
+    assert same_model(replace(shape, model_path=""), shape), "no folder recorded: the name decides"
+    assert not same_model(replace(shape, model_path=""), replace(shape, model_name="other"))
