@@ -80,6 +80,14 @@ def current_latent(obj: bpy.types.Object) -> np.ndarray | None:
     return None
 
 
+def mode_problem(obj: bpy.types.Object | None) -> str:
+    """Why `obj` cannot be reshaped now ("" when it can): the Explorer writes the object's mesh, which Edit
+    Mode (or any mode but Object Mode) would overwrite with its own copy when it is left."""
+    if obj is None or obj.mode == "OBJECT":
+        return ""
+    return f"{obj.name} is in {obj.mode.replace('_', ' ').title()} Mode: switch to Object Mode to explore it"
+
+
 def model_folder(shape: Shape) -> str | None:
     """The model folder of a stored result: its recorded path when that is still a model folder, else the
     listed model of the same name (the .blend opened on another machine, or the models folder moved)."""
@@ -362,6 +370,8 @@ def _apply(live: Session, reply: Reply) -> None:
     if obj is None:
         drop_session(live.ref)
         return
+    if mode_problem(obj) and not reply.error:
+        reply = replace(reply, error=f"{mode_problem(obj)} (its last change was not applied)")
     if reply.error or reply.arrays is None:
         feedback.report("ERROR", f"Exploring {obj.name} failed: {reply.error}")
         return
@@ -465,6 +475,10 @@ def _set_blend(_self: Any, value: float) -> None:
 
 def _live_for_edit() -> Session | None:
     """The active result's session for a slider change; None (the reason reported) when there is none."""
+    problem = mode_problem(_active())
+    if problem:
+        feedback.report("ERROR", f"Explorer: {problem}")
+        return None
     try:
         return session_for(bpy.context, _active(), blocking=jobs.blocking_default())
     except Exception as exc:  # a property setter must not raise: Blender would print a bare traceback
@@ -557,6 +571,9 @@ class _ExplorerOperator(bpy.types.Operator):
         if shape_of(obj) is None:
             cls.poll_message_set("Make an AtlasVAE result (sample, reconstruction, variation) active")
             return False
+        if mode_problem(obj):
+            cls.poll_message_set(mode_problem(obj))
+            return False
         live = session_of(obj)
         if live is not None and not live.coalescer.idle():
             cls.poll_message_set("The last change is still being shaped")
@@ -579,7 +596,11 @@ class ATLASVAE_OT_explore_commit(_ExplorerOperator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return shape_of(_active(context)) is not None
+        obj = _active(context)
+        if mode_problem(obj):
+            cls.poll_message_set(mode_problem(obj))
+            return False
+        return shape_of(obj) is not None
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         try:
@@ -732,6 +753,10 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
                     "to explore it")
             for line in feedback.wrap(text):
                 layout.label(text=line)
+            return
+        if mode_problem(obj):
+            for i, line in enumerate(feedback.wrap(mode_problem(obj))):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
             return
         folder = model_folder(shape)
         if folder is None:

@@ -386,3 +386,24 @@ def test_toward_a_result_of_another_model_is_refused_with_a_message(explorable: 
     explore.settle()
     report = runtime.runtime().last_report
     assert "Explorer" in report and "different models" in report, report
+
+
+def test_exploring_needs_object_mode_and_says_so(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore, runtime
+
+    bpy = bpy_module
+    obj = explorable[0]
+    before = positions(obj)
+    assert bpy.ops.object.mode_set(mode="EDIT") == {"FINISHED"}
+    try:
+        sliders(bpy).amounts[0] = 2.0
+        explore.settle()
+        assert "Object Mode" in runtime.runtime().last_report
+        assert not bpy.ops.atlasvae.explore_randomise.poll() and not bpy.ops.atlasvae.explore_commit.poll()
+        drawn = draw(bpy, explore.VIEW3D_PT_atlasvae_explore)
+        assert any("Object Mode" in label for label in drawn["labels"]) and "amounts" not in drawn["props"]
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    obj = bpy.data.objects[obj.name]
+    assert np.array_equal(positions(obj), before), "leaving Edit Mode wrote back the mesh it held"
+    assert "atlasvae_amounts" not in obj
