@@ -377,8 +377,7 @@ def _apply(live: Session, reply: Reply) -> None:
         return
     started = time.perf_counter()
     vertices, faces = reply.arrays
-    mesh = obj.data
-    assert isinstance(mesh, bpy.types.Mesh)
+    mesh = own_mesh(obj)
     closed = reply.mesh.get("surface") == "closed"
     before = (len(mesh.vertices), len(mesh.polygons))
     replace_geometry(mesh, live.shape.to_local(vertices), faces)
@@ -399,6 +398,19 @@ def _apply(live: Session, reply: Reply) -> None:
     if reply.request.final:
         _store(obj, live, reply)
     feedback.tag_redraw()
+
+
+def own_mesh(obj: bpy.types.Object) -> bpy.types.Mesh:
+    """`obj`'s mesh, made single-user first when other objects share it (a linked duplicate, Alt+D), so
+    reshaping this object leaves the others as they are."""
+    mesh = obj.data
+    assert isinstance(mesh, bpy.types.Mesh)
+    if mesh.users > 1:
+        copy = mesh.copy()
+        assert isinstance(copy, bpy.types.Mesh)
+        obj.data = copy
+        return copy
+    return mesh
 
 
 def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
@@ -706,8 +718,7 @@ class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
             target = bpy.data.objects.get(ref[0])
             if target is None or target.session_uid != ref[1]:
                 raise RuntimeError(f"{ref[0]} was removed before its shape key was made")
-            mesh = target.data
-            assert isinstance(mesh, bpy.types.Mesh)
+            mesh = own_mesh(target)
             if mesh.shape_keys is not None:
                 target.shape_key_clear()
             replace_geometry(mesh, shape.to_local(base_v), base_f)

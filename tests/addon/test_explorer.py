@@ -407,3 +407,21 @@ def test_exploring_needs_object_mode_and_says_so(explorable: Any, bpy_module: An
     obj = bpy.data.objects[obj.name]
     assert np.array_equal(positions(obj), before), "leaving Edit Mode wrote back the mesh it held"
     assert "atlasvae_amounts" not in obj
+
+
+def test_a_linked_duplicate_keeps_its_shape(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    obj = explorable[0]
+    assert bpy.ops.object.duplicate(linked=True) == {"FINISHED"}
+    twin = bpy.context.active_object
+    assert twin is not obj and twin.data == obj.data, "Alt+D shares the mesh"
+    before = positions(twin)
+    select_only(bpy, [obj])
+    sliders(bpy).amounts[0] = 2.0
+    assert bpy.ops.atlasvae.explore_commit() == {"FINISHED"}
+    obj, twin = bpy.data.objects[obj.name], bpy.data.objects[twin.name]
+    assert np.abs(positions(obj) - before).max() > 1e-3
+    assert np.array_equal(positions(twin), before), "the linked duplicate was not reshaped with it"
+    assert explore.shape_of(twin) is not None
