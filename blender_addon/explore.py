@@ -119,16 +119,26 @@ def other_model_selected(context: bpy.types.Context, obj: bpy.types.Object) -> b
 
 
 # ---- directions --------------------------------------------------------------------------------------------
-_tables: dict[tuple[str, str | None], DirectionTable] = {}
-_table_errors: dict[tuple[str, str | None], str] = {}
-_fetching: set[tuple[str, str | None]] = set()
+TableKey = tuple[str, "str | None", "tuple[int, int] | None"]
+_tables: dict[TableKey, DirectionTable] = {}
+_table_errors: dict[TableKey, str] = {}
+_fetching: set[TableKey] = set()
 
 
-def _fetch_table(config: LaunchConfig, label: str | None) -> DirectionTable:
+def table_key(folder: str, label: str | None) -> TableKey:
+    """What a cached direction table belongs to: the model folder, the family, and the weights' modification
+    time and size (a retrain or fine-tune in place rewrites them, and the directions with them)."""
+    try:
+        st = (Path(folder) / locate.WEIGHTS_FILE).stat()
+    except OSError:
+        return folder, label, None
+    return folder, label, (st.st_mtime_ns, st.st_size)
+
+
+def _fetch_table(config: LaunchConfig, label: str | None, key: TableKey) -> DirectionTable:
     client, _info = backend.ensure_model(config)
     table = DirectionTable.from_reply(client.call("directions", {"label": label} if label else {}))
-    assert config.model_path is not None
-    _tables[(config.model_path, label)] = table
+    _tables[key] = table
     return table
 
 
@@ -136,18 +146,18 @@ def directions(config: LaunchConfig, label: str | None, blocking: bool = False) 
     """The direction table of `config`'s model for `label`: cached, fetched now when `blocking`, else
     fetched on a thread (None until it arrives; the sidebar redraws then). Raises on a failed blocking fetch."""
     assert config.model_path is not None
-    key = (config.model_path, label)
+    key = table_key(config.model_path, label)
     if key in _tables:
         return _tables[key]
     if blocking:
-        return _fetch_table(config, label)
+        return _fetch_table(config, label, key)
     if key in _fetching or key in _table_errors:
         return None
     _fetching.add(key)
 
     def fetch() -> None:
         try:
-            _fetch_table(config, label)
+            _fetch_table(config, label, key)
         except Exception as exc:
             _table_errors[key] = error_text(exc)
         finally:
@@ -256,7 +266,7 @@ def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocki
         return None
     props = stored(obj)
     live = Session(ref=(obj.name, obj.session_uid), shape=shape, table=table, config=config,
-                   face_budget=int(s.face_budget),
+                   face_budget=int(s.face_budget if shape.face_budget is None else shape.face_budget),
                    amounts=amounts_of(props.get("amounts", ()), len(table.directions)),
                    blend=float(props.get("blend", 0.0)), toward_name=str(props.get("toward_name", "")))
     if "toward" in props:  # blended at the last commit: the same target latent, whatever is selected now
@@ -774,7 +784,7 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
             layout.label(text=f"Model '{shape.model_name}' not found", icon="ERROR")
             return
         config = replace(launch_config(settings(context)), model_path=folder)
-        key = (folder, shape.label)
+        key = table_key(folder, shape.label)
         table = directions(config, shape.label)
         if table is None:
             error = _table_errors.get(key)

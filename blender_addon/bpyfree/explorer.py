@@ -53,7 +53,8 @@ class Shape:
     """What an explorable result keeps (as the object's atlasvae_* custom properties, so it survives saving
     and reopening): its latent code, the frame the backend decoded it in (vertices = unit-frame vertices *
     scale + offset), its family label, the model folder and name, the vertex count asked for, which surface
-    it ends up as, and `frame`: the 4x4 matrix from the backend's frame to the object's own coordinates."""
+    it ends up as, `frame`: the 4x4 matrix from the backend's frame to the object's own coordinates, and
+    the face budget its closed surface was made with (None for a result made before results stored it)."""
 
     latent: np.ndarray
     scale: float
@@ -64,6 +65,7 @@ class Shape:
     resolution: int
     surface: str
     frame: np.ndarray = field(default_factory=lambda: np.eye(4))
+    face_budget: int | None = None
 
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> Shape | None:
@@ -77,7 +79,8 @@ class Shape:
                         label=str(props["label"]) if props.get("label") else None,
                         model_path=str(props.get("model_path", "")), model_name=str(props.get("model", "")),
                         resolution=int(props["resolution"]), surface=str(props.get("surface", LIVE_SURFACE)),
-                        frame=frame)
+                        frame=frame,
+                        face_budget=int(props["face_budget"]) if "face_budget" in props else None)
         except (KeyError, TypeError, ValueError, IndexError):
             return None
         if latent.ndim != 1 or latent.size == 0 or len(offset) != 3 or not np.isfinite(frame).all():
@@ -114,10 +117,12 @@ def shifted(shift: Any) -> np.ndarray:
     return frame
 
 
-def result_props(mesh: Mapping[str, Any], model_path: str | None, frame: np.ndarray) -> dict[str, Any]:
+def result_props(mesh: Mapping[str, Any], model_path: str | None, frame: np.ndarray,
+                 face_budget: int | None = None) -> dict[str, Any]:
     """The custom properties (keys without the "atlasvae_" prefix) that make a result explorable, from its
-    reply mesh (latent, scale, offset, label) and `frame`, the 4x4 map from the reply's coordinates to the
-    object's; {} for a reply from a backend that sends no latent."""
+    reply mesh (latent, scale, offset, label), `frame`, the 4x4 map from the reply's coordinates to the
+    object's, and the `face_budget` it was asked with (its closed surface is remade with the same); {} for
+    a reply from a backend that sends no latent."""
     if "latent" not in mesh:
         return {}
     props: dict[str, Any] = {"latent": [float(v) for v in decode_latent(mesh["latent"], "mesh latent")],
@@ -128,6 +133,8 @@ def result_props(mesh: Mapping[str, Any], model_path: str | None, frame: np.ndar
         props["label"] = str(mesh["label"])
     if model_path:
         props["model_path"] = str(model_path)
+    if face_budget is not None:
+        props["face_budget"] = int(face_budget)
     return props
 
 

@@ -425,3 +425,39 @@ def test_a_linked_duplicate_keeps_its_shape(explorable: Any, bpy_module: Any) ->
     assert np.abs(positions(obj) - before).max() > 1e-3
     assert np.array_equal(positions(twin), before), "the linked duplicate was not reshaped with it"
     assert explore.shape_of(twin) is not None
+
+
+def test_a_result_keeps_its_own_face_budget(explorable: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    obj = explorable[0]
+    made_with = int(obj["atlasvae_face_budget"])
+    bpy.context.scene.atlasvae.face_budget = made_with + 1000  # the scene's setting changed since
+    sliders(bpy).amounts[0] = 0.5
+    explore.settle()
+    live = explore.session()
+    assert live is not None and live.face_budget == made_with, "the closed surface is remade as it was made"
+
+
+def test_directions_are_fetched_again_when_the_weights_change(explorable: Any, explore_model: Path) -> None:
+    import os
+    from dataclasses import replace
+
+    from blender_addon import explore
+    from blender_addon.operators.common import launch_config
+    from blender_addon.properties import settings
+
+    import bpy
+
+    config = replace(launch_config(settings(bpy.context)), model_path=str(explore_model))
+    first = explore.directions(config, None, blocking=True)
+    assert explore.directions(config, None) is first, "cached"
+    weights = explore_model / "model.safetensors"
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))  # retrained in place
+    try:
+        second = explore.directions(config, None, blocking=True)
+        assert second is not None and second is not first, "the cache follows the weights"
+    finally:
+        os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))

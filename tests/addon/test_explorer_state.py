@@ -171,3 +171,12 @@ def test_only_a_result_of_the_same_model_can_be_a_toward_target() -> None:
     assert not same_model(shape, replace(shape, model_path="/models/other"))
     assert same_model(replace(shape, model_path=""), shape), "no folder recorded: the name decides"
     assert not same_model(replace(shape, model_path=""), replace(shape, model_name="other"))
+
+
+def test_a_result_stores_the_face_budget_it_was_made_with() -> None:
+    props = result_props({"latent": encode_latent(np.ones(6))}, "/models/m", np.eye(4), 5000)
+    shape = Shape.from_props({**props, "model": "m", "resolution": 642})
+    assert shape is not None and shape.face_budget == 5000
+    older = Shape.from_props({**result_props({"latent": encode_latent(np.ones(6))}, None, np.eye(4)),
+                              "resolution": 642})
+    assert older is not None and older.face_budget is None
