@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-MAX_SLIDERS = 8  # the backend offers 6-8 directions per model (limits.MAX_DIRECTIONS); one slider each
+MAX_SLIDERS = 8  # one slider per direction: backend/limits.py MAX_DIRECTIONS (tests/addon/test_option_pins.py)
 DEFAULT_MAX_AMOUNT = 3.0  # sigmas, until the backend's `directions` reply says otherwise
 LIVE_SURFACE = "patches"  # during a drag: the decoded patches, fast enough to follow the mouse
 
