@@ -39,4 +39,5 @@ DEFAULT_FACE_BUDGET = 20_000
 # latent space, and a move along one goes at most MAX_AMOUNT of the training codes' standard deviations.
 MAX_DIRECTIONS = 8
 MAX_AMOUNT = 3.0
+MAX_MOVES = 64  # moves in one explore request (a direction may repeat: its amounts add)
 MAX_FRAME = 1e6  # |scale| and |offset| of an explored shape's frame (metres)

@@ -32,8 +32,8 @@ from . import feedback, jobs
 from .bpyfree import locate
 from .bpyfree.backend_process import Backend, LaunchConfig, backend, error_text
 from .bpyfree.explorer import (
-    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Request, Shape, amounts_of,
-    decode_latent, explore_params, random_amounts,
+    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Position, Request, Shape,
+    amounts_of, decode_latent, explore_params, random_amounts, same_model,
 )
 from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
@@ -80,6 +80,14 @@ def current_latent(obj: bpy.types.Object) -> np.ndarray | None:
     return None
 
 
+def mode_problem(obj: bpy.types.Object | None) -> str:
+    """Why `obj` cannot be reshaped now ("" when it can): the Explorer writes the object's mesh, which Edit
+    Mode (or any mode but Object Mode) would overwrite with its own copy when it is left."""
+    if obj is None or obj.mode == "OBJECT":
+        return ""
+    return f"{obj.name} is in {obj.mode.replace('_', ' ').title()} Mode: switch to Object Mode to explore it"
+
+
 def model_folder(shape: Shape) -> str | None:
     """The model folder of a stored result: its recorded path when that is still a model folder, else the
     listed model of the same name (the .blend opened on another machine, or the models folder moved)."""
@@ -90,24 +98,47 @@ def model_folder(shape: Shape) -> str | None:
 
 
 def toward_object(context: bpy.types.Context, obj: bpy.types.Object) -> bpy.types.Object | None:
-    """The other selected result to blend toward (the first selected one that is not `obj`)."""
+    """The other selected result to blend toward: the first selected one that is not `obj` and comes from
+    the same model (another model's latent means nothing to this one's decoder)."""
+    mine = shape_of(obj)
     for other in context.selected_objects or []:
-        if other != obj and shape_of(other) is not None:
+        theirs = shape_of(other) if other != obj else None
+        if mine is not None and theirs is not None and same_model(mine, theirs):
+            return other
+    return None
+
+
+def other_model_selected(context: bpy.types.Context, obj: bpy.types.Object) -> bpy.types.Object | None:
+    """A selected result of another model than `obj`'s (the panel says why it cannot be a Toward target)."""
+    mine = shape_of(obj)
+    for other in context.selected_objects or []:
+        theirs = shape_of(other) if other != obj else None
+        if mine is not None and theirs is not None and not same_model(mine, theirs):
             return other
     return None
 
 
 # ---- directions --------------------------------------------------------------------------------------------
-_tables: dict[tuple[str, str | None], DirectionTable] = {}
-_table_errors: dict[tuple[str, str | None], str] = {}
-_fetching: set[tuple[str, str | None]] = set()
+TableKey = tuple[str, "str | None", "tuple[int, int] | None"]
+_tables: dict[TableKey, DirectionTable] = {}
+_table_errors: dict[TableKey, str] = {}
+_fetching: set[TableKey] = set()
 
 
-def _fetch_table(config: LaunchConfig, label: str | None) -> DirectionTable:
+def table_key(folder: str, label: str | None) -> TableKey:
+    """What a cached direction table belongs to: the model folder, the family, and the weights' modification
+    time and size (a retrain or fine-tune in place rewrites them, and the directions with them)."""
+    try:
+        st = (Path(folder) / locate.WEIGHTS_FILE).stat()
+    except OSError:
+        return folder, label, None
+    return folder, label, (st.st_mtime_ns, st.st_size)
+
+
+def _fetch_table(config: LaunchConfig, label: str | None, key: TableKey) -> DirectionTable:
     client, _info = backend.ensure_model(config)
     table = DirectionTable.from_reply(client.call("directions", {"label": label} if label else {}))
-    assert config.model_path is not None
-    _tables[(config.model_path, label)] = table
+    _tables[key] = table
     return table
 
 
@@ -115,18 +146,18 @@ def directions(config: LaunchConfig, label: str | None, blocking: bool = False) 
     """The direction table of `config`'s model for `label`: cached, fetched now when `blocking`, else
     fetched on a thread (None until it arrives; the sidebar redraws then). Raises on a failed blocking fetch."""
     assert config.model_path is not None
-    key = (config.model_path, label)
+    key = table_key(config.model_path, label)
     if key in _tables:
         return _tables[key]
     if blocking:
-        return _fetch_table(config, label)
+        return _fetch_table(config, label, key)
     if key in _fetching or key in _table_errors:
         return None
     _fetching.add(key)
 
     def fetch() -> None:
         try:
-            _fetch_table(config, label)
+            _fetch_table(config, label, key)
         except Exception as exc:
             _table_errors[key] = error_text(exc)
         finally:
@@ -177,30 +208,50 @@ class Session:
         obj = bpy.data.objects.get(self.ref[0])
         return obj if obj is not None and obj.session_uid == self.ref[1] else None
 
+    def idle(self) -> bool:
+        """Whether no request is out and no reply waits to be applied."""
+        return self.coalescer.idle() and self.replies.empty()
 
-_session: list[Session | None] = [None]
+
+# One session per object still being shaped: the current one (the object last explored) and any other whose
+# requests are still out (a release's final reply lands after the artist moved on to another object).
+_sessions: dict[tuple[str, int], Session] = {}
+_current: list[tuple[str, int] | None] = [None]
 _sender: list[ThreadPoolExecutor | None] = [None]
 _watching = [False]
 
 
 def session() -> Session | None:
-    """The live session, if any."""
-    return _session[0]
+    """The current session (the object last explored), if any."""
+    return _sessions.get(_current[0]) if _current[0] is not None else None
 
 
-def drop_session() -> None:
-    """Forget the live session (undo, file load, the object removed): replies still out are ignored."""
-    _session[0] = None
+def session_of(obj: bpy.types.Object | None) -> Session | None:
+    """The session bound to `obj`, if any."""
+    return None if obj is None else _sessions.get((obj.name, obj.session_uid))
+
+
+def drop_session(ref: tuple[str, int] | None = None) -> None:
+    """Forget the session of the object `ref`, or every session (undo, file load): replies still out for
+    them are ignored."""
+    if ref is None:
+        _sessions.clear()
+        _current[0] = None
+        return
+    _sessions.pop(ref, None)
+    if _current[0] == ref:
+        _current[0] = None
 
 
 def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocking: bool = False
                 ) -> Session | None:
     """The live session for `obj`, bound now when it is another object; None when `obj` cannot be explored
     or its directions are not known yet (fetched when `blocking`)."""
-    live = _session[0]
     if obj is None:
         return None
-    if live is not None and live.ref == (obj.name, obj.session_uid):
+    live = session_of(obj)
+    if live is not None:
+        _current[0] = live.ref
         return live
     shape = shape_of(obj)
     if shape is None:
@@ -215,12 +266,15 @@ def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocki
         return None
     props = stored(obj)
     live = Session(ref=(obj.name, obj.session_uid), shape=shape, table=table, config=config,
-                   face_budget=int(s.face_budget),
+                   face_budget=int(s.face_budget if shape.face_budget is None else shape.face_budget),
                    amounts=amounts_of(props.get("amounts", ()), len(table.directions)),
                    blend=float(props.get("blend", 0.0)), toward_name=str(props.get("toward_name", "")))
     if "toward" in props:  # blended at the last commit: the same target latent, whatever is selected now
         live.toward = np.asarray(list(props["toward"]), dtype=np.float32)
-    _session[0] = live
+    for ref in [ref for ref, other in _sessions.items() if other.idle()]:  # busy ones stay until applied
+        del _sessions[ref]
+    _sessions[live.ref] = live
+    _current[0] = live.ref
     return live
 
 
@@ -269,7 +323,9 @@ def push(live: Session, final: bool = False) -> None:
     surface = live.shape.surface if final else LIVE_SURFACE
     toward = live.toward if live.blend > 0 else None
     params = explore_params(live.shape, live.table, live.amounts, surface, live.face_budget, toward, live.blend)
-    request, now = live.coalescer.offer(params, final)
+    position = Position(tuple(live.amounts), live.blend, None if toward is None else tuple(float(v) for v in toward),
+                        live.toward_name if toward is not None else "")
+    request, now = live.coalescer.offer(params, final, position)
     live.changed_at[request.serial] = time.perf_counter()
     if now:
         _send(live, request)
@@ -279,7 +335,7 @@ def push(live: Session, final: bool = False) -> None:
 
 def commit(live: Session | None = None) -> None:
     """The drag ended: ask for the object's own surface; its reply records the one undo step."""
-    live = live or _session[0]
+    live = live or session()
     if live is not None:
         push(live, final=True)
 
@@ -293,31 +349,28 @@ def _commit_soon() -> None:
 
 
 def tick() -> float | None:
-    """Timer: apply every reply that came in; come back soon while requests are out."""
-    live = _session[0]
-    if live is None:
-        return None
-    while True:
-        try:
-            reply = live.replies.get_nowait()
-        except queue.Empty:
-            break
-        _apply(live, reply)
-        if _session[0] is not live:
-            return None
-    return None if live.coalescer.idle() and live.replies.empty() else POLL_S
+    """Timer: apply every reply that came in, for every session; come back soon while requests are out.
+    A session other than the current one is forgotten once it is idle."""
+    for live in list(_sessions.values()):
+        while _sessions.get(live.ref) is live:
+            try:
+                reply = live.replies.get_nowait()
+            except queue.Empty:
+                break
+            _apply(live, reply)
+        if live.ref != _current[0] and _sessions.get(live.ref) is live and live.idle():
+            del _sessions[live.ref]
+    return None if all(live.idle() for live in _sessions.values()) else POLL_S
 
 
 def settle(timeout: float = SETTLE_TIMEOUT_S) -> None:
     """Apply replies until nothing is out (background mode and scripts, where the timer does not run)."""
-    live = _session[0]
     deadline = time.monotonic() + timeout
-    while live is not None and not (live.coalescer.idle() and live.replies.empty()):
+    while not all(live.idle() for live in list(_sessions.values())):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the backend did not answer the Explorer within {timeout:g} s")
         tick()
         time.sleep(0.001)
-        live = _session[0]
 
 
 def _apply(live: Session, reply: Reply) -> None:
@@ -325,15 +378,16 @@ def _apply(live: Session, reply: Reply) -> None:
     one undo step."""
     obj = live.find()
     if obj is None:
-        drop_session()
+        drop_session(live.ref)
         return
+    if mode_problem(obj) and not reply.error:
+        reply = replace(reply, error=f"{mode_problem(obj)} (its last change was not applied)")
     if reply.error or reply.arrays is None:
         feedback.report("ERROR", f"Exploring {obj.name} failed: {reply.error}")
         return
     started = time.perf_counter()
     vertices, faces = reply.arrays
-    mesh = obj.data
-    assert isinstance(mesh, bpy.types.Mesh)
+    mesh = own_mesh(obj)
     closed = reply.mesh.get("surface") == "closed"
     before = (len(mesh.vertices), len(mesh.polygons))
     replace_geometry(mesh, live.shape.to_local(vertices), faces)
@@ -356,21 +410,34 @@ def _apply(live: Session, reply: Reply) -> None:
     feedback.tag_redraw()
 
 
+def own_mesh(obj: bpy.types.Object) -> bpy.types.Mesh:
+    """`obj`'s mesh, made single-user first when other objects share it (a linked duplicate, Alt+D), so
+    reshaping this object leaves the others as they are."""
+    mesh = obj.data
+    assert isinstance(mesh, bpy.types.Mesh)
+    if mesh.users > 1:
+        copy = mesh.copy()
+        assert isinstance(copy, bpy.types.Mesh)
+        obj.data = copy
+        return copy
+    return mesh
+
+
 def _store(obj: bpy.types.Object, live: Session, reply: Reply) -> None:
-    """Keep the committed state on the object (saved with the .blend, restored by undo) and record one undo
-    step, unless the sliders are where the last commit left them (an Esc-cancelled drag, say)."""
+    """Keep the committed state on the object (saved with the .blend, restored by undo): the slider values
+    the reply's request was made from, so they match its mesh; record one undo step, unless the sliders are
+    where the last commit left them (an Esc-cancelled drag, say)."""
     before = _state(obj, len(live.table.directions))
-    obj[PREFIX + "amounts"] = list(live.amounts)
-    obj[PREFIX + "blend"] = float(live.blend)
-    obj[PREFIX + "toward_name"] = live.toward_name if live.blend > 0 else ""
-    if live.blend > 0 and live.toward is not None:
-        obj[PREFIX + "toward"] = [float(v) for v in live.toward]
+    position = reply.request.position
+    obj[PREFIX + "amounts"] = list(position.amounts)
+    obj[PREFIX + "blend"] = float(position.blend)
+    obj[PREFIX + "toward_name"] = position.toward_name
+    if position.toward is not None:
+        obj[PREFIX + "toward"] = list(position.toward)
     elif PREFIX + "toward" in obj.keys():
         del obj[PREFIX + "toward"]
     if "latent" in reply.mesh:
         obj[PREFIX + "explored_latent"] = [float(v) for v in decode_latent(reply.mesh["latent"], "reply latent")]
-    if "surface" in reply.mesh:
-        obj[PREFIX + "surface"] = str(reply.mesh["surface"])
     if _state(obj, len(live.table.directions)) != before:
         jobs.undo_push(UNDO_MESSAGE)
 
@@ -390,8 +457,8 @@ def _active(context: bpy.types.Context | None = None) -> bpy.types.Object | None
 
 def _get_amounts(_self: Any) -> list[float]:
     obj = _active()
-    live = _session[0]
-    if obj is not None and live is not None and live.ref == (obj.name, obj.session_uid):
+    live = session_of(obj)
+    if obj is not None and live is not None:
         return amounts_of(live.amounts, MAX_SLIDERS)
     return amounts_of(obj.get(PREFIX + "amounts", ()) if obj is not None else (), MAX_SLIDERS)
 
@@ -403,14 +470,13 @@ def _set_amounts(_self: Any, values: Any) -> None:
     new = amounts_of(values, len(live.table.directions))
     if new != live.amounts:
         live.amounts = new
-        push(live)
-        _watch_release()
+        _push_edit(live)
 
 
 def _get_blend(_self: Any) -> float:
     obj = _active()
-    live = _session[0]
-    if obj is not None and live is not None and live.ref == (obj.name, obj.session_uid):
+    live = session_of(obj)
+    if obj is not None and live is not None:
         return live.blend
     return float(obj.get(PREFIX + "blend", 0.0)) if obj is not None else 0.0
 
@@ -426,16 +492,30 @@ def _set_blend(_self: Any, value: float) -> None:
     if live.toward is None or float(value) == live.blend:
         return
     live.blend = float(value)
-    push(live)
-    _watch_release()
+    _push_edit(live)
 
 
 def _live_for_edit() -> Session | None:
+    """The active result's session for a slider change; None (the reason reported) when there is none."""
+    problem = mode_problem(_active())
+    if problem:
+        feedback.report("ERROR", f"Explorer: {problem}")
+        return None
     try:
         return session_for(bpy.context, _active(), blocking=jobs.blocking_default())
-    except RuntimeError as exc:
-        feedback.report("ERROR", str(exc))
+    except Exception as exc:  # a property setter must not raise: Blender would print a bare traceback
+        feedback.report("ERROR", f"Explorer: {error_text(exc)}")
         return None
+
+
+def _push_edit(live: Session) -> None:
+    """Send a slider change and follow the drag; a failure is reported in the panel and Info, not raised."""
+    try:
+        push(live)
+    except Exception as exc:
+        feedback.report("ERROR", f"Explorer: {error_text(exc)}")
+        return
+    _watch_release()
 
 
 def _watch_release() -> None:
@@ -513,9 +593,11 @@ class _ExplorerOperator(bpy.types.Operator):
         if shape_of(obj) is None:
             cls.poll_message_set("Make an AtlasVAE result (sample, reconstruction, variation) active")
             return False
-        live = _session[0]
-        if live is not None and obj is not None and live.ref == (obj.name, obj.session_uid) \
-                and not live.coalescer.idle():
+        if mode_problem(obj):
+            cls.poll_message_set(mode_problem(obj))
+            return False
+        live = session_of(obj)
+        if live is not None and not live.coalescer.idle():
             cls.poll_message_set("The last change is still being shaped")
             return False
         return True
@@ -536,7 +618,11 @@ class ATLASVAE_OT_explore_commit(_ExplorerOperator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return shape_of(_active(context)) is not None
+        obj = _active(context)
+        if mode_problem(obj):
+            cls.poll_message_set(mode_problem(obj))
+            return False
+        return shape_of(obj) is not None
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         try:
@@ -591,7 +677,7 @@ def _forget_shape(obj: bpy.types.Object) -> None:
     for key in (*SHAPE_KEYS, *STATE_KEYS):
         if PREFIX + key in obj.keys():
             del obj[PREFIX + key]
-    drop_session()
+    drop_session((obj.name, obj.session_uid))
 
 
 class ATLASVAE_OT_explore_apply(_ExplorerOperator):
@@ -642,8 +728,7 @@ class ATLASVAE_OT_explore_shape_key(_ExplorerOperator):
             target = bpy.data.objects.get(ref[0])
             if target is None or target.session_uid != ref[1]:
                 raise RuntimeError(f"{ref[0]} was removed before its shape key was made")
-            mesh = target.data
-            assert isinstance(mesh, bpy.types.Mesh)
+            mesh = own_mesh(target)
             if mesh.shape_keys is not None:
                 target.shape_key_clear()
             replace_geometry(mesh, shape.to_local(base_v), base_f)
@@ -690,12 +775,16 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
             for line in feedback.wrap(text):
                 layout.label(text=line)
             return
+        if mode_problem(obj):
+            for i, line in enumerate(feedback.wrap(mode_problem(obj))):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
+            return
         folder = model_folder(shape)
         if folder is None:
             layout.label(text=f"Model '{shape.model_name}' not found", icon="ERROR")
             return
         config = replace(launch_config(settings(context)), model_path=folder)
-        key = (folder, shape.label)
+        key = table_key(folder, shape.label)
         table = directions(config, shape.label)
         if table is None:
             error = _table_errors.get(key)
@@ -721,6 +810,12 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
         row.prop(explorer, "blend", slider=True)
         if other is not None:
             layout.label(text=f"Toward: {other.name}", icon="FORWARD")
+        else:
+            foreign = other_model_selected(context, obj)
+            if foreign is not None:
+                for i, line in enumerate(feedback.wrap(f"{foreign.name} is from another model: Toward needs a "
+                                                       f"result of {shape.model_name or 'this model'}")):
+                    layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
         row = layout.row(align=True)
         row.operator("atlasvae.explore_randomise", icon="FILE_REFRESH")
         row.operator("atlasvae.explore_reset", icon="LOOP_BACK")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .. import PROTOCOL_VERSION, __version__
 from ..errors import AtlasError, BusyError, ConfigError
-from ..limits import MAX_AMOUNT, MAX_DIRECTIONS, MAX_FRAME
+from ..limits import MAX_AMOUNT, MAX_DIRECTIONS, MAX_FRAME, MAX_MOVES
 from ..options import (
     AMOUNT, BLEND, COUNT, EPOCHS, FACE_BUDGET, FIT, FIT_STEPS, LABEL, PRIOR, RESOLUTION, SEED, SHARED_FIT, SHARED_FIT_STEPS, SIZE,
     SPREAD, STEPS, SURFACE, TEMPERATURE, VARIATION_COUNT,
@@ -46,7 +46,7 @@ JOB_STOP_WAIT_S = 60.0
 MODEL_STOP_WAIT_S = 10.0
 _MESH = Param("mesh", "mesh", required=True)
 _JOB_ID = Param("job_id", "str", required=True)
-_MOVES = Param("moves", "list", default=[], length=(0, 64), item=Param("move", "object", fields=(
+_MOVES = Param("moves", "list", default=[], length=(0, MAX_MOVES), item=Param("move", "object", fields=(
     Param("direction", "int", required=True, minimum=0, maximum=MAX_DIRECTIONS - 1), wire(AMOUNT))))
 _OFFSET = Param("offset", "list", default=[0.0, 0.0, 0.0], length=(3, 3),
                 item=Param("offset", "float", minimum=-MAX_FRAME, maximum=MAX_FRAME))
@@ -293,20 +293,15 @@ class Server:
             cancel=cancel, surface=params["surface"], face_budget=params["face_budget"]))
         return {"meshes": [encode_mesh(m) for m in meshes]}
 
-    def _directions_for(self, label: str | None) -> tuple[str | None, Any, list[str]]:
-        """The loaded model's direction set for `label`; an unknown label is an invalid-params error."""
-        self._require_model()
-        labels = (self._model_info or {}).get("labels", [])
-        if label is not None and label not in labels:
-            raise invalid_params(f"param 'label': {label!r} is not one of the loaded model's labels "
-                                 f"({', '.join(labels) or 'none'})")
-        return self.service.direction_set(label)
-
     @rpc("directions", LABEL, model=True, result="{label, directions: [{index, description, sigma}], families, "
                                                  "max_amount}",
          note="label: the family whose own set this is, null for the model-wide set")
     def _directions(self, params: dict[str, Any]) -> dict[str, Any]:
-        family, chosen, families = self._directions_for(params["label"])
+        self._require_model()
+        try:  # the service checks the label (its message names the param)
+            family, chosen, families = self.service.direction_set(params["label"])
+        except ConfigError as exc:
+            raise invalid_params(str(exc)) from None
         return {"label": family, "families": families, "max_amount": MAX_AMOUNT,
                 "directions": [{"index": i, "description": text, "sigma": float(sigma)}
                                for i, (text, sigma) in enumerate(zip(chosen.descriptions, chosen.sigma))]}
@@ -317,22 +312,15 @@ class Server:
          note="moves: [{direction, amount}], amount in sigmas")
     def _explore(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_output_size(1, params)
-        _family, chosen, _families = self._directions_for(params["label"])
-        dim = self.service.latent_dim()
-        for name in ("latent", "toward"):
-            code = params[name]
-            if code is not None and len(code) != dim:
-                raise invalid_params(f"param '{name}' holds {len(code)} float32 values but the loaded model's "
-                                     f"latent codes have {dim}")
+        self._require_model()
         moves = [(m["direction"], m["amount"]) for m in params["moves"]]
-        for i, (index, _amount) in enumerate(moves):
-            if index >= len(chosen.sigma):
-                raise invalid_params(f"param 'moves[{i}].direction': {index} is not one of this set's "
-                                     f"{len(chosen.sigma)} directions (0 to {len(chosen.sigma) - 1})")
-        mesh = self.service.explore(params["latent"], moves, label=params["label"], toward=params["toward"],
-                                    blend=params["blend"], scale=params["scale"], offset=params["offset"],
-                                    resolution=params["resolution"], surface=params["surface"],
-                                    face_budget=params["face_budget"])
+        try:  # the service checks the latent sizes, the label and the move indices (its messages name the params)
+            mesh = self.service.explore(params["latent"], moves, label=params["label"], toward=params["toward"],
+                                        blend=params["blend"], scale=params["scale"], offset=params["offset"],
+                                        resolution=params["resolution"], surface=params["surface"],
+                                        face_budget=params["face_budget"])
+        except ConfigError as exc:
+            raise invalid_params(str(exc)) from None
         return {"mesh": encode_mesh(mesh)}
 
     @rpc("template_uvs", Param("template", "str", required=True, choices=("sphere", "squares")),

@@ -321,12 +321,12 @@ class ModelService:
         """The directions for `label` (the family's own set, else the model-wide one, whose family is None) and
         the families that have their own; read or computed on first use (backend/directions.py).
 
-        A label the model does not know is a ConfigError naming its labels."""
+        A label the model does not know is a ConfigError naming the param and the model's labels."""
         with self._lock:
             lm = self._require()
             if label is not None and label not in lm.label_priors:
                 known = ", ".join(sorted(lm.label_priors)) or "none"
-                raise ConfigError(f"label {label!r} is not one of model {lm.name!r}'s labels ({known})")
+                raise ConfigError(f"param 'label': {label!r} is not one of model {lm.name!r}'s labels ({known})")
             if self._directions is None:
                 self._directions = directions_of(lm, self._device)
             family, chosen = self._directions.of(label)
@@ -346,13 +346,13 @@ class ModelService:
             dim = lm.config.latent_dim
             for name, code in (("latent", latent), ("toward", toward)):
                 if code is not None and np.shape(code) != (dim,):
-                    raise ConfigError(f"{name} holds {np.size(code)} values but model {lm.name!r}'s latent codes "
-                                      f"have {dim}")
+                    raise ConfigError(f"param '{name}' holds {np.size(code)} values but model {lm.name!r}'s "
+                                      f"latent codes have {dim}")
             _family, chosen, _families = self.direction_set(label)
             for i, (index, _amount) in enumerate(moves):
                 if not 0 <= index < len(chosen.sigma):
-                    raise ConfigError(f"moves[{i}].direction {index} is not one of the {len(chosen.sigma)} "
-                                      f"directions (0 to {len(chosen.sigma) - 1})")
+                    raise ConfigError(f"param 'moves[{i}].direction': {index} is not one of the "
+                                      f"{len(chosen.sigma)} directions (0 to {len(chosen.sigma) - 1})")
             start = np.asarray(latent, dtype=np.float64)
             if toward is not None:
                 start = start + blend * (np.asarray(toward, dtype=np.float64) - start)

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-MAX_SLIDERS = 8  # the backend offers 6-8 directions per model (limits.MAX_DIRECTIONS); one slider each
+MAX_SLIDERS = 8  # one slider per direction: backend/limits.py MAX_DIRECTIONS (tests/addon/test_option_pins.py)
 DEFAULT_MAX_AMOUNT = 3.0  # sigmas, until the backend's `directions` reply says otherwise
 LIVE_SURFACE = "patches"  # during a drag: the decoded patches, fast enough to follow the mouse
 
@@ -53,7 +53,8 @@ class Shape:
     """What an explorable result keeps (as the object's atlasvae_* custom properties, so it survives saving
     and reopening): its latent code, the frame the backend decoded it in (vertices = unit-frame vertices *
     scale + offset), its family label, the model folder and name, the vertex count asked for, which surface
-    it ends up as, and `frame`: the 4x4 matrix from the backend's frame to the object's own coordinates."""
+    it ends up as, `frame`: the 4x4 matrix from the backend's frame to the object's own coordinates, and
+    the face budget its closed surface was made with (None for a result made before results stored it)."""
 
     latent: np.ndarray
     scale: float
@@ -64,6 +65,7 @@ class Shape:
     resolution: int
     surface: str
     frame: np.ndarray = field(default_factory=lambda: np.eye(4))
+    face_budget: int | None = None
 
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> Shape | None:
@@ -77,7 +79,8 @@ class Shape:
                         label=str(props["label"]) if props.get("label") else None,
                         model_path=str(props.get("model_path", "")), model_name=str(props.get("model", "")),
                         resolution=int(props["resolution"]), surface=str(props.get("surface", LIVE_SURFACE)),
-                        frame=frame)
+                        frame=frame,
+                        face_budget=int(props["face_budget"]) if "face_budget" in props else None)
         except (KeyError, TypeError, ValueError, IndexError):
             return None
         if latent.ndim != 1 or latent.size == 0 or len(offset) != 3 or not np.isfinite(frame).all():
@@ -89,6 +92,16 @@ class Shape:
         v = np.asarray(vertices, dtype=np.float64)
         local: np.ndarray = v @ self.frame[:3, :3].T + self.frame[:3, 3]
         return local
+
+
+def same_model(a: Shape, b: Shape) -> bool:
+    """Whether results `a` and `b` come from the same model, so one can be blended toward the other: the
+    same model folder where both recorded one, else the same model name, and latents of the same size."""
+    if a.latent.shape != b.latent.shape:
+        return False
+    if a.model_path and b.model_path:
+        return a.model_path == b.model_path
+    return a.model_name == b.model_name
 
 
 def latent_fields(meshes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -104,10 +117,12 @@ def shifted(shift: Any) -> np.ndarray:
     return frame
 
 
-def result_props(mesh: Mapping[str, Any], model_path: str | None, frame: np.ndarray) -> dict[str, Any]:
+def result_props(mesh: Mapping[str, Any], model_path: str | None, frame: np.ndarray,
+                 face_budget: int | None = None) -> dict[str, Any]:
     """The custom properties (keys without the "atlasvae_" prefix) that make a result explorable, from its
-    reply mesh (latent, scale, offset, label) and `frame`, the 4x4 map from the reply's coordinates to the
-    object's; {} for a reply from a backend that sends no latent."""
+    reply mesh (latent, scale, offset, label), `frame`, the 4x4 map from the reply's coordinates to the
+    object's, and the `face_budget` it was asked with (its closed surface is remade with the same); {} for
+    a reply from a backend that sends no latent."""
     if "latent" not in mesh:
         return {}
     props: dict[str, Any] = {"latent": [float(v) for v in decode_latent(mesh["latent"], "mesh latent")],
@@ -118,6 +133,8 @@ def result_props(mesh: Mapping[str, Any], model_path: str | None, frame: np.ndar
         props["label"] = str(mesh["label"])
     if model_path:
         props["model_path"] = str(model_path)
+    if face_budget is not None:
+        props["face_budget"] = int(face_budget)
     return props
 
 
@@ -193,13 +210,25 @@ def explore_params(shape: Shape, table: DirectionTable, amounts: Sequence[float]
 
 
 @dataclass(frozen=True)
+class Position:
+    """The slider state a request was made from: what a final reply stores beside the mesh it brings, so
+    the stored values always match the mesh (the sliders may have moved on while it was out)."""
+
+    amounts: tuple[float, ...] = ()
+    blend: float = 0.0
+    toward: tuple[float, ...] | None = None
+    toward_name: str = ""
+
+
+@dataclass(frozen=True)
 class Request:
     """One `explore` request: `serial` orders them; `final` marks the one a slider release asks for (the
-    closed surface, and one undo step once applied)."""
+    closed surface, and one undo step once applied); `position` is the slider state its params encode."""
 
     serial: int
     params: dict[str, Any]
     final: bool = False
+    position: Position = Position()
 
 
 class Coalescer:
@@ -207,7 +236,8 @@ class Coalescer:
 
     Thread-safe: the main thread offers requests, the thread that receives a reply calls `finished`, which
     hands back the waiting request to send next. A final request replaced by a newer live one is not lost:
-    the newer request inherits `final` (the release still gets its closed surface and undo step)."""
+    the newer request inherits `final` and the final one's "surface" (the release still gets the object's
+    own surface and its undo step, never the live patches)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -217,15 +247,19 @@ class Coalescer:
         self.sent = 0
         self.replaced = 0
 
-    def offer(self, params: dict[str, Any], final: bool = False) -> tuple[Request, bool]:
-        """Queue a request for `params`: (the request, whether to send it now). It is sent now when nothing
-        is in flight; else it waits, replacing an older waiting request."""
+    def offer(self, params: dict[str, Any], final: bool = False, position: Position = Position()
+              ) -> tuple[Request, bool]:
+        """Queue a request for `params` (made from the sliders at `position`): (the request, whether to send
+        it now). It is sent now when nothing is in flight; else it waits, replacing an older waiting one."""
         with self._lock:
             self._serial += 1
             if self.waiting is not None:
                 self.replaced += 1
-                final = final or self.waiting.final
-            request = Request(self._serial, params, final)
+                if self.waiting.final and not final:
+                    final = True
+                    if "surface" in self.waiting.params:
+                        params = {**params, "surface": self.waiting.params["surface"]}
+            request = Request(self._serial, params, final, position)
             if self.in_flight is None:
                 self.in_flight, self.waiting = request, None
                 self.sent += 1

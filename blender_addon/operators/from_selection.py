@@ -139,7 +139,8 @@ class ATLASVAE_OT_reconstruct(LookOptions, _FromSelection):
                 local, matrix = _in_frame_of(src, vertices, offset)
                 props: dict[str, Any] = {"model": model, "source": src.name, "resolution": resolution, "fit": fit,
                                          "surface": kind, **result_props(latent_fields([wire])[0],
-                                                                         config.model_path, _frame_of(src, vertices))}
+                                                                         config.model_path, _frame_of(src, vertices),
+                                                                         asked["face_budget"])}
                 if chamfer is not None:
                     props["chamfer_x1e3"] = float(chamfer)
                 objects.append(NewObject(f"{src.name}_recon", local, faces, matrix, props))
@@ -239,7 +240,8 @@ class ATLASVAE_OT_interpolate(LookOptions, _FromSelection):
                 items = [NewObject(f"{a.name}_to_{b.name}_{i}", v, f, translation(origin + [i * step, 0.0, 0.0]),
                                    {"model": model, "source": source, "index": i, "t": i / max(1, len(meshes) - 1),
                                     "surface": surfaces[i], "resolution": resolution,
-                                    **result_props(latents[i], config.model_path, shifted(-bases[i]))})
+                                    **result_props(latents[i], config.model_path, shifted(-bases[i]),
+                                                   surface["face_budget"])})
                          for i, (v, f) in enumerate(standing_meshes)]
                 name = f"AtlasVAE Interpolation {a.name} to {b.name}"
             look = look_for(uvs)
@@ -322,7 +324,8 @@ class ATLASVAE_OT_variations(LookOptions, _FromSelection):
                                        {"model": model, "source": src.name, "index": i, "seed": params["seed"],
                                         "spread": params["spread"], "surface": surfaces[i],
                                         "resolution": params["resolution"],
-                                        **result_props(latents[i], config.model_path, _frame_of(src, vertices))}))
+                                        **result_props(latents[i], config.model_path, _frame_of(src, vertices),
+                                                     params["face_budget"])}))
             look = look_for(uvs)
             yield from build_objects(dest, items, "AtlasVAE: Variations",
                                      new_collection=f"AtlasVAE Variations {src.name}", look=look)

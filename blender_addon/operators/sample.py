@@ -117,7 +117,7 @@ class ATLASVAE_OT_sample(LookOptions, ModelOperator):
             shift = free_shift(boxes, earlier_results(dest.scene), pitch or 1.0, margin=0.1 * (pitch or 1.0))
             items = [NewObject(f"{model}_s{seed}_{i}", local, faces, translation(location + shift),
                                {**props, "index": i, "surface": surfaces[i],
-                                **result_props(latents[i], config.model_path, shifted(-base))})
+                                **result_props(latents[i], config.model_path, shifted(-base), params["face_budget"])})
                      for i, (local, faces, location, base) in enumerate(placed)]
             family = f" {label}" if label is not None else ""
             look = look_for(uvs)

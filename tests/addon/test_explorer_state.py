@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from blender_addon.bpyfree.explorer import (
-    Coalescer, DirectionTable, Shape, amounts_of, decode_latent, encode_latent, explore_params, moves,
-    random_amounts, result_props,
+    Coalescer, DirectionTable, Position, Shape, amounts_of, decode_latent, encode_latent, explore_params, moves,
+    random_amounts, result_props, same_model,
 )
 
 TABLE = DirectionTable.from_reply({"label": None, "families": ["chair"], "max_amount": 3.0, "directions": [
@@ -31,13 +31,14 @@ def test_at_most_one_in_flight_and_the_newest_waiting_replaces_older_ones() -> N
     assert c.sent == 2
 
 
-def test_a_release_replaced_by_a_newer_move_stays_final() -> None:
+def test_a_release_replaced_by_a_newer_move_stays_final_with_the_releases_surface() -> None:
     c = Coalescer()
-    first, _now = c.offer({"n": 1})
-    c.offer({"n": 2}, final=True)  # released, then a new drag starts before the backend answered
-    c.offer({"n": 3})
+    first, _now = c.offer({"n": 1, "surface": "patches"})
+    c.offer({"n": 2, "surface": "closed"}, final=True)  # released, then a new drag starts before the reply
+    c.offer({"n": 3, "surface": "patches"})
     nxt = c.finished(first)
-    assert nxt is not None and nxt.params == {"n": 3} and nxt.final
+    assert nxt is not None and nxt.final
+    assert nxt.params == {"n": 3, "surface": "closed"}, "the final request asks for the object's own surface"
 
 
 def test_finishing_a_request_that_is_not_in_flight_is_refused() -> None:
@@ -152,3 +153,30 @@ def test_directions_reply_is_read_and_bad_ones_named() -> None:
 def test_randomise_stays_within_the_bounds() -> None:
     values = random_amounts(TABLE, np.random.default_rng(0), spread=10.0)
     assert len(values) == 6 and all(abs(v) <= 3.0 for v in values) and any(abs(v) == 3.0 for v in values)
+
+
+def test_a_request_keeps_the_slider_position_it_was_made_from() -> None:
+    c = Coalescer()
+    request, _now = c.offer({"n": 1}, final=True, position=Position((1.0, 2.0), 0.5, (0.0, 1.0), "Other"))
+    assert request.position.amounts == (1.0, 2.0) and request.position.blend == 0.5
+    assert request.position.toward == (0.0, 1.0) and request.position.toward_name == "Other"
+
+
+def test_only_a_result_of_the_same_model_can_be_a_toward_target() -> None:
+    from dataclasses import replace
+
+    shape = _shape()
+    assert same_model(shape, replace(shape, latent=np.zeros(6, dtype=np.float32)))
+    assert not same_model(shape, replace(shape, latent=np.zeros(4, dtype=np.float32))), "another latent size"
+    assert not same_model(shape, replace(shape, model_path="/models/other"))
+    assert same_model(replace(shape, model_path=""), shape), "no folder recorded: the name decides"
+    assert not same_model(replace(shape, model_path=""), replace(shape, model_name="other"))
+
+
+def test_a_result_stores_the_face_budget_it_was_made_with() -> None:
+    props = result_props({"latent": encode_latent(np.ones(6))}, "/models/m", np.eye(4), 5000)
+    shape = Shape.from_props({**props, "model": "m", "resolution": 642})
+    assert shape is not None and shape.face_budget == 5000
+    older = Shape.from_props({**result_props({"latent": encode_latent(np.ones(6))}, None, np.eye(4)),
+                              "resolution": 642})
+    assert older is not None and older.face_budget is None

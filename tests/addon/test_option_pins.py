@@ -57,6 +57,14 @@ def test_explorer_sliders_are_the_declared_options(addon: Any, bpy_module: Any, 
     assert_pinned(bpy_module.context.window_manager.atlasvae_explorer.bl_rna.properties[name], option)
 
 
+def test_explorer_has_a_slider_for_every_direction_the_backend_may_offer(addon: Any, bpy_module: Any) -> None:
+    from backend.limits import MAX_DIRECTIONS
+    from blender_addon.bpyfree.explorer import MAX_SLIDERS
+
+    assert MAX_SLIDERS == MAX_DIRECTIONS
+    assert bpy_module.context.window_manager.atlasvae_explorer.bl_rna.properties["amounts"].array_length == MAX_SLIDERS
+
+
 def test_resolution_preset_and_family_defaults_are_the_declared_ones(addon: Any, bpy_module: Any) -> None:
     from blender_addon import properties
 

@@ -31,7 +31,7 @@ def test_directions_prints_one_row_per_direction(tiny_prior_model_dir: Path,
     sigmas = [float(r[1]) for r in rows]
     assert sigmas == sorted(sigmas, reverse=True) and all(0 < len(r[2]) <= 16 for r in rows)
     assert out[-1] == "families with their own directions: none"
-    assert "label 'sword' is not one of model 'tiny_prior''s labels (none)" in _error(
+    assert "param 'label': 'sword' is not one of model 'tiny_prior''s labels (none)" in _error(
         capsys, ["directions", "--model", str(tiny_prior_model_dir), "--label", "sword"])
 
 
@@ -66,7 +66,7 @@ def test_explore_refuses_bad_input_naming_it(tiny_prior_model_dir: Path, mug_fil
     (tmp_path / "nan.txt").write_text("1 2 nan\n")
     assert "--latent" in _error(capsys, [*base, "--latent", str(tmp_path / "nan.txt")])
     (tmp_path / "short.txt").write_text("0.5\n" * 3)
-    assert "latent holds 3 values" in _error(capsys, [*base, "--latent", str(tmp_path / "short.txt")])
+    assert "param 'latent' holds 3 values" in _error(capsys, [*base, "--latent", str(tmp_path / "short.txt")])
     (tmp_path / "words.txt").write_text("tall and wide\n")
     assert "not a .npy array or a text file of numbers" in _error(capsys, [*base, "--latent",
                                                                            str(tmp_path / "words.txt")])

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from backend.limits import MAX_AMOUNT
+from backend.limits import MAX_AMOUNT, MAX_MOVES
 from backend.serving.protocol import INVALID_PARAMS
 
 from .harness import RawServer
@@ -35,7 +35,7 @@ def ok(server: RawServer, method: str, params: dict[str, Any]) -> dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawServer]:
+def cube_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cube-of-patches model with a VAE prior of 40 codes, a 'box' family of 20 (its own directions), a
     'few' family of 8 (too few: the model-wide ones), and typical sizes, so samples come out sized."""
     from backend.checkpoints import save_model
@@ -50,7 +50,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawServer]:
                meta={"name": "cube", "sizes": {"overall": [1.0, 2.0, 3.0], "labels": {"box": [0.5, 0.5, 0.5]}}},
                label_priors={"box": posterior_mixture(codes[:20], logvar[:20]),
                              "few": posterior_mixture(codes[20:28], logvar[:8])})
-    raw = RawServer("--model", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(cube_folder: Path) -> Iterator[RawServer]:
+    """A real server with the cube model loaded."""
+    raw = RawServer("--model", str(cube_folder))
     yield raw
     raw.close()
 
@@ -145,6 +151,7 @@ GOOD = b64(np.zeros(LATENT))
     ({"latent": GOOD, "moves": [{"direction": 0, "amount": 1.0}, {"direction": "0", "amount": 1.0}]},
      "moves[1].direction"),
     ({"latent": GOOD, "moves": {"direction": 0, "amount": 1.0}}, "moves"),
+    ({"latent": GOOD, "moves": [{"direction": 0, "amount": 0.01}] * (MAX_MOVES + 1)}, "moves"),
     ({"latent": GOOD, "label": "dragon"}, "label"),
     ({"latent": GOOD, "blend": 1.5}, "blend"),
     ({"latent": GOOD, "scale": 0.0}, "scale"),
@@ -177,3 +184,27 @@ def test_directions_are_written_beside_the_model(server: RawServer) -> None:
     ok(server, "directions", {})
     folder = Path(ok(server, "handshake", {})["model"]["path"])
     assert (folder / DIRECTIONS_FILE).is_file()
+
+
+def test_explore_checks_its_params_and_finds_its_direction_set_once(cube_folder: Path) -> None:
+    import os
+
+    from backend.serving.dispatcher import Server
+    from backend.serving.service import ModelService
+
+    service = ModelService("cpu")
+    read_fd, write_fd = os.pipe()
+    try:
+        server = Server(service, write_fd)
+        server._model_info = service.load(str(cube_folder))
+        calls: list[str | None] = []
+        find = service.direction_set
+        service.direction_set = lambda label=None: (calls.append(label), find(label))[1]  # type: ignore[method-assign]
+        params = {"latent": np.zeros(LATENT, np.float32), "moves": [{"direction": 0, "amount": 1.0}], "label": "box",
+                  "toward": None, "blend": 0.0, "scale": 1.0, "offset": [0.0, 0.0, 0.0], "resolution": 642,
+                  "surface": "patches", "face_budget": 20000}
+        assert "mesh" in server._explore(params)
+        assert calls == ["box"], "one look-up of the direction set per request"
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
