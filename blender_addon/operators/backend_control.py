@@ -71,8 +71,9 @@ class AsksWhileFinetuning:
         wm = context.window_manager
         assert wm is not None
         return wm.invoke_confirm(self, event, title=f"{self.bl_label} while a fine-tune runs?",  # type: ignore[arg-type]
-                                 message="This stops the running fine-tune. Its model keeps the last finished "
-                                         "epoch; start the fine-tune again under the same name to resume it.",
+                                 message=f"This stops the running fine-tune after it saves its last finished "
+                                         f"epoch (up to {finetune.SAVE_WAIT_S:.0f} s); resume it from Unfinished "
+                                         f"Fine-tunes in the Fine-tune panel.",
                                  confirm_text=self.bl_label, icon="WARNING")
 
 

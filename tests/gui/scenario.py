@@ -518,6 +518,35 @@ def scenario() -> Steps:
               reports_since(mark).strip()[-200:])
         yield from shot("07_reconstructed")
 
+        # 5b. F9 on Reconstruct with more Fit Steps: a long full fit runs as a job, so Esc reaches it (item 2).
+        yield from move(*centre(viewport()))
+        yield from key("F9", 0.8)
+        fields = yield from scan_popup(depth=200)  # a shorter popup: probing far below it would close it
+        steps_at = next((y for y, text in fields if text == "0"), None)  # Fit Steps, 0 = the backend's default
+        if check("F9 popup of Reconstruct shows Fit Steps", steps_at is not None, fields):
+            mark = len(info_text())
+            yield from move(MOUSE[0], steps_at)
+            t0 = time.monotonic()
+            yield from key("RET", 0.3)
+            yield from type_text("1000")
+            ev("RET", "PRESS")
+            yield 0.03
+            ev("RET", "RELEASE")
+            queued = yield from wait_until(lambda: any(t.label == "Reconstruct" for t in jobs.pending()), 5, 0.02)
+            R["timings"]["f9_fit_steps_redo_main_thread_gap"] = max_gap(t0)
+            check("F9 Fit Steps 1000 returns at once and fits as a job (item 2)", queued is not None,
+                  f"job seen after {queued} s" if queued is not None else "ran on the main thread")
+            yield from leave_popup()
+            yield from shot("07b_f9_refit_running")
+            t0 = time.monotonic()
+            yield from key("ESC", 0.5)
+            gone = yield from wait_until(lambda: "Cancelled: Reconstruct" in reports_since(mark), 30)
+            R["timings"]["f9_esc_to_cancelled_report"] = (time.monotonic() - t0) if gone is not None else -1
+            check("Esc cancels the fit F9 started (item 2)", gone is not None and not jobs.pending(),
+                  reports_since(mark).strip()[-200:])
+            yield from key("HOME", 0.8)
+        cube = bpy.data.objects["Cube"]  # F9's undo re-read the scene: earlier references are stale
+
         # 6. Esc during a running job cancels it (item 5).
         yield from click_object(cube)
         user_window = bpy.context.window_manager.keyconfigs.user.keymaps.get("Window")
