@@ -169,9 +169,11 @@ def _show_install_progress() -> None:
 
 
 def _restart_when_free() -> float | None:
-    """Timer: stop the backend once no fine-tune runs in it, so its next start uses the new environment."""
+    """Timer: stop the backend once no fine-tune runs in it and no request awaits its reply (a sample, a fit,
+    an Explorer move), so its next start uses the new environment."""
     state = runtime()
-    if state is not None and state.job_running():
+    client = backend_process.backend.client
+    if (state is not None and state.job_running()) or (client is not None and client.in_flight()):
         return RESTART_POLL_S
     backend_process.backend.stop()
     return None

@@ -231,6 +231,14 @@ class BackendClient:
             return future
         return session.submit(method, params, timeout)
 
+    def in_flight(self) -> int:
+        """How many sent requests still await their reply (0 when the backend is not running)."""
+        session = self._session
+        if session is None:
+            return 0
+        with session.lock:
+            return len(session.pending)
+
     def call(self, method: str, params: Mapping[str, Any] | None = None, timeout: float | None = None) -> Any:
         """Send a request and wait for its result; raises BackendError (BackendTimeout past `timeout`)."""
         return self.submit(method, params, timeout).result()

@@ -23,6 +23,7 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 from .. import feedback, jobs
 from ..bpyfree import backend_process, locate
 from ..bpyfree.backend_process import Backend
+from ..bpyfree.client import BackendError
 from ..mesh_convert import MeshConvertError, object_triangles
 from ..preferences import addon_settings
 from ..properties import FINETUNE_SOURCES, FREEZE_DESCRIPTION, FREEZE_GROUPS, refresh_models, settings
@@ -118,13 +119,16 @@ def end_before_stop(backend: Backend, job_id: str, wait_s: float = SAVE_WAIT_S) 
     client = backend.client
     if client is None or not job_id or not backend.running:
         return None
-    client.call("cancel", {"job_id": job_id})
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        status = client.call("job_status", {"job_id": job_id})
-        if status.get("state") in FINAL_JOB_STATES:
-            return dict(status)
-        time.sleep(JOB_POLL_S)
+    try:  # each call bounded by what is left of wait_s: a wedged backend must not hang the stop
+        client.call("cancel", {"job_id": job_id}, timeout=wait_s)
+        while time.monotonic() < deadline:
+            status = client.call("job_status", {"job_id": job_id}, timeout=max(0.1, deadline - time.monotonic()))
+            if status.get("state") in FINAL_JOB_STATES:
+                return dict(status)
+            time.sleep(JOB_POLL_S)
+    except BackendError:  # no answer in time, or the backend is gone: the stop goes on and ends it
+        pass
     return None
 
 

@@ -76,3 +76,58 @@ def test_stop_waits_as_long_as_the_server_gives_a_cancelled_job() -> None:
     from blender_addon.operators.finetune import SAVE_WAIT_S
 
     assert SAVE_WAIT_S == JOB_STOP_WAIT_S
+
+
+def _stopped_backend(bpy: Any) -> Any:
+    """The real backend, started by a sample, then frozen by the OS (SIGSTOP): a backend that answers nothing."""
+    import os
+    import signal
+
+    from blender_addon.bpyfree import backend_process
+
+    assert bpy.ops.atlasvae.sample(count=1) == {"FINISHED"}
+    client = backend_process.backend.client
+    assert client is not None and client.pid
+    os.kill(client.pid, signal.SIGSTOP)
+    return client
+
+
+def test_stop_does_not_hang_on_a_backend_that_no_longer_answers(scene: Any, bpy_module: Any) -> None:
+    import os
+    import signal
+    import threading
+
+    from blender_addon.bpyfree import backend_process
+    from blender_addon.operators.finetune import end_before_stop
+
+    client = _stopped_backend(bpy_module)
+    ended: list[Any] = []
+    worker = threading.Thread(target=lambda: ended.append(end_before_stop(backend_process.backend, "job-1", 1.0)))
+    try:
+        worker.start()
+        worker.join(timeout=60.0)  # only so that a hang fails instead of blocking the suite
+        assert not worker.is_alive(), "end_before_stop waited on a backend that does not answer"
+        assert ended == [None], "no job status: the stop goes on and ends the backend"
+    finally:
+        os.kill(client.pid, signal.SIGCONT)
+        worker.join()
+
+
+def test_an_install_restart_waits_for_requests_in_flight(scene: Any, bpy_module: Any) -> None:
+    import os
+    import signal
+
+    from blender_addon import preferences
+    from blender_addon.bpyfree import backend_process
+
+    client = _stopped_backend(bpy_module)
+    try:
+        reply = client.submit("list_models")
+        assert client.in_flight() == 1
+        assert preferences._restart_when_free() == preferences.RESTART_POLL_S, "would kill the request"
+        assert backend_process.backend.client is client
+    finally:
+        os.kill(client.pid, signal.SIGCONT)
+    assert "models" in reply.result(timeout=60.0)
+    assert client.in_flight() == 0
+    assert preferences._restart_when_free() is None and backend_process.backend.client is None
