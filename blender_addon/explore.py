@@ -33,7 +33,7 @@ from .bpyfree import locate
 from .bpyfree.backend_process import Backend, LaunchConfig, backend, error_text
 from .bpyfree.explorer import (
     DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Position, Request, Shape,
-    amounts_of, decode_latent, explore_params, random_amounts, same_model,
+    RANDOM_SPREAD, amounts_of, decode_latent, explore_params, random_amounts, same_model,
 )
 from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
@@ -636,13 +636,14 @@ class ATLASVAE_OT_explore_commit(_ExplorerOperator):
 
 
 class ATLASVAE_OT_explore_randomise(_ExplorerOperator):
-    """Move every slider to a random position (a draw from the model's spread of training shapes)"""
+    """Set every slider to a random draw of about one standard deviation (normal), away from the result as made"""
 
     bl_idname = "atlasvae.explore_randomise"
     bl_label = "Randomise"
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        return _jump(self, context, lambda live: random_amounts(live.table, np.random.default_rng()), None)
+        return _jump(self, context, lambda live: random_amounts(live.table, np.random.default_rng(), RANDOM_SPREAD),
+                     None)
 
 
 class ATLASVAE_OT_explore_reset(_ExplorerOperator):

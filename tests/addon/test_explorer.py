@@ -462,3 +462,12 @@ def test_directions_are_fetched_again_when_the_weights_change(explorable: Any, e
         assert second is not None and second is not first, "the cache follows the weights"
     finally:
         os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_randomise_says_what_it_does(addon: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+    from blender_addon.bpyfree.explorer import RANDOM_SPREAD
+
+    text = explore.ATLASVAE_OT_explore_randomise.__doc__ or ""
+    assert "standard deviation" in text and "training shapes" not in text, "small moves, not a new sample"
+    assert RANDOM_SPREAD == 1.0 and "one standard deviation" in text
