@@ -16,6 +16,7 @@ stored values, which undo restores with the mesh.
 from __future__ import annotations
 
 import queue
+from collections import deque
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 PREFIX = "atlasvae_"
 POLL_S = 0.004  # how often the timer looks for replies while a request is out
 SETTLE_TIMEOUT_S = 60.0
+TIMINGS_KEPT = 1000  # a session's latest reply timings (a long drag makes thousands)
 STATE_KEYS = ("amounts", "blend", "explored_latent", "toward", "toward_name")  # what a commit writes beside the mesh
 SHAPE_KEYS = ("latent", "scale", "offset", "frame", "label", "model_path")  # what makes a result explorable
 DRAG_EVENTS = {"MOUSEMOVE", "INBETWEEN_MOUSEMOVE", "TIMER", "TIMER_REPORT", "TIMERREGION", "NONE",
@@ -202,7 +204,8 @@ class Session:
     coalescer: Coalescer = field(default_factory=Coalescer)
     replies: queue.SimpleQueue[Reply] = field(default_factory=queue.SimpleQueue)
     changed_at: dict[int, float] = field(default_factory=dict)  # request serial -> when its slider moved
-    timings: list[tuple[float, float, int]] = field(default_factory=list)  # (latency s, apply s, vertices)
+    timings: deque[tuple[float, float, int]] = field(  # the latest (latency s, apply s, vertices)
+        default_factory=lambda: deque(maxlen=TIMINGS_KEPT))
 
     def find(self) -> bpy.types.Object | None:
         obj = bpy.data.objects.get(self.ref[0])
@@ -784,9 +787,10 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
         if folder is None:
             layout.label(text=f"Model '{shape.model_name}' not found", icon="ERROR")
             return
-        config = replace(launch_config(settings(context)), model_path=folder)
         key = table_key(folder, shape.label)
-        table = directions(config, shape.label)
+        table = _tables.get(key)  # every redraw of a drag: the cache first, the launch config only on a miss
+        if table is None:
+            table = directions(replace(launch_config(settings(context)), model_path=folder), shape.label)
         if table is None:
             error = _table_errors.get(key)
             if error:

@@ -471,3 +471,21 @@ def test_randomise_says_what_it_does(addon: Any, bpy_module: Any) -> None:
     text = explore.ATLASVAE_OT_explore_randomise.__doc__ or ""
     assert "standard deviation" in text and "training shapes" not in text, "small moves, not a new sample"
     assert RANDOM_SPREAD == 1.0 and "one standard deviation" in text
+
+
+def test_a_redraw_during_a_drag_reads_the_cached_directions_only(explorable: Any, bpy_module: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    sliders(bpy).amounts[0] = 0.5  # fetches the directions
+    explore.settle()
+    live = explore.session()
+    assert live is not None and live.timings.maxlen == explore.TIMINGS_KEPT, "a long drag keeps a bounded record"
+
+    def no_config(*_args: Any) -> None:
+        raise AssertionError("the panel built a launch config although the directions are cached")
+
+    monkeypatch.setattr(explore, "launch_config", no_config)
+    drawn = draw(bpy, explore.VIEW3D_PT_atlasvae_explore)
+    assert drawn["props"].count("amounts") == len(live.table.directions)
