@@ -16,9 +16,9 @@ stored values, which undo restores with the mesh.
 from __future__ import annotations
 
 import queue
-from collections import deque
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,8 +33,8 @@ from . import feedback, jobs
 from .bpyfree import locate
 from .bpyfree.backend_process import Backend, LaunchConfig, backend, error_text
 from .bpyfree.explorer import (
-    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Position, Request, Shape,
-    RANDOM_SPREAD, amounts_of, decode_latent, explore_params, random_amounts, same_model,
+    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, RANDOM_SPREAD, Coalescer, DirectionTable, Position, Request,
+    Shape, amounts_of, decode_latent, explore_params, random_amounts, same_model,
 )
 from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
