@@ -253,9 +253,10 @@ def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocki
     if obj is None:
         return None
     live = session_of(obj)
-    if live is not None:
+    if live is not None and (not live.idle()
+                             or _tables.get(table_key(str(live.config.model_path), live.shape.label)) is live.table):
         _current[0] = live.ref
-        return live
+        return live  # else the model's weights changed since it was bound: bound again with their directions
     shape = shape_of(obj)
     if shape is None:
         return None

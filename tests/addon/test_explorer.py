@@ -452,6 +452,8 @@ def test_directions_are_fetched_again_when_the_weights_change(explorable: Any, e
     import bpy
 
     config = replace(launch_config(settings(bpy.context)), model_path=str(explore_model))
+    bpy.context.window_manager.atlasvae_explorer.amounts[0] = 0.5  # a session bound to the first table
+    explore.settle()
     first = explore.directions(config, None, blocking=True)
     assert explore.directions(config, None) is first, "cached"
     weights = explore_model / "model.safetensors"
@@ -460,6 +462,11 @@ def test_directions_are_fetched_again_when_the_weights_change(explorable: Any, e
     try:
         second = explore.directions(config, None, blocking=True)
         assert second is not None and second is not first, "the cache follows the weights"
+        live = explore.session()
+        os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 4_000_000_000))  # and again, with a session bound
+        bpy.context.window_manager.atlasvae_explorer.amounts[0] = 0.25
+        explore.settle()
+        assert explore.session() is not live and explore.session().table is not second, "the session rebinds"
     finally:
         os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
 
