@@ -18,6 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,8 +33,8 @@ from . import feedback, jobs
 from .bpyfree import locate
 from .bpyfree.backend_process import Backend, LaunchConfig, backend, error_text
 from .bpyfree.explorer import (
-    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, Coalescer, DirectionTable, Position, Request, Shape,
-    amounts_of, decode_latent, explore_params, random_amounts, same_model,
+    DEFAULT_MAX_AMOUNT, LIVE_SURFACE, MAX_SLIDERS, RANDOM_SPREAD, Coalescer, DirectionTable, Position, Request,
+    Shape, amounts_of, decode_latent, explore_params, random_amounts, same_model,
 )
 from .bpyfree.uvs import template_uvs
 from .bpyfree.wire import decode_mesh
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 PREFIX = "atlasvae_"
 POLL_S = 0.004  # how often the timer looks for replies while a request is out
 SETTLE_TIMEOUT_S = 60.0
+TIMINGS_KEPT = 1000  # a session's latest reply timings (a long drag makes thousands)
 STATE_KEYS = ("amounts", "blend", "explored_latent", "toward", "toward_name")  # what a commit writes beside the mesh
 SHAPE_KEYS = ("latent", "scale", "offset", "frame", "label", "model_path")  # what makes a result explorable
 DRAG_EVENTS = {"MOUSEMOVE", "INBETWEEN_MOUSEMOVE", "TIMER", "TIMER_REPORT", "TIMERREGION", "NONE",
@@ -202,7 +204,8 @@ class Session:
     coalescer: Coalescer = field(default_factory=Coalescer)
     replies: queue.SimpleQueue[Reply] = field(default_factory=queue.SimpleQueue)
     changed_at: dict[int, float] = field(default_factory=dict)  # request serial -> when its slider moved
-    timings: list[tuple[float, float, int]] = field(default_factory=list)  # (latency s, apply s, vertices)
+    timings: deque[tuple[float, float, int]] = field(  # the latest (latency s, apply s, vertices)
+        default_factory=lambda: deque(maxlen=TIMINGS_KEPT))
 
     def find(self) -> bpy.types.Object | None:
         obj = bpy.data.objects.get(self.ref[0])
@@ -250,9 +253,10 @@ def session_for(context: bpy.types.Context, obj: bpy.types.Object | None, blocki
     if obj is None:
         return None
     live = session_of(obj)
-    if live is not None:
+    if live is not None and (not live.idle()
+                             or _tables.get(table_key(str(live.config.model_path), live.shape.label)) is live.table):
         _current[0] = live.ref
-        return live
+        return live  # else the model's weights changed since it was bound: bound again with their directions
     shape = shape_of(obj)
     if shape is None:
         return None
@@ -636,13 +640,14 @@ class ATLASVAE_OT_explore_commit(_ExplorerOperator):
 
 
 class ATLASVAE_OT_explore_randomise(_ExplorerOperator):
-    """Move every slider to a random position (a draw from the model's spread of training shapes)"""
+    """Set every slider to a random draw of about one standard deviation (normal), away from the result as made"""
 
     bl_idname = "atlasvae.explore_randomise"
     bl_label = "Randomise"
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        return _jump(self, context, lambda live: random_amounts(live.table, np.random.default_rng()), None)
+        return _jump(self, context, lambda live: random_amounts(live.table, np.random.default_rng(), RANDOM_SPREAD),
+                     None)
 
 
 class ATLASVAE_OT_explore_reset(_ExplorerOperator):
@@ -783,9 +788,10 @@ class VIEW3D_PT_atlasvae_explore(bpy.types.Panel):
         if folder is None:
             layout.label(text=f"Model '{shape.model_name}' not found", icon="ERROR")
             return
-        config = replace(launch_config(settings(context)), model_path=folder)
         key = table_key(folder, shape.label)
-        table = directions(config, shape.label)
+        table = _tables.get(key)  # every redraw of a drag: the cache first, the launch config only on a miss
+        if table is None:
+            table = directions(replace(launch_config(settings(context)), model_path=folder), shape.label)
         if table is None:
             error = _table_errors.get(key)
             if error:

@@ -23,6 +23,7 @@ import numpy as np
 MAX_SLIDERS = 8  # one slider per direction: backend/limits.py MAX_DIRECTIONS (tests/addon/test_option_pins.py)
 DEFAULT_MAX_AMOUNT = 3.0  # sigmas, until the backend's `directions` reply says otherwise
 LIVE_SURFACE = "patches"  # during a drag: the decoded patches, fast enough to follow the mouse
+RANDOM_SPREAD = 1.0  # Randomise: each slider a normal draw of this many sigmas (the result as made at 0)
 
 
 def encode_latent(latent: Any) -> str:
@@ -289,8 +290,9 @@ def amounts_of(values: Sequence[float], count: int) -> list[float]:
     return out + [0.0] * (count - len(out))
 
 
-def random_amounts(table: DirectionTable, rng: np.random.Generator, spread: float = 1.0) -> list[float]:
-    """Randomise's slider values: one draw per direction from a normal of `spread` sigmas, within the
-    table's max_amount and rounded to hundredths (as a slider shows them)."""
+def random_amounts(table: DirectionTable, rng: np.random.Generator, spread: float = RANDOM_SPREAD) -> list[float]:
+    """Randomise's slider values: one draw per direction from N(0, `spread`) in sigmas, so the shape moves
+    that far from the result as made (not a fresh sample of the model), within the table's max_amount and
+    rounded to hundredths (as a slider shows them)."""
     draws = rng.normal(0.0, spread, size=len(table.directions))
     return [round(float(np.clip(d, -table.max_amount, table.max_amount)), 2) for d in draws]

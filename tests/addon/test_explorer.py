@@ -452,6 +452,8 @@ def test_directions_are_fetched_again_when_the_weights_change(explorable: Any, e
     import bpy
 
     config = replace(launch_config(settings(bpy.context)), model_path=str(explore_model))
+    bpy.context.window_manager.atlasvae_explorer.amounts[0] = 0.5  # a session bound to the first table
+    explore.settle()
     first = explore.directions(config, None, blocking=True)
     assert explore.directions(config, None) is first, "cached"
     weights = explore_model / "model.safetensors"
@@ -460,5 +462,37 @@ def test_directions_are_fetched_again_when_the_weights_change(explorable: Any, e
     try:
         second = explore.directions(config, None, blocking=True)
         assert second is not None and second is not first, "the cache follows the weights"
+        live = explore.session()
+        os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 4_000_000_000))  # and again, with a session bound
+        bpy.context.window_manager.atlasvae_explorer.amounts[0] = 0.25
+        explore.settle()
+        assert explore.session() is not live and explore.session().table is not second, "the session rebinds"
     finally:
         os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_randomise_says_what_it_does(addon: Any, bpy_module: Any) -> None:
+    from blender_addon import explore
+    from blender_addon.bpyfree.explorer import RANDOM_SPREAD
+
+    text = explore.ATLASVAE_OT_explore_randomise.__doc__ or ""
+    assert "standard deviation" in text and "training shapes" not in text, "small moves, not a new sample"
+    assert RANDOM_SPREAD == 1.0 and "one standard deviation" in text
+
+
+def test_a_redraw_during_a_drag_reads_the_cached_directions_only(explorable: Any, bpy_module: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from blender_addon import explore
+
+    bpy = bpy_module
+    sliders(bpy).amounts[0] = 0.5  # fetches the directions
+    explore.settle()
+    live = explore.session()
+    assert live is not None and live.timings.maxlen == explore.TIMINGS_KEPT, "a long drag keeps a bounded record"
+
+    def no_config(*_args: Any) -> None:
+        raise AssertionError("the panel built a launch config although the directions are cached")
+
+    monkeypatch.setattr(explore, "launch_config", no_config)
+    drawn = draw(bpy, explore.VIEW3D_PT_atlasvae_explore)
+    assert drawn["props"].count("amounts") == len(live.table.directions)
