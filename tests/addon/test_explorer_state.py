@@ -50,41 +50,43 @@ def test_finishing_a_request_that_is_not_in_flight_is_refused() -> None:
 
 
 def test_offers_from_one_thread_and_replies_on_another_never_send_two_at_once() -> None:
+    """The main thread offers while a reader thread finishes requests, both at once; no two requests are ever
+    out together and the last one sent is the newest position."""
     c = Coalescer()
-    in_flight = [0]
-    most = [0]
+    out: list = []  # requests sent and not yet answered
     lock = threading.Lock()
-    sent: list = []
+    most = [0]
+    last_sent: list = []
+    stop = threading.Event()
 
     def send(request: object) -> None:
         with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        sent.append(request)
+            out.append(request)
+            most[0] = max(most[0], len(out))
+            last_sent[:] = [request]
 
-    def replies() -> None:
-        done = 0
-        while done < 200:
-            if sent:
-                request = sent.pop(0)
-                with lock:
-                    in_flight[0] -= 1
-                nxt = c.finished(request)
-                if nxt is not None:
-                    send(nxt)
-                done += 1
-            elif c.idle():
-                return
+    def reader() -> None:  # the backend answers as fast as it can
+        while not (stop.is_set() and c.idle()):
+            with lock:
+                request = out.pop(0) if out else None
+            if request is None:
+                continue
+            nxt = c.finished(request)
+            if nxt is not None:
+                send(nxt)
 
-    for n in range(500):
+    worker = threading.Thread(target=reader)
+    worker.start()
+    for n in range(2000):
         request, now = c.offer({"n": n})
         if now:
             send(request)
-        if n % 50 == 0:
-            worker = threading.Thread(target=replies)
-            worker.start()
-            worker.join()
-    assert most[0] == 1
+    stop.set()
+    worker.join(timeout=60.0)
+    assert not worker.is_alive(), "the reader never saw the coalescer idle"
+    assert most[0] == 1, "two requests were out at once"
+    assert last_sent[0].params == {"n": 1999}, "the newest position was not the last one sent"
+    assert c.sent + c.replaced == 2000
 
 
 def test_latents_round_trip_and_bad_ones_are_named() -> None:
