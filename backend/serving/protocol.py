@@ -226,14 +226,18 @@ def _count(obj: Mapping[str, Any], key: str, name: str) -> int:
     return value
 
 
-def _array(obj: Mapping[str, Any], key: str, name: str, dtype: str, count: int) -> np.ndarray:
-    text = obj.get(key)
-    if not isinstance(text, str):
-        raise invalid_params(f"param '{name}.{key}' must be a base64 string, got {type(text).__name__}")
+def _base64(value: Any, name: str, kind: str = "a base64 string") -> bytes:
+    """The bytes of a base64 field of a request; an invalid-params error naming param `name` otherwise."""
+    if not isinstance(value, str):
+        raise invalid_params(f"param '{name}' must be {kind}, got {type(value).__name__}")
     try:
-        raw = base64.b64decode(text, validate=True)
+        return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise invalid_params(f"param '{name}.{key}' is not valid base64 ({exc})") from None
+        raise invalid_params(f"param '{name}' is not valid base64 ({exc})") from None
+
+
+def _array(obj: Mapping[str, Any], key: str, name: str, dtype: str, count: int) -> np.ndarray:
+    raw = _base64(obj.get(key), f"{name}.{key}")
     expected = count * 3 * 4
     if len(raw) != expected:
         count_key = "vertex_count" if key == "vertices" else "face_count"
@@ -311,12 +315,7 @@ def _fmt(bound: float) -> str:
 def decode_latent(value: Any, name: str) -> np.ndarray:
     """A base64 little-endian float32 latent code -> float64 (D,); an invalid-params error naming `name` if it
     is not base64, not whole float32 values, empty, or holds NaN or infinity."""
-    if not isinstance(value, str):
-        raise invalid_params(f"param '{name}' must be {_KIND_WORDS['latent']}, got {type(value).__name__}")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise invalid_params(f"param '{name}' is not valid base64 ({exc})") from None
+    raw = _base64(value, name, _KIND_WORDS["latent"])
     if not raw or len(raw) % 4:
         raise invalid_params(f"param '{name}' holds {len(raw)} bytes: a latent code is one or more float32 "
                              f"values (4 bytes each)")

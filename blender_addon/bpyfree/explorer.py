@@ -12,13 +12,14 @@ stale one queued behind it. Nothing here imports bpy or torch: plain pytest driv
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from .wire import base64_bytes
 
 MAX_SLIDERS = 8  # one slider per direction: backend/limits.py MAX_DIRECTIONS (tests/addon/test_option_pins.py)
 DEFAULT_MAX_AMOUNT = 3.0  # sigmas, until the backend's `directions` reply says otherwise
@@ -38,12 +39,7 @@ def encode_latent(latent: Any) -> str:
 
 def decode_latent(text: Any, name: str = "latent") -> np.ndarray:
     """The wire's base64 float32 latent as a (D,) float32 array; ValueError naming `name` when malformed."""
-    if not isinstance(text, str):
-        raise ValueError(f"{name} must be a base64 string, got {type(text).__name__}")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"{name} is not valid base64 ({exc})") from None
+    raw = base64_bytes(text, name)
     if not raw or len(raw) % 4:
         raise ValueError(f"{name} holds {len(raw)} bytes, not a whole number of float32 values")
     return np.frombuffer(raw, dtype="<f4").astype(np.float32)

@@ -30,17 +30,21 @@ def encode_mesh(vertices: Any, faces: Any) -> dict[str, Any]:
             "vertex_count": int(v32.shape[0]), "face_count": int(f32.shape[0])}
 
 
+def base64_bytes(text: Any, what: str) -> bytes:
+    """The bytes of a base64 field of a reply; ValueError naming `what` when it is not base64 text."""
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be a base64 string, got {type(text).__name__}")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{what} is not valid base64 ({exc})") from None
+
+
 def _array(obj: Mapping[str, Any], key: str, count_key: str, dtype: str) -> np.ndarray:
     count = obj.get(count_key)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"mesh {count_key!r} must be a non-negative integer, got {count!r}")
-    text = obj.get(key)
-    if not isinstance(text, str):
-        raise ValueError(f"mesh {key!r} must be a base64 string, got {type(text).__name__}")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"mesh {key!r} is not valid base64 ({exc})") from None
+    raw = base64_bytes(obj.get(key), f"mesh {key!r}")
     if len(raw) != count * 12:
         raise ValueError(f"mesh {key!r} holds {len(raw)} bytes but {count_key} {count} needs {count * 12}")
     return np.frombuffer(raw, dtype=dtype).reshape(count, 3).astype(dtype[1:], copy=True)
