@@ -102,6 +102,8 @@ class AtlasVAEPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        layout.use_property_split = True  # labels in their own column, as Blender's own preferences (none cut)
+        layout.use_property_decorate = False
         layout.prop(self, "python_path")
         layout.prop(self, "device")
         layout.prop(self, "user_dir")
