@@ -56,6 +56,17 @@ def move(x: float, y: float) -> Steps:
     yield 0.08
 
 
+def press_and_drag(at: tuple[float, float], steps: int) -> Steps:
+    """Press the left button at `at` and move right 4 px a step, the button held (no release)."""
+    yield from move(*at)
+    ev("LEFTMOUSE", "PRESS")
+    yield 0.05
+    for _step in range(steps):
+        MOUSE[0] += 4
+        ev("MOUSEMOVE", "NOTHING")
+        yield 0.05
+
+
 def key(kind: str, wait: float = 0.15, **kw: Any) -> Steps:
     ev(kind, "PRESS", **kw)
     yield 0.03
@@ -297,13 +308,7 @@ def explorer_step(name: str) -> Steps:
         return
     before = positions(obj)
     t0 = time.monotonic()
-    yield from move(*found)
-    ev("LEFTMOUSE", "PRESS")
-    yield 0.05
-    for _step in range(15):
-        MOUSE[0] += 4
-        ev("MOUSEMOVE", "NOTHING")
-        yield 0.05
+    yield from press_and_drag(found, 15)
     yield 0.3
     obj = bpy.data.objects[name]
     check("dragging an Explorer slider reshapes the result while the mouse moves", positions(obj) != before,
@@ -349,13 +354,7 @@ def explorer_step(name: str) -> Steps:
     check("Ctrl+Z after the typed value gives the shape before it back", restored is not None)
 
     # Esc mid-drag gives the slider its old value back and the shape too.
-    yield from move(*found)
-    ev("LEFTMOUSE", "PRESS")
-    yield 0.05
-    for _step in range(8):
-        MOUSE[0] += 4
-        ev("MOUSEMOVE", "NOTHING")
-        yield 0.05
+    yield from press_and_drag(found, 8)
     yield 0.5
     moved = positions(bpy.data.objects[name]) != before
     yield from key("ESC", 0.3)
